@@ -1,0 +1,60 @@
+# `make demo` and `make test` set everything up on a fresh Debian machine and do their job.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+DEBS := auditd laurel python3-audit strace
+DEMO_HOME := $(CURDIR)/.home/demo
+DEMO_LOG := tests/data/pipeline.audit.log
+DEMO_OUTPUT := /tmp/ursprung-fixture/final/result.txt
+
+.PHONY: all setup debs venv node demo test lint bench clean
+
+all: test
+
+setup: debs venv node
+
+# Debian packages: the kernel audit tools, the benchmark's anchors, strace and Node.js
+# (Neo4j's Cypher grammar checker). Installed only when missing; needs root for apt-get.
+debs:
+	@missing=""; \
+	for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "warning: missing Debian packages (need root to install):$$missing"; fi; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+node: tools/cypher-lint/node_modules/.installed
+
+tools/cypher-lint/node_modules/.installed: tools/cypher-lint/package.json tools/cypher-lint/package-lock.json
+	npm ci --prefix tools/cypher-lint --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: setup
+	@rm -rf $(DEMO_HOME)
+	URSPRUNG_HOME=$(DEMO_HOME) $(VENV)/bin/ursprung import --host demo --no-progress $(DEMO_LOG)
+	URSPRUNG_HOME=$(DEMO_HOME) $(VENV)/bin/ursprung lineage --host demo $(DEMO_OUTPUT)
+	URSPRUNG_HOME=$(DEMO_HOME) $(VENV)/bin/ursprung db stop
+
+lint: venv
+	$(VENV)/bin/ruff check ursprung_graph tests bench
+
+test: setup lint
+	$(VENV)/bin/pytest -q
+
+bench: setup
+	$(PY) bench/bench_parse.py
+
+clean:
+	rm -rf $(VENV) .home tools/cypher-lint/node_modules

@@ -1,0 +1,57 @@
+"""`ursprung db`: the embedded graph store."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..config import load_settings
+from ..store import embedded_server
+from .common import open_graph
+
+
+@click.group()
+def db() -> None:
+    """Start, stop or inspect the embedded graph store."""
+
+
+@db.command("start")
+def db_start() -> None:
+    """Start the embedded FalkorDB server (data under $URSPRUNG_HOME)."""
+    server = embedded_server(load_settings())
+    started = server.start()
+    click.echo(f"{'started' if started else 'already running'}: pid {server.pid()}, "
+               f"socket {server.socket}")
+
+
+@db.command("stop")
+def db_stop() -> None:
+    """Stop the embedded server (it flushes its append-only file first)."""
+    server = embedded_server(load_settings())
+    click.echo("stopped" if server.stop() else "not running")
+
+
+@db.command("status")
+def db_status() -> None:
+    """Say whether the embedded server runs, and where."""
+    settings = load_settings()
+    server = embedded_server(settings)
+    if server.is_running():
+        click.echo(f"running: pid {server.pid()}, socket {server.socket}, data {server.data_dir}")
+    else:
+        click.echo(f"not running (data {server.data_dir})")
+        sys.exit(3)
+
+
+@db.command("reset")
+@click.confirmation_option(prompt="Delete the whole graph and all import checkpoints?")
+def db_reset() -> None:
+    """Delete the graph and the import checkpoints."""
+    settings = load_settings()
+    open_graph(settings).clear()
+    for ckpt in settings.checkpoint_dir.glob("*.ckpt"):
+        ckpt.unlink()
+    click.echo("graph and checkpoints deleted")
+
+

@@ -1,0 +1,76 @@
+"""`ursprung import`: audit logs into the graph."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..config import load_settings
+from ..ingest.checkpoint import CheckpointStore
+from ..ingest.importer import (
+    DEFAULT_CHUNK_EVENTS,
+    ImportStats,
+    default_host,
+    import_file,
+    import_stream,
+)
+from .common import open_graph
+
+
+@click.command("import")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--source", type=click.Choice(["auditd"]), default="auditd", show_default=True,
+              help="Format of the input.")
+@click.option("--host", default=None,
+              help="Host of records without a node= prefix [default: this machine's name].")
+@click.option("--from-start", is_flag=True, help="Ignore checkpoints and read from the start.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar [default: when stderr is a terminal].")
+@click.option("--chunk-events", type=click.IntRange(1), default=DEFAULT_CHUNK_EVENTS,
+              show_default=True, help="Events per store write and checkpoint.")
+def import_cmd(paths: tuple[str, ...], source: str, host: str | None, from_start: bool,
+               progress: bool | None, chunk_events: int) -> None:
+    """Import audit logs (PATH... or - for stdin) into the graph.
+
+    A file import resumes from its checkpoint: run it again after an interruption and it
+    continues where the store's data ends. Undecodable input becomes dead letters
+    (DeadLetter nodes with the reason) and never stops the import.
+    """
+    from tqdm import tqdm
+
+    settings = load_settings()
+    host = host or default_host()
+    store = open_graph(settings)
+    checkpoints = CheckpointStore(settings.checkpoint_dir)
+    show = sys.stderr.isatty() if progress is None else progress
+    total = ImportStats()
+    for name in paths:
+        if name == "-":
+            with tqdm(unit="B", unit_scale=True, disable=not show, desc="stdin") as bar:
+                stats = import_stream(store, sys.stdin.buffer, host=host, progress=bar.update,
+                                      chunk_events=chunk_events)
+        else:
+            path = Path(name)
+            if not path.is_file():
+                raise click.ClickException(f"{name}: no such file")
+            with tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
+                      disable=not show, desc=path.name) as bar:
+                stats = import_file(store, path, host=host, checkpoints=checkpoints,
+                                    from_start=from_start, progress=bar.update,
+                                    chunk_events=chunk_events)
+            if stats.resumed_from:
+                click.echo(f"{name}: resumed at byte {stats.resumed_from:,}", err=True)
+        for attr in ("records", "events", "dead_letters", "bytes", "seconds"):
+            setattr(total, attr, getattr(total, attr) + getattr(stats, attr))
+    click.echo(
+        f"imported {total.records:,} audit records -> {total.events:,} events, "
+        f"{total.dead_letters:,} dead letters, in {total.seconds:.2f}s "
+        f"({total.records_per_second:,.0f} records/s)"
+    )
+    if total.dead_letters:
+        click.echo("dead letters: ursprung cypher 'MATCH (d:DeadLetter) "
+                   "RETURN d.where, d.reason LIMIT 20'", err=True)
+
+

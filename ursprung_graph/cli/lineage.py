@@ -1,0 +1,76 @@
+"""`ursprung lineage`: where a file came from, what it went into."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from ..query.lineage import DEFAULT_DEPTH, AmbiguousPath, find_file, lineage
+from .common import open_graph
+
+
+@click.command("lineage")
+@click.argument("path")
+@click.option("--host", default=None, help="Host of PATH, when several hosts have it.")
+@click.option("--direction", type=click.Choice(["up", "down"]), default="up",
+              show_default=True, help="up: where it came from; down: what it went into.")
+@click.option("--depth", type=click.IntRange(1, 1000), default=DEFAULT_DEPTH,
+              show_default=True, help="Maximum number of hops.")
+@click.option("--json", "as_json", is_flag=True, help="Print {root, nodes, edges} as JSON.")
+def lineage_cmd(path: str, host: str | None, direction: str, depth: int,
+                as_json: bool) -> None:
+    """Upstream or downstream lineage of a file, respecting time."""
+    store = open_graph()
+    try:
+        root = find_file(store, path, host)
+    except AmbiguousPath as exc:
+        raise click.UsageError(str(exc)) from exc
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    result = lineage(store, root, direction=direction, depth=depth)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    _print_lineage(path, result.to_dict())
+
+
+def _when(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    if ns == 0:
+        return "(before capture)"
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _print_lineage(path: str, result: dict[str, Any]) -> None:
+    word = "upstream" if result["direction"] == "up" else "downstream"
+    nodes = [n for n in result["nodes"] if n["id"] != result["root"]]
+    first_seen: dict[str, int] = {}
+    for edge in result["edges"]:
+        for end in (edge["source"], edge["target"]):
+            first_seen[end] = min(first_seen.get(end, edge["first"]), edge["first"])
+    files = [n for n in nodes if n["kind"] == "file"]
+    procs = [n for n in nodes if n["kind"] == "process"]
+    other = [n for n in nodes if n["kind"] not in ("file", "process")]
+    click.echo(f"{word} of {path}: {len(files)} files, {len(procs)} processes, "
+               f"{len(other)} pipes and sockets")
+    click.echo("\nfiles:")
+    for n in sorted(files, key=lambda n: n.get("path", "")):
+        click.echo(f"  {n.get('path')}  [{n.get('host') or n.get('fs')}]")
+    click.echo("\nprocesses (by first activity):")
+    for n in sorted(procs, key=lambda n: first_seen.get(n["id"], 0)):
+        cmd = n.get("cmdline") or n.get("exe") or "?"
+        cmd = cmd if len(cmd) <= 100 else cmd[:97] + "..."
+        click.echo(f"  {_when(first_seen.get(n['id']))}  {n.get('host')} pid {n.get('pid')}: "
+                   f"{cmd}")
+    if other:
+        click.echo("\npipes and sockets:")
+        for n in other:
+            label = (f"{n.get('address')}:{n.get('port')}" if n["kind"] == "endpoint"
+                     else n["id"])
+            click.echo(f"  {n['kind']} {label}")
+
+

@@ -1,0 +1,9 @@
+"""The auditd collector: raw audit records (log file or audisp stdin) -> normalized events.
+
+`records` parses the text format into syscall events, `model` replays them into provenance
+events, `source` cuts the stream into resumable chunks.
+"""
+
+from .source import AuditdSource, Chunk, normalize_file
+
+__all__ = ["AuditdSource", "Chunk", "normalize_file"]

@@ -1,0 +1,228 @@
+"""Normalized events -> idempotent graph upserts.
+
+A batch of events is folded into rows first (one row per node and per edge, with the min of
+first-seen and the max of last-seen times), so a busy log in which a shell opens the same
+library a thousand times costs one row. Each row kind has one ``UNWIND $rows ... MERGE``
+statement whose updates are idempotent: replaying a batch, in any order relative to others,
+leaves the graph unchanged.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from ..schema import graph as g
+from ..schema.event import DeadLetter, Event, Kind
+from ..store.cypher import Cypher
+
+ROWS_PER_STATEMENT = 2000
+
+_MIN_FIRST = "CASE WHEN {v}.first IS NULL OR r.first < {v}.first THEN r.first ELSE {v}.first END"
+_MAX_LAST = "CASE WHEN {v}.last IS NULL OR r.last > {v}.last THEN r.last ELSE {v}.last END"
+
+
+def _span(v: str) -> str:
+    return f"{v}.first = {_MIN_FIRST.format(v=v)}, {v}.last = {_MAX_LAST.format(v=v)}"
+
+
+UPSERT_PROCESSES = Cypher(
+    "UNWIND $rows AS r "
+    "MERGE (h:Host {name: r.host}) "
+    "MERGE (p:Process {key: r.key}) "
+    "ON CREATE SET p.host = r.host, p.pid = r.pid, p.start = r.start "
+    f"SET {_span('p')} "
+    "MERGE (p)-[:RAN_ON]->(h)"
+)
+
+#: The program and command line of a process change at exec: the latest one wins.
+UPDATE_PROCESS_INFO = Cypher(
+    "UNWIND $rows AS r "
+    "MATCH (p:Process {key: r.key}) "
+    "WITH p, r WHERE p.info_ts IS NULL OR r.info_ts >= p.info_ts "
+    "SET p.info_ts = r.info_ts, p.exe = r.exe, p.argv = r.argv, p.cmdline = r.cmdline, "
+    "p.cwd = r.cwd, p.uid = r.uid, p.euid = r.euid, p.ppid = r.ppid"
+)
+
+UPDATE_PROCESS_END = Cypher(
+    "UNWIND $rows AS r "
+    "MATCH (p:Process {key: r.key}) "
+    "SET p.end = r.end, p.exit_code = r.exit_code"
+)
+
+UPSERT_FILES = Cypher(
+    "UNWIND $rows AS r "
+    "MERGE (f:File {key: r.key}) "
+    "ON CREATE SET f.path = r.path, f.host = r.host, f.fs = r.fs, f.name = r.name "
+    f"SET {_span('f')}"
+)
+
+UPSERT_PIPES = Cypher(
+    "UNWIND $rows AS r "
+    "MERGE (x:Pipe {key: r.key}) "
+    "ON CREATE SET x.host = r.host, x.id = r.id "
+    f"SET {_span('x')}"
+)
+
+UPSERT_ENDPOINTS = Cypher(
+    "UNWIND $rows AS r "
+    "MERGE (x:Endpoint {key: r.key}) "
+    "ON CREATE SET x.host = r.host, x.family = r.family, x.address = r.address, "
+    "x.port = r.port "
+    f"SET {_span('x')}"
+)
+
+UPSERT_DEAD_LETTERS = Cypher(
+    "UNWIND $rows AS r "
+    "MERGE (d:DeadLetter {key: r.key}) "
+    "ON CREATE SET d.source = r.source, d.reason = r.reason, d.raw = r.raw, "
+    "d.where = r.where, d.host = r.host"
+)
+
+
+def _edge_statement(edge: g.EdgeType) -> Cypher:
+    # Labels and types come from the schema's constants, never from input.
+    return Cypher(
+        "UNWIND $rows AS r "
+        f"MATCH (a:{edge.source} {{key: r.src}}) "
+        f"MATCH (b:{edge.target} {{key: r.dst}}) "
+        f"MERGE (a)-[e:{edge.name}]->(b) "
+        f"SET {_span('e')}"
+    )
+
+
+UPSERT_EDGES: dict[g.EdgeType, Cypher] = {edge: _edge_statement(edge) for edge in g.EDGE_TYPES}
+
+_EDGE_OF_KIND = {
+    Kind.READ: g.READ, Kind.WRITE: g.WROTE, Kind.UNLINK: g.DELETED,
+    Kind.CONNECT: g.CONNECTED, Kind.ACCEPT: g.ACCEPTED, Kind.BIND: g.BOUND,
+    Kind.PIPE_READ: g.READ_PIPE, Kind.PIPE_WRITE: g.WROTE_PIPE,
+    Kind.RENAME: g.RENAMED_TO, Kind.LINK: g.LINKED_TO, Kind.EXEC: g.EXECUTED,
+}
+
+
+def _widen(rows: dict[str, dict[str, Any]], key: str, ts: int, make: Any) -> None:
+    row = rows.get(key)
+    if row is None:
+        row = rows[key] = make()
+        row["first"] = row["last"] = ts
+    elif ts < row["first"]:
+        row["first"] = ts
+    elif ts > row["last"]:
+        row["last"] = ts
+
+
+class Batch:
+    """Rows folded from events, ready to become statements."""
+
+    def __init__(self) -> None:
+        self.processes: dict[str, dict[str, Any]] = {}
+        self.info: dict[str, dict[str, Any]] = {}
+        self.ends: dict[str, dict[str, Any]] = {}
+        self.files: dict[str, dict[str, Any]] = {}
+        self.pipes: dict[str, dict[str, Any]] = {}
+        self.endpoints: dict[str, dict[str, Any]] = {}
+        self.edges: dict[tuple[g.EdgeType, str, str], list[int]] = {}
+        self.dead: dict[str, dict[str, Any]] = {}
+        self.events = 0
+
+    def __len__(self) -> int:
+        return self.events + len(self.dead)
+
+    def add(self, ev: Event) -> None:
+        self.events += 1
+        host, ts = ev.host, ev.ts
+        proc = self._process(host, ev.proc, ts, seq=ev.seq)
+        kind = ev.kind
+        if kind is Kind.FORK and ev.child is not None:
+            child = self._process(host, ev.child, ts, seq=ev.seq)
+            self._edge(g.FORKED, proc, child, ts)
+        elif kind is Kind.EXIT:
+            self.ends[proc] = {"key": proc, "end": ts, "exit_code": ev.exit_code}
+        elif kind in (Kind.RENAME, Kind.LINK):
+            if ev.file is not None and ev.dst is not None:
+                self._edge(_EDGE_OF_KIND[kind], self._file(host, ev.file, ts),
+                           self._file(host, ev.dst, ts), ts)
+        elif kind in (Kind.PIPE_READ, Kind.PIPE_WRITE):
+            if ev.pipe is not None:
+                self._edge(_EDGE_OF_KIND[kind], proc, self._pipe(host, ev.pipe, ts), ts)
+        elif kind in (Kind.CONNECT, Kind.ACCEPT, Kind.BIND):
+            if ev.peer is not None:
+                self._edge(_EDGE_OF_KIND[kind], proc, self._endpoint(host, ev.peer, ts), ts)
+        elif ev.file is not None:
+            self._edge(_EDGE_OF_KIND[kind], proc, self._file(host, ev.file, ts), ts)
+
+    def add_dead(self, dead: DeadLetter, host: str) -> None:
+        key = f"{dead.source}:{host}:{dead.where}"
+        self.dead[key] = {"key": key, "source": dead.source, "reason": dead.reason,
+                          "raw": dead.raw, "where": dead.where, "host": host}
+
+    def _process(self, host: str, info: Any, ts: int, *, seq: str) -> str:
+        key = g.process_key(host, info.pid, info.start)
+        _widen(self.processes, key, ts,
+               lambda: {"key": key, "host": host, "pid": info.pid, "start": info.start})
+        if info.exe is not None or info.argv is not None:
+            known = self.info.get(key)
+            if known is None or ts >= known["info_ts"]:
+                argv = info.argv or []
+                self.info[key] = {
+                    "key": key, "info_ts": ts, "exe": info.exe, "argv": argv,
+                    "cmdline": " ".join(argv), "cwd": info.cwd, "uid": info.uid,
+                    "euid": info.euid, "ppid": info.ppid,
+                }
+        return key
+
+    def _file(self, host: str, ref: Any, ts: int) -> str:
+        key = g.file_key(host, ref)
+        _widen(self.files, key, ts, lambda: {
+            "key": key, "path": ref.path, "host": None if ref.fs else host, "fs": ref.fs,
+            "name": posixpath.basename(ref.path),
+        })
+        return key
+
+    def _pipe(self, host: str, pipe_id: str, ts: int) -> str:
+        key = g.pipe_key(host, pipe_id)
+        _widen(self.pipes, key, ts, lambda: {"key": key, "host": host, "id": pipe_id})
+        return key
+
+    def _endpoint(self, host: str, peer: Any, ts: int) -> str:
+        key = g.endpoint_key(host, peer)
+        _widen(self.endpoints, key, ts, lambda: {
+            "key": key, "host": host if key.startswith(f"e:{host}:") else None,
+            "family": peer.family, "address": peer.address, "port": peer.port,
+        })
+        return key
+
+    def _edge(self, edge: g.EdgeType, src: str, dst: str, ts: int) -> None:
+        span = self.edges.get((edge, src, dst))
+        if span is None:
+            self.edges[(edge, src, dst)] = [ts, ts]
+        elif ts < span[0]:
+            span[0] = ts
+        elif ts > span[1]:
+            span[1] = ts
+
+    def statements(self) -> list[tuple[Cypher, dict[str, Any]]]:
+        """Nodes before the edges that MATCH them; each list cut into bounded statements."""
+        out: list[tuple[Cypher, dict[str, Any]]] = []
+        node_rows = [
+            (UPSERT_PROCESSES, self.processes), (UPDATE_PROCESS_INFO, self.info),
+            (UPDATE_PROCESS_END, self.ends), (UPSERT_FILES, self.files),
+            (UPSERT_PIPES, self.pipes), (UPSERT_ENDPOINTS, self.endpoints),
+            (UPSERT_DEAD_LETTERS, self.dead),
+        ]
+        for statement, rows in node_rows:
+            _chunked(out, statement, list(rows.values()))
+        by_type: dict[g.EdgeType, list[dict[str, Any]]] = {}
+        for (edge, src, dst), (first, last) in self.edges.items():
+            by_type.setdefault(edge, []).append(
+                {"src": src, "dst": dst, "first": first, "last": last})
+        for edge, rows in by_type.items():
+            _chunked(out, UPSERT_EDGES[edge], rows)
+        return out
+
+
+def _chunked(out: list[tuple[Cypher, dict[str, Any]]], statement: Cypher,
+             rows: list[dict[str, Any]]) -> None:
+    for i in range(0, len(rows), ROWS_PER_STATEMENT):
+        out.append((statement, {"rows": rows[i:i + ROWS_PER_STATEMENT]}))

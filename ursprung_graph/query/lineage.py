@@ -1,0 +1,199 @@
+"""Time-respecting lineage: where a file came from (upstream) and what it went into
+(downstream).
+
+Upstream of a file as of time T holds only processes that wrote it at or before T, and for
+each of them only what it read before its write (the write interval ends when the file is
+closed or the process ends, so the bound is min(T, last write)); a process's parent counts
+as it was at the fork. Downstream is the mirror image: readers of the file after it was
+written, what they wrote afterwards, and children forked afterwards.
+
+Cypher cannot express the per-path time bound portably, so the walk is a breadth-first
+search in Python with one parameterized statement per node label and level, each taking the
+whole frontier with ``UNWIND``. A node reached again with a looser bound is expanded again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..schema import graph as g
+from ..store.base import GraphStore
+from ..store.cypher import Cypher
+
+FOREVER = 2**62
+DEFAULT_DEPTH = 30
+
+_RETURN = (
+    "RETURN f.key AS at, m.key AS key, labels(m)[0] AS label, type(e) AS rel, "
+    "e.first AS first, e.last AS last"
+)
+
+# (label of the frontier, statement, True when the frontier node is the edge's source)
+UPSTREAM: tuple[tuple[str, Cypher, bool], ...] = (
+    (g.FILE, Cypher(
+        "UNWIND $frontier AS f MATCH (x:File {key: f.key})<-[e:WROTE|RENAMED_TO|LINKED_TO]-(m) "
+        f"WHERE e.first <= f.bound {_RETURN}"), False),
+    (g.PROCESS, Cypher(
+        "UNWIND $frontier AS f "
+        "MATCH (x:Process {key: f.key})-[e:READ|EXECUTED|CONNECTED|ACCEPTED|BOUND]->(m) "
+        f"WHERE e.first <= f.bound {_RETURN}"), True),
+    (g.PROCESS, Cypher(
+        "UNWIND $frontier AS f MATCH (x:Process {key: f.key})<-[e:FORKED]-(m) "
+        f"WHERE e.first <= f.bound {_RETURN}"), False),
+    (g.PIPE, Cypher(
+        "UNWIND $frontier AS f MATCH (x:Pipe {key: f.key})<-[e:WROTE]-(m) "
+        f"WHERE e.first <= f.bound {_RETURN}"), False),
+    (g.ENDPOINT, Cypher(
+        "UNWIND $frontier AS f "
+        "MATCH (x:Endpoint {key: f.key})<-[e:CONNECTED|ACCEPTED|BOUND]-(m) "
+        f"WHERE e.first <= f.bound {_RETURN}"), False),
+)
+
+DOWNSTREAM: tuple[tuple[str, Cypher, bool], ...] = (
+    (g.FILE, Cypher(
+        "UNWIND $frontier AS f MATCH (x:File {key: f.key})<-[e:READ|EXECUTED]-(m) "
+        f"WHERE e.last >= f.bound {_RETURN}"), False),
+    (g.FILE, Cypher(
+        "UNWIND $frontier AS f MATCH (x:File {key: f.key})-[e:RENAMED_TO|LINKED_TO]->(m) "
+        f"WHERE e.last >= f.bound {_RETURN}"), True),
+    (g.PROCESS, Cypher(
+        "UNWIND $frontier AS f "
+        "MATCH (x:Process {key: f.key})-[e:WROTE|CONNECTED|ACCEPTED|BOUND|FORKED]->(m) "
+        f"WHERE e.last >= f.bound {_RETURN}"), True),
+    (g.PIPE, Cypher(
+        "UNWIND $frontier AS f MATCH (x:Pipe {key: f.key})<-[e:READ]-(m) "
+        f"WHERE e.last >= f.bound {_RETURN}"), False),
+    (g.ENDPOINT, Cypher(
+        "UNWIND $frontier AS f "
+        "MATCH (x:Endpoint {key: f.key})<-[e:CONNECTED|ACCEPTED|BOUND]-(m) "
+        f"WHERE e.last >= f.bound {_RETURN}"), False),
+)
+
+NODE_PROPERTIES: dict[str, Cypher] = {
+    label: Cypher(f"UNWIND $keys AS k MATCH (n:{label} {{key: k}}) "
+                  "RETURN n.key AS key, properties(n) AS props")
+    for label in (g.PROCESS, g.FILE, g.PIPE, g.ENDPOINT)
+}
+
+FILES_BY_PATH = Cypher(
+    "MATCH (f:File {path: $path}) RETURN f.key AS key, f.host AS host, f.fs AS fs "
+    "ORDER BY key"
+)
+
+#: Attributes a lineage node carries, by kind (the CLI's and API's contract).
+ATTRIBUTES = {
+    g.PROCESS: ("host", "pid", "exe", "cmdline", "cwd", "start", "end", "exit_code"),
+    g.FILE: ("path", "host", "fs"),
+    g.PIPE: ("host",),
+    g.ENDPOINT: ("host", "family", "address", "port"),
+}
+
+
+@dataclass(slots=True)
+class Lineage:
+    root: str
+    direction: str
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    edges: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"root": self.root, "direction": self.direction, "nodes": self.nodes,
+                "edges": self.edges}
+
+
+class AmbiguousPath(LookupError):
+    """The path exists on several hosts; the caller must pick one."""
+
+    def __init__(self, path: str, hosts: list[str]) -> None:
+        super().__init__(f"{path} exists on several hosts: {', '.join(hosts)}; "
+                         "name one with --host")
+        self.hosts = hosts
+
+
+def find_file(store: GraphStore, path: str, host: str | None = None) -> str:
+    """The key of the file at ``path``: on ``host``, or on the only host that has it."""
+    rows = store.read(FILES_BY_PATH, {"path": path})
+    if host is not None:
+        rows = [r for r in rows if r["host"] == host or r["fs"] == host]
+    if not rows:
+        where = f" on host {host}" if host else ""
+        raise LookupError(f"no file {path}{where} in the graph")
+    if len(rows) > 1:
+        raise AmbiguousPath(path, [r["host"] or f"fs:{r['fs']}" for r in rows])
+    return rows[0]["key"]
+
+
+def _label_of_key(key: str) -> str:
+    if key.startswith("p:"):
+        return g.PROCESS
+    if key.startswith("pipe:"):
+        return g.PIPE
+    if key.startswith("e:"):
+        return g.ENDPOINT
+    return g.FILE
+
+
+def lineage(store: GraphStore, root: str, *, direction: str = "up",
+            depth: int = DEFAULT_DEPTH, as_of: int | None = None) -> Lineage:
+    """Walk from the node with key ``root``; ``as_of`` bounds time (upstream: at or before,
+    downstream: at or after)."""
+    if direction not in ("up", "down"):
+        raise ValueError("direction must be 'up' or 'down'")
+    upstream = direction == "up"
+    steps = UPSTREAM if upstream else DOWNSTREAM
+    start = as_of if as_of is not None else (FOREVER if upstream else 0)
+    labels = {root: _label_of_key(root)}
+    best = {root: start}
+    edges: dict[tuple[str, str, str], dict[str, Any]] = {}
+    frontier = {root: start}
+    for _ in range(depth):
+        if not frontier:
+            break
+        reached: dict[str, int] = {}
+        for label, statement, frontier_is_source in steps:
+            items = [{"key": k, "bound": b} for k, b in frontier.items() if labels[k] == label]
+            if not items:
+                continue
+            for row in store.read(statement, {"frontier": items}):
+                at, key, rel = row["at"], row["key"], row["rel"]
+                labels[key] = row["label"]
+                src, dst = (at, key) if frontier_is_source else (key, at)
+                edges[(src, dst, rel)] = {"source": src, "target": dst, "kind": rel,
+                                          "first": row["first"], "last": row["last"]}
+                bound = _next_bound(upstream, rel, frontier[at], row["first"], row["last"])
+                if _improves(upstream, bound, best.get(key)):
+                    best[key] = bound
+                    reached[key] = bound
+        frontier = reached
+    return Lineage(root=root, direction=direction, nodes=_nodes(store, labels),
+                   edges=sorted(edges.values(), key=lambda e: (e["first"], e["source"])))
+
+
+def _next_bound(upstream: bool, rel: str, bound: int, first: int, last: int) -> int:
+    if upstream:
+        return first if rel == "FORKED" else min(bound, last)
+    return first if rel == "FORKED" else max(bound, first)
+
+
+def _improves(upstream: bool, bound: int, known: int | None) -> bool:
+    if known is None:
+        return True
+    return bound > known if upstream else bound < known
+
+
+def _nodes(store: GraphStore, labels: dict[str, str]) -> list[dict[str, Any]]:
+    by_label: dict[str, list[str]] = {}
+    for key, label in labels.items():
+        by_label.setdefault(label, []).append(key)
+    nodes = []
+    for label, keys in by_label.items():
+        statement = NODE_PROPERTIES.get(label)
+        if statement is None:
+            continue
+        for row in store.read(statement, {"keys": keys}):
+            props = row["props"]
+            node = {"id": row["key"], "kind": g.KIND_OF_LABEL[label]}
+            node.update({a: props.get(a) for a in ATTRIBUTES[label] if props.get(a) is not None})
+            nodes.append(node)
+    return sorted(nodes, key=lambda n: (n["kind"], n["id"]))

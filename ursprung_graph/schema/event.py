@@ -1,0 +1,115 @@
+"""The normalized provenance event: the one type every collector emits.
+
+Nothing downstream of a collector knows the source format. The wire encoding is msgpack
+through msgspec (compact, fast, schema-checked on decode); the first field of every event is
+the schema version so that a consumer can refuse what it does not understand.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+
+class Kind(StrEnum):
+    """What happened. Data flows in the direction each kind implies."""
+
+    EXEC = "exec"  # proc now runs file (its program); argv/exe updated
+    FORK = "fork"  # proc created child (a new process, not a thread)
+    EXIT = "exit"  # proc ended
+    READ = "read"  # proc opened file for reading (again at close/exit: extends the interval)
+    WRITE = "write"  # proc opened file for writing / truncated it (again at close/exit)
+    RENAME = "rename"  # file moved to dst: dst now holds what file held
+    LINK = "link"  # dst is a new name (hard or symbolic link) for file
+    UNLINK = "unlink"  # proc deleted file
+    CONNECT = "connect"  # proc connected to peer
+    ACCEPT = "accept"  # proc accepted a connection on peer (its local endpoint)
+    BIND = "bind"  # proc bound peer (its local endpoint)
+    PIPE_READ = "pipe_read"  # proc reads pipe (stdin is the pipe's read end)
+    PIPE_WRITE = "pipe_write"  # proc writes pipe (stdout/stderr is the pipe's write end)
+
+
+class ProcessInfo(msgspec.Struct, omit_defaults=True, frozen=True):
+    """The acting process. Identity is (host, pid, start); start is 0 when the process
+    began before observation started."""
+
+    pid: int
+    start: int = 0
+    ppid: int = 0
+    exe: str | None = None
+    argv: list[str] | None = None
+    cwd: str | None = None
+    uid: int | None = None
+    euid: int | None = None
+
+
+class FileRef(msgspec.Struct, omit_defaults=True, frozen=True):
+    """A file by absolute path. ``fs`` is set for a shared file system (identity (fs, path))."""
+
+    path: str
+    inode: int | None = None
+    dev: str | None = None
+    fs: str | None = None
+
+
+class Endpoint(msgspec.Struct, omit_defaults=True, frozen=True):
+    """A socket address: family inet/inet6/unix; address; port (None for unix)."""
+
+    family: str
+    address: str
+    port: int | None = None
+
+
+class Event(msgspec.Struct, omit_defaults=True, frozen=True):
+    """One normalized provenance event."""
+
+    v: int
+    source: str
+    host: str
+    ts: int
+    seq: str
+    kind: Kind
+    proc: ProcessInfo
+    file: FileRef | None = None
+    dst: FileRef | None = None
+    child: ProcessInfo | None = None
+    peer: Endpoint | None = None
+    pipe: str | None = None
+    exit_code: int | None = None
+
+
+class DeadLetter(msgspec.Struct, omit_defaults=True, frozen=True):
+    """Input that could not become an event, kept with the reason so that nothing is lost."""
+
+    source: str
+    reason: str
+    raw: str
+    where: str = ""
+
+
+_encoder = msgspec.msgpack.Encoder()
+_batch_decoder = msgspec.msgpack.Decoder(list[Event])
+
+
+class SchemaError(ValueError):
+    """A message that is not a batch of events of a schema version we understand."""
+
+
+def encode_batch(events: list[Event]) -> bytes:
+    """Encode a batch of events: the unit a bus message carries."""
+    return _encoder.encode(events)
+
+
+def decode_batch(data: bytes) -> list[Event]:
+    """Decode a batch, refusing other schema versions with a clear reason."""
+    try:
+        events = _batch_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise SchemaError(f"not a batch of schema-v{SCHEMA_VERSION} events: {exc}") from exc
+    for event in events:
+        if event.v != SCHEMA_VERSION:
+            raise SchemaError(f"schema version {event.v} is not supported (want {SCHEMA_VERSION})")
+    return events

@@ -1,0 +1,91 @@
+"""The graph model: node labels, deterministic keys and edge types.
+
+Keys are plain strings built only from identity fields, so the same event always addresses
+the same node. Edges carry ``first`` and ``last`` (epoch ns) and point in the direction data
+flows, except FORKED (parent -> child, which is also the direction of data) and the process
+-> endpoint edges, which are read as carrying data both ways.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import ip_address
+
+from .event import Endpoint, FileRef
+
+PROCESS = "Process"
+FILE = "File"
+PIPE = "Pipe"
+ENDPOINT = "Endpoint"
+HOST = "Host"
+DEAD_LETTER = "DeadLetter"
+
+NODE_LABELS = (PROCESS, FILE, PIPE, ENDPOINT, HOST, DEAD_LETTER)
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeType:
+    """An edge type between two labels."""
+
+    name: str
+    source: str
+    target: str
+
+
+READ = EdgeType("READ", PROCESS, FILE)
+WROTE = EdgeType("WROTE", PROCESS, FILE)
+EXECUTED = EdgeType("EXECUTED", PROCESS, FILE)
+DELETED = EdgeType("DELETED", PROCESS, FILE)
+FORKED = EdgeType("FORKED", PROCESS, PROCESS)
+RENAMED_TO = EdgeType("RENAMED_TO", FILE, FILE)
+LINKED_TO = EdgeType("LINKED_TO", FILE, FILE)
+READ_PIPE = EdgeType("READ", PROCESS, PIPE)
+WROTE_PIPE = EdgeType("WROTE", PROCESS, PIPE)
+CONNECTED = EdgeType("CONNECTED", PROCESS, ENDPOINT)
+ACCEPTED = EdgeType("ACCEPTED", PROCESS, ENDPOINT)
+BOUND = EdgeType("BOUND", PROCESS, ENDPOINT)
+
+EDGE_TYPES = (
+    READ, WROTE, EXECUTED, DELETED, FORKED, RENAMED_TO, LINKED_TO,
+    READ_PIPE, WROTE_PIPE, CONNECTED, ACCEPTED, BOUND,
+)
+
+#: Node kinds as the CLI and API name them.
+KIND_OF_LABEL = {
+    PROCESS: "process", FILE: "file", PIPE: "pipe", ENDPOINT: "endpoint", HOST: "host",
+}
+
+
+def process_key(host: str, pid: int, start: int) -> str:
+    """A process is (host, pid, start time): pids are reused."""
+    return f"p:{host}:{pid}:{start}"
+
+
+def file_key(host: str, ref: FileRef) -> str:
+    """A local file is (host, path); a file on a shared file system is (fs, path)."""
+    if ref.fs:
+        return f"f@{ref.fs}:{ref.path}"
+    return f"f:{host}:{ref.path}"
+
+
+def pipe_key(host: str, pipe_id: str) -> str:
+    return f"pipe:{host}:{pipe_id}"
+
+
+def is_local_address(address: str) -> bool:
+    """Loopback and wildcard addresses name this host, whatever the peer wrote."""
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_unspecified
+
+
+def endpoint_key(host: str, peer: Endpoint) -> str:
+    """Unix and host-local sockets are per host (keyed by path or port, so that a server
+    bound to 0.0.0.0:P and a client of 127.0.0.1:P meet); remote ones are global."""
+    if peer.family == "unix":
+        return f"e:{host}:unix:{peer.address}"
+    if is_local_address(peer.address):
+        return f"e:{host}:tcp:{peer.port}"
+    return f"e::{peer.address}:{peer.port}"

@@ -1,0 +1,38 @@
+"""The store interface both backends implement.
+
+Reads return plain rows (dicts of Python values), so nothing above the store knows which
+backend answered. Writes come as a list of (statement, parameters) that the backend applies
+durably before returning: a caller may commit a bus offset or a checkpoint right after.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from .cypher import Cypher
+
+Row = dict[str, Any]
+
+
+class StoreError(RuntimeError):
+    """The store refused a statement or could not be reached."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached now; the same call may succeed later."""
+
+
+class GraphStore(Protocol):
+    def ensure_schema(self) -> None:
+        """Create indexes and constraints if they are missing (idempotent)."""
+
+    def read(self, statement: str, params: dict[str, Any] | None = None) -> list[Row]:
+        """Run a read-only statement; writes are refused by the backend."""
+
+    def write(self, statements: list[tuple[Cypher, dict[str, Any]]]) -> None:
+        """Apply the statements in order; return only once they are durable."""
+
+    def clear(self) -> None:
+        """Delete the whole graph (tests, `ursprung db reset`)."""
+
+    def close(self) -> None: ...

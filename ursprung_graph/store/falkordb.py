@@ -1,0 +1,110 @@
+"""The FalkorDB backend (embedded or remote), through the official `falkordb` client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from falkordb import Edge, FalkorDB, Node, Path
+
+from ..schema.graph import DEAD_LETTER, ENDPOINT, FILE, HOST, PIPE, PROCESS
+from .base import Row, StoreError, StoreUnavailable
+from .cypher import Cypher
+
+#: Indexes as (label, property). Keys are looked up on every MERGE; path and pid by users.
+INDEXES = (
+    (PROCESS, "key"), (FILE, "key"), (PIPE, "key"), (ENDPOINT, "key"), (HOST, "name"),
+    (DEAD_LETTER, "key"), (FILE, "path"), (PROCESS, "pid"),
+)
+
+
+def plain(value: Any) -> Any:
+    """Turn client objects into plain Python values (the rows both backends return)."""
+    if isinstance(value, Node):
+        return {"_id": value.id, "_labels": list(value.labels or []), **value.properties}
+    if isinstance(value, Edge):
+        return {
+            "_id": value.id, "_type": value.relation, "_src": value.src_node,
+            "_dst": value.dest_node, **value.properties,
+        }
+    if isinstance(value, Path):
+        return {"nodes": [plain(n) for n in value.nodes()],
+                "edges": [plain(e) for e in value.edges()]}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+class FalkorDBStore:
+    """A graph in a FalkorDB server. Each statement is one atomic GRAPH.QUERY; with the
+    embedded server's `appendfsync always` it is on disk when the call returns."""
+
+    def __init__(self, *, unix_socket: str | None = None, host: str = "127.0.0.1",
+                 port: int = 6379, graph: str = "ursprung", password: str | None = None,
+                 timeout: float | None = 300.0) -> None:
+        self._db = FalkorDB(
+            host=host, port=port, unix_socket_path=unix_socket, password=password,
+            socket_timeout=timeout,
+        )
+        self._graph = self._db.select_graph(graph)
+        self.name = graph
+
+    def ensure_schema(self) -> None:
+        existing = self._existing_indexes()
+        for label, prop in INDEXES:
+            if (label, prop) in existing:
+                continue
+            try:
+                self._graph.create_node_range_index(label, prop)
+            except redis.ResponseError as exc:
+                if "already indexed" not in str(exc):
+                    raise StoreError(f"could not index {label}.{prop}: {exc}") from exc
+
+    def _existing_indexes(self) -> set[tuple[str, str]]:
+        try:
+            result = self._graph.list_indices()
+        except redis.ResponseError:
+            return set()  # a graph that does not exist yet has no indexes
+        found: set[tuple[str, str]] = set()
+        for row in result.result_set:
+            label, props = row[0], row[1]
+            found.update((label, p) for p in props)
+        return found
+
+    def read(self, statement: str, params: dict[str, Any] | None = None) -> list[Row]:
+        result = self._call(self._graph.ro_query, statement, params)
+        names = [h[1] for h in result.header]
+        return [dict(zip(names, (plain(v) for v in row), strict=True)) for row in result.result_set]
+
+    def write(self, statements: list[tuple[Cypher, dict[str, Any]]]) -> None:
+        for statement, params in statements:
+            self._call(self._graph.query, statement, params)
+
+    def _call(self, method: Any, statement: str, params: dict[str, Any] | None) -> Any:
+        try:
+            return method(statement, params)
+        except (redis.ConnectionError, redis.TimeoutError, ConnectionError) as exc:
+            raise StoreUnavailable(f"FalkorDB is not reachable: {exc}") from exc
+        except redis.ResponseError as exc:
+            if "empty key" in str(exc) or "Invalid graph operation on empty key" in str(exc):
+                return _Empty()
+            raise StoreError(str(exc)) from exc
+
+    def clear(self) -> None:
+        try:
+            self._graph.delete()
+        except redis.ResponseError as exc:
+            if "empty key" not in str(exc) and "Invalid graph" not in str(exc):
+                raise StoreError(str(exc)) from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class _Empty:
+    """The answer of a read on a graph that has never been written."""
+
+    header: list[Any] = []
+    result_set: list[Any] = []
