@@ -17,13 +17,19 @@ tool in its own child process pinned to one core, best of --repeat runs:
              ``ursprung_graph.collectors.auditd.normalize_file``. Timed inside the child,
              around the loop only (imports excluded).
 (d) import   ``ursprung import --source auditd --host bench LOG`` end to end (parse,
-             normalize, bus, graph store), URSPRUNG_HOME in a fresh temp dir, wall time.
+             normalize, bus, graph store), URSPRUNG_HOME in a fresh temp dir, wall time
+             (including starting the embedded store; ``ursprung db stop`` afterwards is
+             not timed).
 
 Throughput is records/s where a record is one line of the log that is an audit record
 (``[node=N ]type=T msg=audit(...)``): the same count for every tool, taken from the input
 file, whatever each tool calls an item. Throughput runs on a larger log made by
 concatenating the recording with shifted timestamps and serials (so that events stay
 distinct) up to about --target-records records.
+
+Both wall time (best of --repeat) and CPU time (best of --repeat; process_time of the loop
+inside the child for auparse and ours, user+system time of the whole process for laurel
+and import) are reported: on a shared machine CPU time is the steadier number.
 
 Peak memory (ru_maxrss of the child, from wait4) of ours and of laurel is measured on the
 recording and on a 10x concatenation of it, to see whether memory grows with input.
@@ -36,6 +42,7 @@ the parts that did run are still reported.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -60,6 +67,7 @@ import json, sys, time
 import auparse
 path = sys.argv[1]
 t0 = time.perf_counter()
+c0 = time.process_time()
 au = auparse.AuParser(auparse.AUSOURCE_FILE, path)
 events = records = fields = 0
 while au.parse_next_event():
@@ -76,7 +84,9 @@ while au.parse_next_event():
         if not au.next_record():
             break
 dt = time.perf_counter() - t0
-print(json.dumps({"seconds": dt, "events": events, "records": records, "fields": fields}))
+cpu = time.process_time() - c0
+print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "events": events, "records": records,
+                  "fields": fields}))
 """
 
 OURS_CHILD = r"""
@@ -84,15 +94,18 @@ import json, sys, time
 try:
     from ursprung_graph.collectors.auditd import normalize_file
 except ImportError as exc:
-    print(json.dumps({"error": f"ursprung_graph.collectors.auditd.normalize_file is missing ({exc})"}))
+    msg = f"ursprung_graph.collectors.auditd.normalize_file is missing ({exc})"
+    print(json.dumps({"error": msg}))
     sys.exit(3)
 path = sys.argv[1]
 t0 = time.perf_counter()
+c0 = time.process_time()
 n = 0
 for item in normalize_file(path, host="bench"):
     n += 1
 dt = time.perf_counter() - t0
-print(json.dumps({"seconds": dt, "items": n}))
+cpu = time.process_time() - c0
+print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "items": n}))
 """
 
 
@@ -164,14 +177,16 @@ def _pin(cpu: int):
     return preexec
 
 
-def run_child(cmd: list[str], cpu: int, *, stdin=None, env=None, cwd=None) -> dict:
+def run_child(
+    cmd: list[str], cpu: int, *, stdin=None, env=None, cwd=None, discard_stdout=False
+) -> dict:
     """Run a child pinned to ``cpu``; return wall seconds, ru_maxrss (KiB), rc, stdout, stderr."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             cmd,
             stdin=stdin if stdin is not None else subprocess.DEVNULL,
-            stdout=out,
+            stdout=subprocess.DEVNULL if discard_stdout else out,
             stderr=err,
             env=env,
             cwd=cwd,
@@ -226,11 +241,11 @@ def laurel_config(tmp: Path) -> Path:
 
 def bench_laurel(log: Path, cpu: int, conf: Path) -> dict:
     with open(log, "rb") as stdin:
-        r = run_child(["laurel", "-c", str(conf)], cpu, stdin=stdin)
+        r = run_child(["laurel", "-c", str(conf)], cpu, stdin=stdin, discard_stdout=True)
     if r["rc"] != 0:
         raise BenchError(f"laurel failed ({r['rc']}): {r['stderr'][-800:]}")
     m = re.search(r"processed (\d+) lines (\d+) events with (\d+) errors", r["stderr"])
-    res = {"seconds": r["wall"], "maxrss_kib": r["maxrss_kib"]}
+    res = {"seconds": r["wall"], "cpu_seconds": r["cpu_seconds"], "maxrss_kib": r["maxrss_kib"]}
     if m:
         res.update(lines=int(m.group(1)), errors=int(m.group(3)))
     return res
@@ -263,8 +278,8 @@ def find_ursprung() -> str:
 def bench_import(log: Path, cpu: int) -> dict:
     exe = find_ursprung()
     home = Path(tempfile.mkdtemp(prefix="ursprung-bench-home-"))
+    env = dict(os.environ, URSPRUNG_HOME=str(home))
     try:
-        env = dict(os.environ, URSPRUNG_HOME=str(home))
         r = run_child(
             [exe, "import", "--source", "auditd", "--host", "bench", str(log)], cpu, env=env
         )
@@ -280,13 +295,22 @@ def bench_import(log: Path, cpu: int) -> dict:
             "output": r["stdout"][-2000:],
         }
     finally:
+        # the embedded graph store is a daemon that outlives `ursprung import`
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                [exe, "db", "stop"], env=env, capture_output=True, timeout=120, check=False
+            )
         shutil.rmtree(home, ignore_errors=True)
 
 
 def best_of(fn, repeat: int) -> dict:
     runs = [fn() for _ in range(repeat)]
     best = min(runs, key=lambda r: r["seconds"])
-    return dict(best, all_seconds=[round(r["seconds"], 6) for r in runs])
+    return dict(
+        best,
+        cpu_seconds=min(r["cpu_seconds"] for r in runs),
+        all_seconds=[round(r["seconds"], 6) for r in runs],
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -303,14 +327,10 @@ def _tool_versions() -> dict:
                 v[pkg] = out.stdout.strip()
         except OSError:
             pass
-    try:
+    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo", encoding="utf-8") as f:
         v["cpu"] = next(
-            line.split(":", 1)[1].strip()
-            for line in open("/proc/cpuinfo", encoding="utf-8")
-            if line.startswith("model name")
+            line.split(":", 1)[1].strip() for line in f if line.startswith("model name")
         )
-    except (OSError, StopIteration):
-        pass
     return v
 
 
@@ -360,6 +380,7 @@ def main(argv=None) -> int:
                 errors[name] = str(exc)
                 return
             r["records_per_s"] = large_records / r["seconds"]
+            r["records_per_cpu_s"] = large_records / r["cpu_seconds"]
             throughput[name] = r
 
         if not Path(SYSTEM_PYTHON).exists():
@@ -396,6 +417,7 @@ def main(argv=None) -> int:
             try:
                 r = bench_import(large, args.cpu)
                 r["records_per_s"] = large_records / r["seconds"]
+                r["records_per_cpu_s"] = large_records / r["cpu_seconds"]
                 results["import"] = r
             except (BenchError, OSError) as exc:
                 errors["import"] = str(exc)
@@ -422,13 +444,17 @@ def _print_table(res: dict) -> None:
         f"{large.get('records', '?')} records ({large.get('copies', '?')} shifted copies), "
         f"best of {res['repeat']}, pinned to cpu {res['cpu_pinned']}"
     )
-    print(f"{'part':<10} {'seconds':>9} {'records/s':>12} {'max RSS MiB':>12}")
+    print(
+        f"{'part':<10} {'seconds':>9} {'records/s':>12} {'CPU s':>7} {'records/CPU-s':>14} "
+        f"{'max RSS MiB':>12}"
+    )
     rows = list(res.get("throughput", {}).items())
     if "import" in res:
         rows.append(("import", res["import"]))
     for name, r in rows:
         print(
             f"{name:<10} {r['seconds']:>9.3f} {r['records_per_s']:>12,.0f} "
+            f"{r['cpu_seconds']:>7.3f} {r['records_per_cpu_s']:>14,.0f} "
             f"{r['maxrss_kib'] / 1024:>12.1f}"
         )
     if res.get("memory"):

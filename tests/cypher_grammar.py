@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,8 @@ def _find_cypher(value: Any, name: str, depth: int = 0) -> Iterator[tuple[str, C
         return
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            yield from _find_cypher(item, f"{name}[{key!r}]", depth + 1)
+            label = f"{type(key).__name__}.{key.name}" if isinstance(key, Enum) else repr(key)
+            yield from _find_cypher(item, f"{name}[{label}]", depth + 1)
     elif isinstance(value, tuple | list):
         for index, item in enumerate(value):
             yield from _find_cypher(item, f"{name}[{index}]", depth + 1)

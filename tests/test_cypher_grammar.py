@@ -44,25 +44,21 @@ DECLARED = {name: report_parameters(text) for name, text in REPORTS.items()}
 _cache: dict[str, object] = {}
 
 
-def project_results() -> dict[str, LintResult]:
-    """Lint all project statements once (one node process), for all parametrized tests."""
-    if "results" not in _cache:
+def cached_lint(key: str, statements, parameters=None) -> dict[str, LintResult]:
+    """Lint a batch once per session (one node process each); fail, never skip, if it can't."""
+    if key not in _cache:
         try:
-            _cache["results"] = {r.name: r for r in lint(STATEMENTS, DECLARED)}
+            _cache[key] = {r.name: r for r in lint(statements, parameters)}
         except LinterUnavailable as exc:
-            _cache["results"] = exc
-    results = _cache["results"]
+            _cache[key] = exc
+    results = _cache[key]
     if isinstance(results, LinterUnavailable):
         pytest.fail(str(results), pytrace=False)
     return results  # type: ignore[return-value]
 
 
-def lint_one(text: str, name: str = "case", parameters: list[str] | None = None) -> LintResult:
-    try:
-        [result] = lint([(name, text)], None if parameters is None else {name: parameters})
-    except LinterUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
-    return result
+def project_results() -> dict[str, LintResult]:
+    return cached_lint("project", STATEMENTS, DECLARED)
 
 
 def explain(result: LintResult, text: str) -> str:
@@ -125,6 +121,7 @@ BAD = {
     "removed-in-neo4j-5": ("MATCH (n:X) WHERE exists(n.k) RETURN n", "no longer supported"),
     "two-statements": ("MATCH (n) RETURN n; MATCH (m) RETURN m", "exactly one statement"),
     "cypher-25": ("CYPHER 25 MATCH (n) RETURN n", "CYPHER 25"),
+    "cypher-25-only-clause": ("MATCH (n) LET x = n.k RETURN x", "Invalid input 'LET'"),
     "empty": ("  // nothing here\n", "empty statement"),
 }
 
@@ -153,30 +150,41 @@ REPORT = (
 )
 
 
-@pytest.mark.parametrize("text,expected", BAD.values(), ids=BAD.keys())
-def test_checker_rejects(text: str, expected: str) -> None:
-    result = lint_one(text)
+# id() is deprecated in Neo4j 5 (a warning) but still the portable way on FalkorDB.
+WARNS = "MATCH (n) RETURN id(n) AS id"
+
+
+def checker_results() -> dict[str, LintResult]:
+    cases = [(f"bad/{k}", text) for k, (text, _) in BAD.items()]
+    cases += [(f"good/{k}", text) for k, text in GOOD.items()]
+    cases += [("warns", WARNS), ("report/ok", REPORT), ("report/undeclared", REPORT)]
+    declared = {"report/ok": report_parameters(REPORT), "report/undeclared": ["host"]}
+    return cached_lint("checker", cases, declared)
+
+
+@pytest.mark.parametrize("key", BAD.keys())
+def test_checker_rejects(key: str) -> None:
+    text, expected = BAD[key]
+    result = checker_results()[f"bad/{key}"]
     assert not result.ok, f"the checker accepted {text!r}"
     assert any(expected in d.message for d in result.errors), [str(d) for d in result.errors]
 
 
-@pytest.mark.parametrize("text", GOOD.values(), ids=GOOD.keys())
-def test_checker_accepts(text: str) -> None:
-    result = lint_one(text)
-    assert result.ok, explain(result, text)
+@pytest.mark.parametrize("key", GOOD.keys())
+def test_checker_accepts(key: str) -> None:
+    result = checker_results()[f"good/{key}"]
+    assert result.ok, explain(result, GOOD[key])
 
 
 def test_warnings_do_not_fail() -> None:
-    # id() is deprecated in Neo4j 5 (a warning) but still the portable way on FalkorDB.
-    result = lint_one("MATCH (n) RETURN id(n) AS id")
+    result = checker_results()["warns"]
     assert result.ok and result.warnings, result
 
 
 def test_report_parameters_come_from_header() -> None:
-    params = report_parameters(REPORT)
-    assert params == ["host", "since"]
-    assert lint_one(REPORT, "cypher/good.cypher", params).ok
-    result = lint_one(REPORT, "cypher/bad.cypher", ["host"])
+    assert report_parameters(REPORT) == ["host", "since"]
+    assert checker_results()["report/ok"].ok
+    result = checker_results()["report/undeclared"]
     assert [d.message for d in result.errors] == ["Parameter $since is not defined."]
     assert sorted(result.found_parameters) == ["host", "since"]
 

@@ -1,16 +1,36 @@
-"""Where things live, from the environment: one place for defaults.
+"""Configuration in one place: defaults, an optional TOML file, environment overrides.
 
-``URSPRUNG_HOME`` holds the embedded store's data, checkpoints and content store
-(default ``~/.local/share/ursprung``). ``URSPRUNG_STORE`` points at a store other than the
-embedded one (``falkordb://host:port``, ``falkordb+unix:///path/to.sock``).
-``URSPRUNG_GRAPH`` names the graph (default ``ursprung``).
+Precedence, lowest first: the defaults below; the TOML file (``--config PATH``, else
+``$URSPRUNG_CONFIG``, else ``./ursprung.toml`` when it exists); environment variables
+``URSPRUNG_<SECTION>_<KEY>`` (``URSPRUNG_KAFKA_BOOTSTRAP=host:9092``,
+``URSPRUNG_INGEST_BATCH_EVENTS=5000``). Three short names stay for the single-machine
+path and older callers: ``URSPRUNG_HOME`` (data, checkpoints; default
+``~/.local/share/ursprung``), ``URSPRUNG_STORE`` (a store other than the embedded one:
+``falkordb://host:port``, ``falkordb+unix:///path``) and ``URSPRUNG_GRAPH`` (default
+``ursprung``).
+
+Everything is validated on load (unknown keys, wrong types, impossible values) and a bad
+value is reported with where it came from, e.g. ``ursprung.toml: kafka.partitions: Expected
+`int`, got `str```.
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import msgspec
+
+ENV_PREFIX = "URSPRUNG_"
+CONFIG_FILE = "ursprung.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used, with the reason and where it came from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,10 +44,206 @@ class Settings:
         return self.home / "checkpoints"
 
 
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class StoreConfig(_Section):
+    home: str | None = None  # None: ~/.local/share/ursprung
+    url: str | None = None  # None: the embedded FalkorDB under home
+    graph: str = "ursprung"
+
+
+class KafkaConfig(_Section):
+    bootstrap: str = "127.0.0.1:9092"
+    events_topic: str = "ursprung.events"
+    deadletter_topic: str = "ursprung.deadletter"
+    #: Partitions of topics that ursprung creates (the ceiling on useful ingest workers).
+    partitions: int = 12
+    replication: int = 1
+    compression: str = "lz4"
+    linger_ms: int = 20
+    #: librdkafka options passed through as they are (``security.protocol``, ``sasl.*``...).
+    producer: dict[str, str] = msgspec.field(default_factory=dict)
+    consumer: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class CollectConfig(_Section):
+    host: str | None = None  # None: this machine's name
+    checkpoint_dir: str | None = None  # None: <home>/checkpoints
+    chunk_events: int = 2000  # events per publish + checkpoint at most
+    #: A quiet follower publishes what it has after this long (latency bound).
+    flush_seconds: float = 0.5
+    poll_seconds: float = 0.1
+    #: Events per bus message at most.
+    message_events: int = 1000
+    #: IN_MOVED_FROM waits this long (event time) for its IN_MOVED_TO.
+    pair_seconds: float = 2.0
+    pair_events: int = 10000
+
+
+class IngestConfig(_Section):
+    group: str = "ursprung-ingest"
+    workers: int = 1
+    batch_events: int = 5000
+    batch_seconds: float = 0.2
+    retry_initial: float = 0.1
+    retry_max: float = 5.0
+    #: How long a Scale event waits for the audit stream of its host to pass its time before
+    #: its process is taken as unknown (start 0). 0 disables waiting.
+    resolve_wait: float = 10.0
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0  # 0: no metrics endpoint; workers N>1 use port, port+1, ...
+
+
+class Config(_Section):
+    store: StoreConfig = msgspec.field(default_factory=StoreConfig)
+    kafka: KafkaConfig = msgspec.field(default_factory=KafkaConfig)
+    collect: CollectConfig = msgspec.field(default_factory=CollectConfig)
+    ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
+    source: str = ""  # where it was loaded from (for messages)
+
+    @property
+    def settings(self) -> Settings:
+        home = Path(self.store.home or Path.home() / ".local/share/ursprung")
+        return Settings(home=home.expanduser().resolve(), store_url=self.store.url or None,
+                        graph=self.store.graph)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        if self.collect.checkpoint_dir:
+            return Path(self.collect.checkpoint_dir).expanduser().resolve()
+        return self.settings.checkpoint_dir
+
+
+_SECTIONS = {"store": StoreConfig, "kafka": KafkaConfig, "collect": CollectConfig,
+             "ingest": IngestConfig}
+_SHORT_ENV = {"HOME": ("store", "home"), "STORE": ("store", "url"), "GRAPH": ("store", "graph")}
+#: Environment names that are not configuration keys.
+_NOT_KEYS = {"CONFIG"}
+
+
+def _config_path(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
+    if path is not None:
+        return Path(path)
+    if env.get(ENV_PREFIX + "CONFIG"):
+        return Path(env[ENV_PREFIX + "CONFIG"])
+    default = Path(CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    data: dict[str, dict[str, Any]] = {}
+    unknown: list[str] = []
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or value == "":
+            continue
+        rest = name[len(ENV_PREFIX):]
+        if rest in _SHORT_ENV:
+            section, key = _SHORT_ENV[rest]
+        elif rest in _NOT_KEYS:
+            continue
+        else:
+            section, _, key = rest.lower().partition("_")
+            cls = _SECTIONS.get(section)
+            if cls is None:
+                continue  # another part's variable (URSPRUNG_FOO): not ours to judge
+            if key not in cls.__struct_fields__:
+                unknown.append(name)  # a known section with a mistyped key
+                continue
+            if isinstance(getattr(cls(), key), dict):
+                unknown.append(name)  # tables only from the file
+                continue
+        data.setdefault(section, {})[key] = value
+    return data, unknown
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                env: Mapping[str, str] | None = None) -> Config:
+    """The validated configuration; raises ConfigError saying what is wrong and where."""
+    env = os.environ if env is None else env
+    file = _config_path(path, env)
+    data: dict[str, Any] = {}
+    if file is not None:
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{file}: no such configuration file") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: cannot read: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
+    where = str(file) if file else "defaults"
+    try:
+        config = msgspec.convert(data, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{where}: {_readable(exc)}") from exc
+    overrides, unknown = _env_overrides(env)
+    if unknown:
+        raise ConfigError(f"unknown configuration variable(s) {', '.join(sorted(unknown))}; "
+                          "see the keys of ursprung.toml (URSPRUNG_<SECTION>_<KEY>)")
+    if overrides:
+        merged = msgspec.to_builtins(config)
+        for section, values in overrides.items():
+            merged[section].update(values)
+        try:
+            config = msgspec.convert(merged, Config, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"environment ({where} + URSPRUNG_*): {_readable(exc)}") from exc
+        where = f"{where} + environment"
+    config = msgspec.structs.replace(config, source=where)
+    _check(config)
+    return config
+
+
+def _readable(exc: msgspec.ValidationError) -> str:
+    text = str(exc)
+    # msgspec says "... - at `$.kafka.partitions`": lead with the key, as people write it.
+    if " - at `$." in text:
+        message, _, at = text.rpartition(" - at `$.")
+        return f"{at.rstrip('`')}: {message}"
+    return text
+
+
+def _check(config: Config) -> None:
+    problems: list[str] = []
+
+    def positive(section: str, key: str, allow_zero: bool = False) -> None:
+        value = getattr(getattr(config, section), key)
+        if value < 0 or (value == 0 and not allow_zero):
+            problems.append(f"{section}.{key} must be {'>= 0' if allow_zero else '> 0'}, "
+                            f"got {value}")
+
+    for key in ("partitions", "replication"):
+        positive("kafka", key)
+    positive("kafka", "linger_ms", allow_zero=True)
+    for key in ("chunk_events", "message_events", "flush_seconds", "poll_seconds",
+                "pair_events"):
+        positive("collect", key)
+    positive("collect", "pair_seconds", allow_zero=True)
+    for key in ("workers", "batch_events", "batch_seconds", "retry_initial", "retry_max"):
+        positive("ingest", key)
+    positive("ingest", "resolve_wait", allow_zero=True)
+    if not 0 <= config.ingest.metrics_port <= 65535:
+        problems.append(f"ingest.metrics_port must be a port number, got "
+                        f"{config.ingest.metrics_port}")
+    if config.kafka.compression not in ("none", "gzip", "snappy", "lz4", "zstd"):
+        problems.append(f"kafka.compression must be none, gzip, snappy, lz4 or zstd, got "
+                        f"{config.kafka.compression!r}")
+    for section, key in (("kafka", "events_topic"), ("kafka", "deadletter_topic"),
+                         ("kafka", "bootstrap"), ("ingest", "group"), ("store", "graph")):
+        if not getattr(getattr(config, section), key):
+            problems.append(f"{section}.{key} must not be empty")
+    if config.kafka.events_topic == config.kafka.deadletter_topic:
+        problems.append("kafka.events_topic and kafka.deadletter_topic must differ")
+    url = config.store.url
+    if url and not url.startswith(("falkordb://", "falkordb+unix://")):
+        problems.append(f"store.url {url!r}: use falkordb://HOST:PORT or "
+                        "falkordb+unix:///PATH")
+    if problems:
+        raise ConfigError(f"{config.source}: " + "; ".join(problems))
+
+
 def load_settings() -> Settings:
-    home = Path(os.environ.get("URSPRUNG_HOME") or Path.home() / ".local/share/ursprung")
-    return Settings(
-        home=home.expanduser().resolve(),
-        store_url=os.environ.get("URSPRUNG_STORE") or None,
-        graph=os.environ.get("URSPRUNG_GRAPH") or "ursprung",
-    )
+    """Where the store and data live (the part every command needs)."""
+    return load_config().settings

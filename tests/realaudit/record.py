@@ -24,15 +24,19 @@ How a recording works (everything is undone in ``finally``, in reverse order):
    installs an active one that writes /var/log/laurel). Its stdout goes straight into the
    output file.
 4. ``auditctl -b 8192`` (the kernel's default backlog of 64 loses records when a shell
-   script execs dozens of processes at once), ``auditctl -e 1``, then
-   ``auditctl -R deploy/auditd/ursprung.rules``.
-5. ``SCRIPT run WORKDIR`` runs in its own session, with a fresh audit login session
-   (``/proc/self/loginuid`` is written in the child before exec, so every record of the
-   pipeline carries ``auid=0`` and the same ``ses=``; other activity on the machine, which
-   is recorded as well, keeps ``auid=unset``).
-6. A sentinel file is opened; the recorder waits until its PATH record shows up in the
-   output, so every record of the pipeline has been written.
-7. ``auditctl -D -k ursprung`` (removes exactly the project's rules), SIGTERM to the auditd
+   script execs dozens of processes at once) and ``auditctl -e 1``.
+5. The pipeline's root is started: a bash in its own session and in a fresh audit login
+   session (``/proc/self/loginuid`` is written in the child before exec, so every record
+   of the pipeline carries ``auid=0`` and one ``ses=`` value). It waits for a go line.
+6. ``auditctl -R deploy/auditd/ursprung.rules``; with ``scope="session"`` (the default)
+   every rule gets ``-F sessionid=SES`` so that the log holds everything the pipeline's
+   processes do and nothing else that happens on the machine (on a shared machine that
+   was half of the log, and other people's command lines). ``scope="all"`` loads the file
+   as it is.
+7. Go: the root execs ``bash SCRIPT run WORKDIR``. When it has exited, the recorder waits
+   until the root's own exit_group record is in the output (the scripts wait for their
+   background jobs, so that is the last record of the pipeline).
+8. ``auditctl -D -k ursprung`` (removes exactly the project's rules), SIGTERM to the auditd
    that was started (by pid) and wait for it, restore backlog limit and enabled flag.
 
 Only one recording runs at a time on a machine (a flock on a file in the temp dir).
@@ -52,7 +56,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,6 +67,9 @@ KEY = "ursprung"
 BACKLOG = 8192
 WORKDIR_MARKER = ".ursprung-realaudit-workdir"
 LOCK_PATH = Path(tempfile.gettempdir()) / "ursprung-realaudit.lock"
+UNSET_ID = 4294967295
+# $0 = script, $1 = workdir; the go line arrives once the rules are loaded
+ROOT_WRAPPER = 'read -r _ || exit 97; exec bash "$0" run "$1" </dev/null'
 
 AUDITD_CONF = """\
 # temporary auditd config written by tests/realaudit/record.py
@@ -193,6 +199,21 @@ def _set_loginuid() -> None:  # runs in the child between fork and exec
         pass  # immutable loginuid or no CONFIG_AUDIT: the recording is still valid
 
 
+def _scoped_rules(rules: Path, session: int, dest: Path) -> Path:
+    """Copy of the rules file with ``-F sessionid=SESSION`` added to every ``-a`` rule."""
+    lines = []
+    for line in rules.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if stripped.startswith("-a "):
+            head, sep, key = stripped.rpartition(" -k ")
+            if not sep:
+                raise RecordError(f"rule without -k in {rules}: {stripped}")
+            line = f"{head} -F sessionid={session} -k {key}"
+        lines.append(line)
+    dest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return dest
+
+
 def _wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -210,6 +231,7 @@ def record(
     log_format: str = "RAW",
     timeout: float = 300,
     rules: str | os.PathLike = RULES,
+    scope: str = "session",
     info: dict | None = None,
 ) -> tuple[Path, dict]:
     """Record the audit log of ``SCRIPT run WORKDIR`` into ``out``.
@@ -229,14 +251,18 @@ def record(
     if log_format not in ("RAW", "ENRICHED"):
         raise ValueError("log_format must be RAW or ENRICHED")
     details = info if info is not None else {}
-    details.update(script=str(script), workdir=str(workdir), format=log_format.lower())
+    if scope not in ("session", "all"):
+        raise ValueError("scope must be 'session' or 'all'")
+    details.update(script=str(script), workdir=str(workdir), format=log_format.lower(), scope=scope)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(LOCK_PATH, "a+") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)  # released when the file is closed
         _prepare_workdir(workdir)
         _run(["bash", str(script), "prepare", str(workdir)], timeout=60)
-        return _record_locked(script, workdir, out, log_format, timeout, Path(rules), details)
+        return _record_locked(
+            script, workdir, out, log_format, timeout, Path(rules), scope, details
+        )
 
 
 def _record_locked(
@@ -246,6 +272,7 @@ def _record_locked(
     log_format: str,
     timeout: float,
     rules: Path,
+    scope: str,
     details: dict,
 ) -> tuple[Path, dict]:
     before = audit_status()
@@ -285,50 +312,67 @@ def _record_locked(
         _run(["auditctl", "-b", str(BACKLOG)])
         _run(["auditctl", "-e", "1"])
         lost_before = int(audit_status().get("lost", "0"))
-        rules_loaded = True  # set before loading: a half-loaded file is removed as well
-        _run(["auditctl", "-R", str(rules)])
-
-        details["started_ns"] = time.time_ns()
+        # The pipeline's root: a bash in a new audit session that waits for a go line, so
+        # that the rules can be scoped to its session before it execs the script.
         stdout_path = tmp / "script.stdout"
         with open(stdout_path, "wb") as so:
             proc = subprocess.Popen(
-                ["bash", str(script), "run", str(workdir)],
+                ["bash", "-c", ROOT_WRAPPER, str(script), str(workdir)],
                 cwd=workdir,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=so,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_set_loginuid,
             )
-            details["root_pid"] = proc.pid
+        details["root_pid"] = proc.pid
+        try:
+            ses = None
             with contextlib.suppress(OSError, ValueError):
-                details["audit_session"] = int(Path(f"/proc/{proc.pid}/sessionid").read_text())
-            try:
-                rc = proc.wait(timeout=timeout)
-            except BaseException as exc:  # timeout, or SIGTERM/Ctrl-C of the recorder
-                # kill the process group of the session this recorder created, by its id
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                if isinstance(exc, subprocess.TimeoutExpired):
-                    raise RecordError(f"{script.name} run timed out after {timeout}s") from None
-                raise
+                ses = int(Path(f"/proc/{proc.pid}/sessionid").read_text())
+            details["audit_session"] = ses
+            load = rules
+            if scope == "session":
+                if ses is None or ses == UNSET_ID:
+                    raise RecordError(
+                        "cannot scope the rules to the pipeline's audit session (loginuid not "
+                        "settable here); record with scope='all'"
+                    )
+                load = _scoped_rules(rules, ses, tmp / "scoped.rules")
+            rules_loaded = True  # set before loading: a half-loaded file is removed as well
+            _run(["auditctl", "-R", str(load)])
+            details["started_ns"] = time.time_ns()
+            assert proc.stdin is not None
+            proc.stdin.write(b"go\n")
+            proc.stdin.close()
+            rc = proc.wait(timeout=timeout)
+        except BaseException as exc:  # failure, timeout, or SIGTERM/Ctrl-C of the recorder
+            # kill the process group of the session this recorder created, by its id
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise RecordError(f"{script.name} run timed out after {timeout}s") from None
+            raise
         details["finished_ns"] = time.time_ns()
         details["script_output"] = stdout_path.read_text(errors="replace")[-4000:]
         if rc != 0:
             raise RecordError(f"{script.name} run failed ({rc}):\n{details['script_output']}")
 
-        # Wait until everything up to now is in the output: open a sentinel (an audited open).
-        sentinel = tmp / f"sentinel-{uuid.uuid4().hex}"
-        sentinel.write_text("")
-        needle = str(sentinel).encode()
+        # The root's exit_group is the pipeline's last audited call (the scripts wait for
+        # their background jobs): once it is in the output, everything before it is as well.
+        exit_re = re.compile(
+            rb"^type=SYSCALL msg=audit\([^)]*\): arch=\S+ syscall=(?:231|252) .* pid=%d "
+            % proc.pid,
+            re.M,
+        )
 
         def flushed() -> bool:
             with open(out, "rb") as f:
-                return needle in f.read()
+                return exit_re.search(f.read()) is not None
 
         if not _wait_for(flushed, 15, 0.1):
-            errors.append("sentinel record never arrived; the log may be incomplete")
+            errors.append("the pipeline's exit_group never arrived; the log may be incomplete")
         details["lost_records"] = int(audit_status().get("lost", "0")) - lost_before
     finally:
         if rules_loaded:
@@ -400,6 +444,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--workdir", required=True, help="directory the pipeline runs in (recreated)")
     p.add_argument("--out", required=True, help="where to write the audit log")
     p.add_argument("--format", default="raw", choices=["raw", "enriched"], help="auditd log_format")
+    p.add_argument(
+        "--scope",
+        default="session",
+        choices=["session", "all"],
+        help="session: only the pipeline's audit session (default); all: every process",
+    )
     p.add_argument("--timeout", type=float, default=300)
     args = p.parse_args(argv)
     # SIGTERM -> SystemExit, so that the cleanup in record() runs

@@ -62,10 +62,7 @@ def _of(recs, rtype):
 def recording(tmp_path_factory):
     before = audit_status()
     base = tmp_path_factory.mktemp("realaudit")
-    info: dict = {}
-    log, manifest = record(
-        HERE / "pipeline.sh", base / "work", base / "pipeline.audit.log", info=info
-    )
+    log, manifest = record(HERE / "pipeline.sh", base / "work", base / "pipeline.audit.log")
     return log, manifest, before
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from ..schema import graph as g
 from ..schema.event import DeadLetter, Event, Kind
 from ..store.cypher import Cypher
+from .runs import RunRows
 
 ROWS_PER_STATEMENT = 2000
 
@@ -124,6 +125,7 @@ class Batch:
         self.endpoints: dict[str, dict[str, Any]] = {}
         self.edges: dict[tuple[g.EdgeType, str, str], list[int]] = {}
         self.dead: dict[str, dict[str, Any]] = {}
+        self.runs = RunRows()  # pipeline runs and file versions (ingest/runs.py)
         self.events = 0
 
     def __len__(self) -> int:
@@ -137,6 +139,10 @@ class Batch:
         if kind is Kind.FORK and ev.child is not None:
             child = self._process(host, ev.child, ts, seq=ev.seq)
             self._edge(g.FORKED, proc, child, ts)
+        elif kind in (Kind.RUN, Kind.VERSION):
+            if ev.file is not None:
+                self._file(host, ev.file, ts)
+            self.runs.add(ev)
         elif kind is Kind.EXIT:
             self.ends[proc] = {"key": proc, "end": ts, "exit_code": ev.exit_code}
         elif kind in (Kind.RENAME, Kind.LINK):
@@ -219,6 +225,7 @@ class Batch:
                 {"src": src, "dst": dst, "first": first, "last": last})
         for edge, rows in by_type.items():
             _chunked(out, UPSERT_EDGES[edge], rows)
+        out.extend(self.runs.statements())
         return out
 
 

@@ -30,6 +30,8 @@ class Kind(StrEnum):
     BIND = "bind"  # proc bound peer (its local endpoint)
     PIPE_READ = "pipe_read"  # proc reads pipe (stdin is the pipe's read end)
     PIPE_WRITE = "pipe_write"  # proc writes pipe (stdout/stderr is the pipe's write end)
+    RUN = "run"  # a pipeline run (``run``) rooted in proc, with its member processes
+    VERSION = "version"  # file had content ``version`` when run ``version.run`` observed it
 
 
 class ProcessInfo(msgspec.Struct, omit_defaults=True, frozen=True):
@@ -63,6 +65,38 @@ class Endpoint(msgspec.Struct, omit_defaults=True, frozen=True):
     port: int | None = None
 
 
+class RunInfo(msgspec.Struct, omit_defaults=True, frozen=True):
+    """A pipeline run: the process tree under one root, with its facts. ``members`` are the
+    (pid, start) of the run's processes on the event's host; ``params``, ``environment`` and
+    ``metrics`` map names to values. Times are epoch ns."""
+
+    id: str
+    pipeline: str
+    argv: list[str] = msgspec.field(default_factory=list)
+    cwd: str | None = None
+    user: str | None = None
+    start: int = 0
+    end: int | None = None
+    exit_code: int | None = None
+    origin: str = "trace"  # trace: `ursprung run`; audit: `ursprung runs define`
+    params: dict[str, str] = msgspec.field(default_factory=dict)
+    environment: dict[str, str] = msgspec.field(default_factory=dict)
+    metrics: dict[str, str] = msgspec.field(default_factory=dict)
+    members: list[tuple[int, int]] = msgspec.field(default_factory=list)
+
+
+class VersionInfo(msgspec.Struct, omit_defaults=True, frozen=True):
+    """The content of a file as run ``run`` saw it at the event's time: size, mtime (ns) and
+    sha256 (None above the hashing size limit); ``stored`` when the content store has the
+    bytes."""
+
+    run: str
+    size: int | None = None
+    mtime: int | None = None
+    sha256: str | None = None
+    stored: bool = False
+
+
 class Event(msgspec.Struct, omit_defaults=True, frozen=True):
     """One normalized provenance event."""
 
@@ -79,6 +113,8 @@ class Event(msgspec.Struct, omit_defaults=True, frozen=True):
     peer: Endpoint | None = None
     pipe: str | None = None
     exit_code: int | None = None
+    run: RunInfo | None = None
+    version: VersionInfo | None = None
 
 
 class DeadLetter(msgspec.Struct, omit_defaults=True, frozen=True):

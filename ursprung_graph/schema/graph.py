@@ -22,6 +22,11 @@ DEAD_LETTER = "DeadLetter"
 
 NODE_LABELS = (PROCESS, FILE, PIPE, ENDPOINT, HOST, DEAD_LETTER)
 
+#: Pipeline runs (issue 3): a run and the content versions of files it saw.
+PIPELINE_RUN = "PipelineRun"
+VERSION = "Version"
+RUN_LABELS = (PIPELINE_RUN, VERSION)
+
 
 @dataclass(frozen=True, slots=True)
 class EdgeType:
@@ -50,6 +55,12 @@ EDGE_TYPES = (
     READ_PIPE, WROTE_PIPE, CONNECTED, ACCEPTED, BOUND,
 )
 
+#: Run edges: a run includes its processes; a file has versions; a run observed versions.
+INCLUDES = EdgeType("INCLUDES", PIPELINE_RUN, PROCESS)
+HAS_VERSION = EdgeType("HAS_VERSION", FILE, VERSION)
+OBSERVED = EdgeType("OBSERVED", PIPELINE_RUN, VERSION)
+RUN_EDGE_TYPES = (INCLUDES, HAS_VERSION, OBSERVED)
+
 #: Node kinds as the CLI and API name them.
 KIND_OF_LABEL = {
     PROCESS: "process", FILE: "file", PIPE: "pipe", ENDPOINT: "endpoint", HOST: "host",
@@ -66,6 +77,19 @@ def file_key(host: str, ref: FileRef) -> str:
     if ref.fs:
         return f"f@{ref.fs}:{ref.path}"
     return f"f:{host}:{ref.path}"
+
+
+def run_key(run_id: str) -> str:
+    """Run ids are globally unique (uuid for traced runs, derived from the root process for
+    runs defined on audit data)."""
+    return f"run:{run_id}"
+
+
+def version_key(file: str, sha256: str | None, size: int | None, mtime: int | None) -> str:
+    """A version of the file with key ``file``: by content hash, else by size and mtime."""
+    if sha256:
+        return f"v:{file}:sha256:{sha256}"
+    return f"v:{file}:stat:{size}:{mtime}"
 
 
 def pipe_key(host: str, pipe_id: str) -> str:

@@ -40,7 +40,8 @@ O_TRUNC = 0o1000
 O_DIRECTORY = 0o200000
 S_IFMT = 0o170000
 S_IFDIR = 0o040000
-AT_FDCWD = 0xFFFFFF9C  # -100 as the low 32 bits of a register
+AT_FDCWD = 0xFFFFFF9C
+EINPROGRESS = 115  # -100 as the low 32 bits of a register
 
 #: Pseudo file systems: reading /proc or writing /dev/null is not data provenance.
 IGNORED_PREFIXES = ("/proc/", "/sys/", "/dev/")
@@ -120,8 +121,8 @@ class OSModel:
 
     def apply(self, ae: AuditEvent) -> list[Event]:
         """The normalized events one audited syscall stands for (failed calls: none)."""
-        if not ae.success:
-            return []
+        if not ae.success and not (ae.syscall == "connect" and ae.exit == -EINPROGRESS):
+            return []  # failed calls moved no data; a non-blocking connect goes on
         handler = self._handlers.get(ae.syscall)
         if handler is None:
             return []

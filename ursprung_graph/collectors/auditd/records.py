@@ -2,39 +2,41 @@
 
 One line is one record: ``[node=NAME ]type=TYPE msg=audit(SEC.MSEC:SERIAL): field=value ...``,
 optionally followed (``log_format = ENRICHED``) by a ``\\x1d`` byte and interpreted
-uppercase fields. Records sharing a ``msg=audit(...)`` stamp form one event; records of
-different events interleave. The parser groups them and emits one :class:`AuditEvent` per
-syscall event.
+uppercase fields, of which only ``SYSCALL=`` is used. Records sharing a stamp
+(node + ``SEC.MSEC:SERIAL``) form one event; records of different events interleave.
+The parser groups them and emits one :class:`AuditEvent` per syscall event.
 
-Design for throughput: lines stay ``bytes``; ``feed`` only matches the header and files the
-line under its event, and the records we need are parsed (with a few precompiled regexes,
-no per-field objects) once, when the event completes. Other record types are never parsed.
+Throughput: lines stay ``bytes``; ``feed`` only matches the header and files the line under
+its event. The records we use are parsed once the event completes, with a few precompiled
+regexes and no per-field objects; other record types are never parsed. Values that repeat
+across events (the process identity part of SYSCALL, PATH, CWD, PROCTITLE bodies) are
+memoised in small bounded dicts: in real logs they repeat 10-200 times.
 
-Event completion:
+Completion. An event is tried at its PROCTITLE or EOE record (the kernel writes PROCTITLE
+last before EOE, and auditd does not write EOE to audit.log at all), then:
 
-* at its ``EOE`` record, if complete: a SYSCALL event needs as many PATH records as its
-  ``items=`` and, for a successful execve/execveat, a complete EXECVE argument list.
-  An incomplete event seen with EOE keeps waiting (records may arrive out of order);
-* when more than ``window`` newer events (serials) have started since it did;
-* at :meth:`AuditParser.flush`.
+* a SYSCALL event is complete with as many PATH records as its ``items=`` and, for a
+  successful execve/execveat, all EXECVE arguments; if incomplete it keeps waiting (records
+  may arrive out of order) and is re-tried when SYSCALL, PATH or EXECVE records arrive;
+* otherwise an event completes when more than ``window`` newer events have started, or at
+  :meth:`AuditParser.flush`; a SYSCALL event still incomplete then is a
+  :class:`DeadLetter` ("truncated event serial N: 1 of 2 PATH records").
 
-An event completed by window or flush that is still incomplete becomes a
-:class:`DeadLetter` ("truncated event ..."). Events without a SYSCALL record (user-space
-messages such as USER_*, LOGIN without syscall, CONFIG_CHANGE, URINGOP...) are counted in
-``skipped``; user-space message types are recognised and skipped on sight.
+Events without a SYSCALL record (USER_*, DAEMON_*, standalone CONFIG_CHANGE, URINGOP...)
+are counted in ``skipped``; user-space message types are skipped on sight.
 
-Broken input never raises. Policy per case:
+Broken input never raises. Policy:
 
 * a line that is not a record (no header, bad ``msg=audit(...)``, binary junk, non-ASCII
   raw part, non-UTF-8 enriched part) -> one DeadLetter for that line;
-* a record that repeats an earlier record of its event byte for byte -> DeadLetter for the
-  repeat, the event is unaffected;
-* a record arriving after its event was emitted -> DeadLetter for that record;
+* a byte-identical repeat of a record of the same event -> DeadLetter for the repeat only;
+* a record arriving after its event was emitted -> DeadLetter for that record (a late
+  EOE is ignored: it carries nothing);
 * a malformed or conflicting SYSCALL, PATH or EXECVE record -> the whole event becomes one
-  DeadLetter (raw = the offending line): these define what the event *is*, so a half-parsed
-  event is never emitted;
-* a malformed CWD, PROCTITLE, SOCKADDR or FD_PAIR record -> DeadLetter for that record, and
-  the event is emitted with that field None (consumers already handle their absence).
+  DeadLetter whose raw is the offending line: these records define what the event *is*,
+  so a half-parsed event is never emitted;
+* a malformed or conflicting CWD, PROCTITLE, SOCKADDR or FD_PAIR record -> DeadLetter for
+  that record; the event is emitted with that field None.
 """
 
 from __future__ import annotations
@@ -48,16 +50,20 @@ from dataclasses import dataclass
 from ursprung_graph.collectors.auditd.syscalls import syscall_name
 
 __all__ = [
+    "RAW_LIMIT",
     "AuditEvent",
     "AuditParser",
     "DeadLetter",
     "PathItem",
     "SockAddr",
+    "decode_sockaddr",
     "iter_file",
 ]
 
 #: DeadLetter.raw is capped at this many bytes.
 RAW_LIMIT = 4096
+#: Each memo dict is cleared when it grows past this many entries.
+MEMO_LIMIT = 20_000
 
 
 @dataclass(slots=True)
@@ -127,155 +133,70 @@ Output = AuditEvent | DeadLetter
 _HEADER = re.compile(
     rb"(?:node=([^ ]+) )?type=([A-Za-z0-9_\[\]-]+) msg=audit\(([0-9]+\.[0-9]+:[0-9]+)\):(?: |$)"
 )
+# Fast path: the kernel prints SYSCALL fields in a fixed order. `[^ ]*` is much cheaper for
+# `re` than character classes; int() validates the captured numbers afterwards. Everything
+# from ppid= to the end of the raw part (ids, comm, exe, subj, key) is one group, memoised:
+# it is the same for every syscall of a process. Groups: arch+syscall, success, exit,
+# a0..a3, items, identity, enriched part.
 _SYSCALL = re.compile(
-    rb" *arch=([0-9a-fA-F]+) syscall=([0-9]+) (?:success=([a-z]+) exit=(-?[0-9]+) )?"
-    rb"a0=([0-9a-fA-F]+) a1=([0-9a-fA-F]+) a2=([0-9a-fA-F]+) a3=([0-9a-fA-F]+) items=([0-9]+) "
-    rb"ppid=([0-9]+) pid=([0-9]+) auid=([0-9]+) uid=([0-9]+) gid=([0-9]+) euid=([0-9]+) "
+    rb" *(arch=[^ ]* syscall=[^ ]*) (?:success=([^ ]*) exit=([^ ]*) )?"
+    rb"a0=([^ ]*) a1=([^ ]*) a2=([^ ]*) a3=([^ ]*) items=([^ ]*) (ppid=[^\x1d]*)(?:\x1d(.*))?"
 )
 _PATH = re.compile(
-    rb" *item=([0-9]+) name=([^ ]*)(?: inode=([0-9]+) dev=([0-9a-fA-F]+:[0-9a-fA-F]+)"
-    rb" mode=([0-7]+))?"
+    rb" *item=([^ ]*) name=([^ ]*) (?:inode=([^ ]*) dev=([^ ]*) mode=([^ ]*) ouid=[^ ]* "
+    rb"ogid=[^ ]* rdev=[^ ]* (?:obj=[^ ]* )?)?nametype=([^ \x1d]*)"
 )
-_FD_PAIR = re.compile(rb" *fd0=([0-9]+) fd1=([0-9]+)")
+_FD_PAIR = re.compile(rb" *fd0=([0-9]+) fd1=([0-9]+) *$")
 _HEX_CHARS = b"0123456789abcdefABCDEF"
 
-# Types whose records we parse; a byte-identical repeat of one is a duplicate.
-_PARSED = frozenset((b"SYSCALL", b"CWD", b"PROCTITLE", b"SOCKADDR", b"FD_PAIR", b"EOE"))
-# Types whose arrival can turn a waiting (EOE already seen) event complete.
+_SYSCALL_REQUIRED = (b"arch", b"syscall", b"a0", b"a1", b"a2", b"a3")
+# At most one record of these types per event; a byte-identical repeat is a duplicate.
+_SINGLE = frozenset((b"SYSCALL", b"CWD", b"PROCTITLE", b"SOCKADDR", b"FD_PAIR"))
+# Records after which an event may be complete (PROCTITLE is the kernel's last but EOE).
+_ENDS = frozenset((b"PROCTITLE", b"EOE"))
+# Types whose arrival can make a waiting event complete.
 _COMPLETING = frozenset((b"SYSCALL", b"PATH", b"EXECVE"))
 _EXECS = frozenset(("execve", "execveat"))
 
-# User-space message types (libaudit 1100-1299, 2100-2999): always single-record events,
-# never part of a syscall event, so they are skipped on sight instead of held in `pending`.
-_USER_TYPES = frozenset(
-    (
-        b"USER",
-        b"USER_AUTH",
-        b"USER_ACCT",
-        b"USER_MGMT",
-        b"CRED_ACQ",
-        b"CRED_DISP",
-        b"USER_START",
-        b"USER_END",
-        b"USER_AVC",
-        b"USER_CHAUTHTOK",
-        b"USER_ERR",
-        b"CRED_REFR",
-        b"USYS_CONFIG",
-        b"USER_LOGIN",
-        b"USER_LOGOUT",
-        b"ADD_USER",
-        b"DEL_USER",
-        b"ADD_GROUP",
-        b"DEL_GROUP",
-        b"DAC_CHECK",
-        b"CHGRP_ID",
-        b"TEST",
-        b"TRUSTED_APP",
-        b"USER_SELINUX_ERR",
-        b"USER_CMD",
-        b"USER_TTY",
-        b"CHUSER_ID",
-        b"GRP_AUTH",
-        b"SYSTEM_BOOT",
-        b"SYSTEM_SHUTDOWN",
-        b"SYSTEM_RUNLEVEL",
-        b"SERVICE_START",
-        b"SERVICE_STOP",
-        b"GRP_MGMT",
-        b"GRP_CHAUTHTOK",
-        b"MAC_CHECK",
-        b"ACCT_LOCK",
-        b"ACCT_UNLOCK",
-        b"USER_DEVICE",
-        b"SOFTWARE_UPDATE",
-        b"DAEMON_START",
-        b"DAEMON_END",
-        b"DAEMON_ABORT",
-        b"DAEMON_CONFIG",
-        b"DAEMON_ROTATE",
-        b"DAEMON_RESUME",
-        b"DAEMON_ACCEPT",
-        b"DAEMON_CLOSE",
-        b"DAEMON_ERR",
-        b"ANOM_LOGIN_FAILURES",
-        b"ANOM_LOGIN_TIME",
-        b"ANOM_LOGIN_SESSIONS",
-        b"ANOM_LOGIN_ACCT",
-        b"ANOM_LOGIN_LOCATION",
-        b"ANOM_MAX_DAC",
-        b"ANOM_MAX_MAC",
-        b"ANOM_AMTU_FAIL",
-        b"ANOM_RBAC_FAIL",
-        b"ANOM_RBAC_INTEGRITY_FAIL",
-        b"ANOM_CRYPTO_FAIL",
-        b"ANOM_ACCESS_FS",
-        b"ANOM_EXEC",
-        b"ANOM_MK_EXEC",
-        b"ANOM_ADD_ACCT",
-        b"ANOM_DEL_ACCT",
-        b"ANOM_MOD_ACCT",
-        b"ANOM_ROOT_TRANS",
-        b"ANOM_LOGIN_SERVICE",
-        b"ANOM_LOGIN_ROOT",
-        b"ANOM_ORIGIN_FAILURES",
-        b"ANOM_SESSION",
-        b"RESP_ANOMALY",
-        b"RESP_ALERT",
-        b"RESP_KILL_PROC",
-        b"RESP_TERM_ACCESS",
-        b"RESP_ACCT_REMOTE",
-        b"RESP_ACCT_LOCK_TIMED",
-        b"RESP_ACCT_UNLOCK_TIMED",
-        b"RESP_ACCT_LOCK",
-        b"RESP_TERM_LOCK",
-        b"RESP_SEBOOL",
-        b"RESP_EXEC",
-        b"RESP_SINGLE",
-        b"RESP_HALT",
-        b"RESP_ORIGIN_BLOCK",
-        b"RESP_ORIGIN_BLOCK_TIMED",
-        b"RESP_ORIGIN_UNBLOCK_TIMED",
-        b"USER_ROLE_CHANGE",
-        b"ROLE_ASSIGN",
-        b"ROLE_REMOVE",
-        b"LABEL_OVERRIDE",
-        b"LABEL_LEVEL_CHANGE",
-        b"USER_LABELED_EXPORT",
-        b"USER_UNLABELED_EXPORT",
-        b"DEV_ALLOC",
-        b"DEV_DEALLOC",
-        b"FS_RELABEL",
-        b"USER_MAC_POLICY_LOAD",
-        b"ROLE_MODIFY",
-        b"USER_MAC_CONFIG_CHANGE",
-        b"USER_MAC_STATUS",
-        b"CRYPTO_TEST_USER",
-        b"CRYPTO_PARAM_CHANGE_USER",
-        b"CRYPTO_LOGIN",
-        b"CRYPTO_LOGOUT",
-        b"CRYPTO_KEY_USER",
-        b"CRYPTO_FAILURE_USER",
-        b"CRYPTO_REPLAY_USER",
-        b"CRYPTO_SESSION",
-        b"CRYPTO_IKE_SA",
-        b"CRYPTO_IPSEC_SA",
-        b"VIRT_CONTROL",
-        b"VIRT_RESOURCE",
-        b"VIRT_MACHINE_ID",
-        b"VIRT_INTEGRITY_CHECK",
-        b"VIRT_CREATE",
-        b"VIRT_DESTROY",
-        b"VIRT_MIGRATE_IN",
-        b"VIRT_MIGRATE_OUT",
-    )
-)
+# User-space message types (libaudit 1100-1299 and 2100-2999, from python3-audit's
+# audit_msg_type_to_name): always single-record events that never belong to a syscall
+# event, so they are counted as skipped on sight instead of being held in `pending`.
+# fmt: off
+_USER_TYPES = frozenset(t.encode() for t in (
+    "USER", "USER_AUTH", "USER_ACCT", "USER_MGMT", "CRED_ACQ", "CRED_DISP", "USER_START",
+    "USER_END", "USER_AVC", "USER_CHAUTHTOK", "USER_ERR", "CRED_REFR", "USYS_CONFIG",
+    "USER_LOGIN", "USER_LOGOUT", "ADD_USER", "DEL_USER", "ADD_GROUP", "DEL_GROUP",
+    "DAC_CHECK", "CHGRP_ID", "TEST", "TRUSTED_APP", "USER_SELINUX_ERR", "USER_CMD",
+    "USER_TTY", "CHUSER_ID", "GRP_AUTH", "SYSTEM_BOOT", "SYSTEM_SHUTDOWN", "SYSTEM_RUNLEVEL",
+    "SERVICE_START", "SERVICE_STOP", "GRP_MGMT", "GRP_CHAUTHTOK", "MAC_CHECK", "ACCT_LOCK",
+    "ACCT_UNLOCK", "USER_DEVICE", "SOFTWARE_UPDATE", "DAEMON_START", "DAEMON_END",
+    "DAEMON_ABORT", "DAEMON_CONFIG", "DAEMON_ROTATE", "DAEMON_RESUME", "DAEMON_ACCEPT",
+    "DAEMON_CLOSE", "DAEMON_ERR", "ANOM_LOGIN_FAILURES", "ANOM_LOGIN_TIME",
+    "ANOM_LOGIN_SESSIONS", "ANOM_LOGIN_ACCT", "ANOM_LOGIN_LOCATION", "ANOM_MAX_DAC",
+    "ANOM_MAX_MAC", "ANOM_AMTU_FAIL", "ANOM_RBAC_FAIL", "ANOM_RBAC_INTEGRITY_FAIL",
+    "ANOM_CRYPTO_FAIL", "ANOM_ACCESS_FS", "ANOM_EXEC", "ANOM_MK_EXEC", "ANOM_ADD_ACCT",
+    "ANOM_DEL_ACCT", "ANOM_MOD_ACCT", "ANOM_ROOT_TRANS", "ANOM_LOGIN_SERVICE",
+    "ANOM_LOGIN_ROOT", "ANOM_ORIGIN_FAILURES", "ANOM_SESSION", "RESP_ANOMALY", "RESP_ALERT",
+    "RESP_KILL_PROC", "RESP_TERM_ACCESS", "RESP_ACCT_REMOTE", "RESP_ACCT_LOCK_TIMED",
+    "RESP_ACCT_UNLOCK_TIMED", "RESP_ACCT_LOCK", "RESP_TERM_LOCK", "RESP_SEBOOL", "RESP_EXEC",
+    "RESP_SINGLE", "RESP_HALT", "RESP_ORIGIN_BLOCK", "RESP_ORIGIN_BLOCK_TIMED",
+    "RESP_ORIGIN_UNBLOCK_TIMED", "USER_ROLE_CHANGE", "ROLE_ASSIGN", "ROLE_REMOVE",
+    "LABEL_OVERRIDE", "LABEL_LEVEL_CHANGE", "USER_LABELED_EXPORT", "USER_UNLABELED_EXPORT",
+    "DEV_ALLOC", "DEV_DEALLOC", "FS_RELABEL", "USER_MAC_POLICY_LOAD", "ROLE_MODIFY",
+    "USER_MAC_CONFIG_CHANGE", "USER_MAC_STATUS", "CRYPTO_TEST_USER",
+    "CRYPTO_PARAM_CHANGE_USER", "CRYPTO_LOGIN", "CRYPTO_LOGOUT", "CRYPTO_KEY_USER",
+    "CRYPTO_FAILURE_USER", "CRYPTO_REPLAY_USER", "CRYPTO_SESSION", "CRYPTO_IKE_SA",
+    "CRYPTO_IPSEC_SA", "VIRT_CONTROL", "VIRT_RESOURCE", "VIRT_MACHINE_ID",
+    "VIRT_INTEGRITY_CHECK", "VIRT_CREATE", "VIRT_DESTROY", "VIRT_MIGRATE_IN",
+    "VIRT_MIGRATE_OUT",
+))
+# fmt: on
 
-# A record as held while its event is pending: (type, line, body start, offset).
+# A record while its event is pending: (type, line without newline, body start, offset).
 _Rec = tuple[bytes, bytes, int, int]
 
 
-class _Malformed(Exception):
+class _Malformed(ValueError):
     """A record's fields do not parse; carries the human-readable reason."""
 
 
@@ -322,9 +243,10 @@ def _raw_part(body: bytes) -> bytes:
 
 
 def _fields(raw: bytes) -> dict[bytes, bytes]:
-    """Generic ``k=v`` split; slow path for records the fast regexes do not match.
+    """Generic ``k=v`` split, for records the fast regexes do not cover.
 
-    A token without ``=`` continues the previous value (AppArmor ``subj=/bin/x (enforce)``).
+    A token without ``=`` continues the previous value: AppArmor's
+    ``subj==/usr/sbin/ntpd (enforce)`` is the one real unquoted value with a space.
     """
     d: dict[bytes, bytes] = {}
     last = b""
@@ -349,58 +271,54 @@ def _int(v: bytes | None, base: int = 10) -> int | None:
     return None if v is None else int(v, base)
 
 
+def _memo_put(memo: dict, key: bytes, value: object) -> None:
+    """Store in a bounded memo dict (cleared wholesale when full: cheap and good enough)."""
+    if len(memo) >= MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
+
+
 # --------------------------------------------------------------------------- records
 
+# (ppid, pid, auid, uid, gid, euid, comm, exe, key)
+_Identity = tuple[int, int, "int | None", "int | None", "int | None", "int | None",
+                  "str | None", "str | None", "str | None"]  # fmt: skip
 
-def _parse_syscall(body: bytes) -> tuple:
-    """SYSCALL fields as a tuple, fast regex first, generic split as fallback."""
-    raw, _, enriched = body.partition(b"\x1d")
-    m = _SYSCALL.match(raw)
-    if m is not None:
-        g = m.groups()
-        comm = _after(raw, b" comm=", m.end() - 1)
-        exe = _after(raw, b" exe=", m.end() - 1)
-        k = raw.rfind(b" key=")
-        key = raw[k + 5 :].split(b" ", 1)[0] if k >= 0 else None
-        arch, nr, succ, ex, a0, a1, a2, a3, items, ppid, pid, auid, uid, gid, euid = g
-    else:
-        d = _fields(raw)
-        try:
-            arch, nr, a0, a1, a2, a3 = (d[k] for k in _SYSCALL_REQUIRED)
-            items, ppid, pid = d.get(b"items", b"0"), d[b"ppid"], d[b"pid"]
-        except KeyError as e:
-            raise _Malformed(f"missing field {e.args[0].decode()}") from None
-        succ, ex, auid, uid = d.get(b"success"), d.get(b"exit"), d.get(b"auid"), d.get(b"uid")
-        gid, euid, comm, exe = d.get(b"gid"), d.get(b"euid"), d.get(b"comm"), d.get(b"exe")
-        key = d.get(b"key")
-    if succ is None or succ == b"yes":
-        success = True
-    elif succ == b"no":
-        success = False
-    else:
-        raise _Malformed(f"bad success value {_show(succ)}")
-    name = _enriched_syscall(enriched) if enriched else None
+
+def _parse_identity(ident: bytes) -> _Identity:
+    """The ``ppid=...`` to end part of a SYSCALL record (memoised by the caller)."""
+    d = _fields(ident)
+    if b"pid" not in d or b"ppid" not in d:
+        raise _Malformed("missing pid= or ppid=")
+    comm, exe, key = d.get(b"comm"), d.get(b"exe"), d.get(b"key")
     try:
-        number = int(nr)
-        args = (int(a0, 16), int(a1, 16), int(a2, 16), int(a3, 16))
-        nums = (int(items), int(ppid), int(pid), _int(auid), _int(uid), _int(gid), _int(euid))
-        ex_i = _int(ex)
+        return (
+            int(d[b"ppid"]), int(d[b"pid"]), _int(d.get(b"auid")), _int(d.get(b"uid")),
+            _int(d.get(b"gid")), _int(d.get(b"euid")),
+            None if comm is None else _text(comm),
+            None if exe is None else _text(exe),
+            None if key is None else _text(key),
+        )  # fmt: skip
     except ValueError as e:
         raise _Malformed(f"bad number: {e}") from None
-    if name is None:
-        name = syscall_name(arch.decode("ascii"), number)
-    comm_s = None if comm is None else _text(comm)
-    exe_s = None if exe is None else _text(exe)
-    key_s = None if key is None else _text(key)
-    return (name, success, ex_i, args, *nums, comm_s, exe_s, key_s)
 
 
-_SYSCALL_REQUIRED = (b"arch", b"syscall", b"a0", b"a1", b"a2", b"a3")
+def _syscall_name(archsys: bytes, enriched: bytes | None) -> str:
+    """Name from ENRICHED ``SYSCALL=`` if present, else from the arch's table."""
+    if enriched:
+        v = _after(b" " + enriched, b" SYSCALL=")
+        if v and v.strip(b'"'):
+            return v.strip(b'"').decode("utf-8", "backslashreplace")
+    d = _fields(archsys)
+    try:
+        return syscall_name(d[b"arch"].decode("ascii"), int(d[b"syscall"]))
+    except (KeyError, ValueError):
+        raise _Malformed(f"bad arch/syscall {_show(archsys)}") from None
 
 
-def _after(raw: bytes, marker: bytes, start: int) -> bytes | None:
-    """Value following ``marker`` (e.g. `` comm=``) up to the next space."""
-    i = raw.find(marker, start)
+def _after(raw: bytes, marker: bytes) -> bytes | None:
+    """Value following ``marker`` (e.g. `` SYSCALL=``) up to the next space."""
+    i = raw.find(marker)
     if i < 0:
         return None
     i += len(marker)
@@ -408,43 +326,45 @@ def _after(raw: bytes, marker: bytes, start: int) -> bytes | None:
     return raw[i:] if j < 0 else raw[i:j]
 
 
-def _enriched_syscall(enriched: bytes) -> str | None:
-    """Syscall name from the ENRICHED ``SYSCALL=`` field, if present."""
-    if enriched.startswith(b"SYSCALL="):
-        i = 8
-    else:
-        i = enriched.find(b" SYSCALL=")
-        if i < 0:
-            return None
-        i += 9
-    j = enriched.find(b" ", i)
-    v = (enriched[i:] if j < 0 else enriched[i:j]).strip(b'"')
-    return v.decode("utf-8", "backslashreplace") or None
+def _syscall_slow(body: bytes) -> tuple:
+    """SYSCALL fields for records outside the kernel's usual field order."""
+    raw, _, enriched = body.partition(b"\x1d")
+    d = _fields(raw)
+    missing = [k.decode() for k in _SYSCALL_REQUIRED if k not in d]
+    if missing:
+        raise _Malformed(f"missing field {', '.join(missing)}")
+    archsys = b"arch=" + d[b"arch"] + b" syscall=" + d[b"syscall"]
+    ident = b" ".join(k + b"=" + v for k, v in d.items() if k not in _NOT_IDENTITY)
+    return (archsys, d.get(b"success"), d.get(b"exit"), d[b"a0"], d[b"a1"], d[b"a2"],
+            d[b"a3"], d.get(b"items", b"0"), ident, enriched or None)  # fmt: skip
 
 
-def _parse_path(body: bytes) -> PathItem:
-    """One PATH record."""
-    raw = _raw_part(body)
+_NOT_IDENTITY = frozenset(
+    (b"arch", b"syscall", b"success", b"exit", b"a0", b"a1", b"a2", b"a3", b"items")
+)
+
+
+def _path_fields(raw: bytes) -> tuple:
+    """PATH raw part -> PathItem constructor arguments (memoised by the caller)."""
     m = _PATH.match(raw)
     if m is not None:
-        item, name, inode, dev, mode = m.groups()
-        nametype = _after(raw, b" nametype=", m.end() - 1)
+        item, name, inode, dev, mode, nametype = m.groups()
     else:
-        d = _fields(raw)
+        d = _fields(_raw_part(raw))
         item, name, nametype = d.get(b"item"), d.get(b"name"), d.get(b"nametype")
         inode, dev, mode = d.get(b"inode"), d.get(b"dev"), d.get(b"mode")
-        if item is None or name is None:
-            raise _Malformed("missing item= or name=")
+        if item is None or name is None or nametype is None:
+            raise _Malformed("missing item=, name= or nametype=")
     if not nametype:
-        raise _Malformed("missing nametype=")
+        raise _Malformed("empty nametype=")
     try:
-        return PathItem(
+        return (
             int(item),
             _text(name),
-            _int(inode),
-            None if dev is None else dev.decode("ascii"),
-            _int(mode, 8),
-            nametype.decode("ascii"),
+            None if inode is None else int(inode),
+            None if dev is None else dev.decode("ascii", "backslashreplace"),
+            None if mode is None else int(mode, 8),
+            nametype.decode("ascii", "backslashreplace"),
         )
     except ValueError as e:
         raise _Malformed(f"bad number: {e}") from None
@@ -460,7 +380,7 @@ def _parse_execve(bodies: list[bytes]) -> list[str] | None:
     for body in bodies:
         for k, v in _fields(_raw_part(body)).items():
             if k in d:
-                raise _Malformed(f"EXECVE field {k.decode()} repeated")
+                raise _Malformed(f"field {k.decode()} repeated")
             d[k] = v
     argc_b = d.get(b"argc")
     if argc_b is None:
@@ -487,25 +407,25 @@ def _execve_arg(d: dict[bytes, bytes], i: int) -> bytes | None:
     total = d.get(b"a%d_len" % i)
     if total is None:
         return None
+    try:
+        want = int(total)
+    except ValueError:
+        raise _Malformed(f"bad a{i}_len {_show(total)}") from None
     chunks = []
     j = 0
     while (c := d.get(b"a%d[%d]" % (i, j))) is not None:
         chunks.append(_value(c) or b"")
         j += 1
     data = b"".join(chunks)
-    try:
-        want = int(total)
-    except ValueError:
-        raise _Malformed(f"bad a{i}_len {_show(total)}") from None
     if len(data) < want:
         return None
     if len(data) > want:
-        raise _Malformed(f"argument a{i} has {len(data)} bytes, a{i}_len={want}")
+        raise _Malformed(f"argument a{i} has {len(data)} bytes but a{i}_len={want}")
     return data
 
 
 def _single_value(body: bytes, field: bytes) -> bytes:
-    """The value of a record whose body is one ``field=value`` (CWD, PROCTITLE...)."""
+    """The value of a record whose body is one ``field=value`` (CWD, PROCTITLE)."""
     raw = _raw_part(body).strip(b" ")
     if not raw.startswith(field) or b" " in raw:
         raise _Malformed(f"expected a single {field.decode()} field")
@@ -517,31 +437,33 @@ def _parse_cwd(body: bytes) -> str | None:
     return _text(_single_value(body, b"cwd="))
 
 
-def _parse_proctitle(body: bytes) -> list[str] | None:
-    """PROCTITLE record: NUL-separated argv (kernel-truncated to 128 bytes)."""
+def _proctitle_parts(body: bytes) -> tuple[str, ...] | None:
+    """PROCTITLE record: NUL-separated argv (the kernel truncates it to 128 bytes)."""
     b = _value(_single_value(body, b"proctitle="))
     if b is None:
         return None
     parts = b.split(b"\0")
     if len(parts) > 1 and not parts[-1]:
         parts.pop()
-    return [p.decode("utf-8", "backslashreplace") for p in parts]
+    return tuple(p.decode("utf-8", "backslashreplace") for p in parts)
 
 
 def _parse_sockaddr(body: bytes) -> SockAddr:
     """SOCKADDR record: decode the binary ``struct sockaddr`` in ``saddr``."""
-    d = _fields(_raw_part(body))
-    v = d.get(b"saddr")
+    v = _fields(_raw_part(body)).get(b"saddr")
     if v is None:
         raise _Malformed("missing saddr=")
     b = _value(v)
     if b is None or len(b) < 2:
-        raise _Malformed(f"saddr too short {_show(v)}")
+        raise _Malformed(f"saddr too short: {_show(v)}")
     return decode_sockaddr(b)
 
 
 def decode_sockaddr(b: bytes) -> SockAddr:
-    """``struct sockaddr`` bytes (as the kernel logs them) to a SockAddr."""
+    """``struct sockaddr`` bytes as the kernel logs them -> SockAddr.
+
+    Raises ValueError when the bytes are too short for their family.
+    """
     fam = int.from_bytes(b[:2], "little")
     if fam == 2:
         if len(b) < 8:
@@ -554,8 +476,8 @@ def decode_sockaddr(b: bytes) -> SockAddr:
         return SockAddr("inet6", addr, int.from_bytes(b[2:4], "big"))
     if fam == 1:
         path = b[2:]
-        if not path:
-            return SockAddr("unix", None, None)
+        if not path.strip(b"\0"):
+            return SockAddr("unix", None, None)  # unnamed (socketpair, unbound)
         # Abstract names start with NUL; shown as "@name" as ss(8) does.
         name = b"@" + path[1:].split(b"\0", 1)[0] if path[0] == 0 else path.split(b"\0", 1)[0]
         return SockAddr("unix", name.decode("utf-8", "backslashreplace"), None)
@@ -566,18 +488,10 @@ def decode_sockaddr(b: bytes) -> SockAddr:
 
 def _parse_fd_pair(body: bytes) -> tuple[int, int]:
     """FD_PAIR record (pipe/socketpair)."""
-    m = _FD_PAIR.match(body)
+    m = _FD_PAIR.match(_raw_part(body))
     if m is None:
         raise _Malformed("expected fd0=N fd1=N")
     return int(m[1]), int(m[2])
-
-
-_AUX_PARSERS = {
-    b"CWD": _parse_cwd,
-    b"PROCTITLE": _parse_proctitle,
-    b"SOCKADDR": _parse_sockaddr,
-    b"FD_PAIR": _parse_fd_pair,
-}
 
 
 # --------------------------------------------------------------------------- parser
@@ -586,13 +500,13 @@ _AUX_PARSERS = {
 class _Pending:
     """Records of one event that has not been emitted yet."""
 
-    __slots__ = ("seq", "offset", "eoe", "recs")
+    __slots__ = ("seq", "offset", "waiting", "recs")
 
-    def __init__(self, seq: int, offset: int) -> None:
+    def __init__(self, seq: int, rec: _Rec) -> None:
         self.seq = seq
-        self.offset = offset
-        self.eoe = False
-        self.recs: list[_Rec] = []
+        self.offset = rec[3]
+        self.waiting = False  # tried and incomplete: re-try when SYSCALL/PATH/EXECVE arrive
+        self.recs = [rec]
 
 
 def _junk_reason(line: bytes) -> str:
@@ -605,11 +519,11 @@ def _junk_reason(line: bytes) -> str:
         return "not an audit record: no type= field"
     if b"msg=audit(" not in line:
         return "not an audit record: no msg=audit(...) header"
-    return "not an audit record: malformed type=/msg=audit(SEC.MSEC:SERIAL): header"
+    return "not an audit record: malformed type=... msg=audit(SEC.MSEC:SERIAL): header"
 
 
 def _bad_bytes(line: bytes) -> str | None:
-    """Reason if a header-valid line has bytes the kernel never writes, else None.
+    """Reason if a header-valid, non-ASCII line has bytes auditd never writes, else None.
 
     The raw part is pure ASCII (odd bytes are hex-encoded); only the ENRICHED part after
     ``\\x1d`` may carry UTF-8 (user and group names).
@@ -624,7 +538,13 @@ def _bad_bytes(line: bytes) -> str | None:
     return None
 
 
-def _stamp(stamp: bytes) -> tuple[int, int]:
+def _node_stamp(key: bytes) -> tuple[bytes | None, bytes]:
+    """Split an event key (``SEC.MSEC:SERIAL`` or ``NODE SEC.MSEC:SERIAL``)."""
+    node, sep, stamp = key.rpartition(b" ")
+    return (node if sep else None), stamp
+
+
+def _ts_serial(stamp: bytes) -> tuple[int, int]:
     """``SEC.FRAC:SERIAL`` -> (epoch ns, serial)."""
     sec, _, rest = stamp.partition(b".")
     frac, _, serial = rest.partition(b":")
@@ -632,12 +552,28 @@ def _stamp(stamp: bytes) -> tuple[int, int]:
     return int(sec) * 1_000_000_000 + int(frac) * 10 ** (9 - len(frac)), int(serial)
 
 
+def _serial(key: bytes) -> int:
+    """Serial number of an event key."""
+    return int(key.rpartition(b":")[2])
+
+
+def _joined(recs: list[_Rec]) -> bytes:
+    """An event's lines as one DeadLetter raw."""
+    return b"\n".join(r[1] for r in recs)[:RAW_LIMIT]
+
+
+def _dead(reason: str, rec: _Rec) -> DeadLetter:
+    """DeadLetter whose raw is one record's line."""
+    return DeadLetter(reason, rec[1][:RAW_LIMIT], rec[3])
+
+
 class AuditParser:
     """Incremental parser: feed raw lines, get completed events and dead letters.
 
-    ``window``: an event without EOE is completed once more than ``window`` newer events
-    have started. Memory is bounded by the pending events plus a record of the last
-    ``4 * window`` emitted stamps (used to dead-letter records arriving too late).
+    ``window``: an event not completed by its PROCTITLE/EOE is completed once more than
+    ``window`` newer events have started. Memory is bounded by the pending events, the
+    memo dicts (``MEMO_LIMIT`` entries each) and the keys of the last ``2 * max(4 *
+    window, 1024)`` emitted events (kept to recognise late records).
     """
 
     def __init__(self, default_node: str | None = None, window: int = 256) -> None:
@@ -648,9 +584,23 @@ class AuditParser:
         self.records = 0
         self.skipped = 0
         self._seq = 0
-        self._pending: dict[tuple[bytes | None, bytes], _Pending] = {}
-        self._done: dict[tuple[bytes | None, bytes], None] = {}
+        self._expire_at = window  # no pending event can expire before _seq exceeds this
+        self._pending: dict[bytes, _Pending] = {}
+        # Two generations of emitted keys: a cheap bounded "recently done" memory.
+        self._done: set[bytes] = set()
+        self._done_old: set[bytes] = set()
         self._done_cap = max(4 * window, 1024)
+        self._m_ident: dict[bytes, _Identity] = {}
+        self._m_name: dict[bytes, str] = {}
+        self._m_path: dict[bytes, tuple] = {}
+        self._m_cwd: dict[bytes, str | None] = {}
+        self._m_title: dict[bytes, tuple[str, ...] | None] = {}
+        self._aux_parsers = (
+            (b"CWD", _parse_cwd, self._m_cwd),
+            (b"PROCTITLE", _proctitle_parts, self._m_title),
+            (b"SOCKADDR", _parse_sockaddr, None),
+            (b"FD_PAIR", _parse_fd_pair, None),
+        )
 
     @property
     def pending(self) -> int:
@@ -667,45 +617,45 @@ class AuditParser:
             bad = _bad_bytes(line)
             if bad is not None:
                 return [DeadLetter(bad, line[:RAW_LIMIT], offset)]
-        node, rtype, stamp = m.group(1, 2, 3)
+        node, rtype, key = m.groups()
+        if node is not None:
+            key = node + b" " + key
         self.records += 1
-        key = (node, stamp)
         ev = self._pending.get(key)
         if ev is None:
-            return self._start(key, rtype, line, m.end(), offset)
+            return self._start(key, (rtype, line, m.end(), offset))
         ev.recs.append((rtype, line, m.end(), offset))
-        if rtype == b"EOE" or (ev.eoe and rtype in _COMPLETING):
-            return self._try_emit(key, ev, final=False)
+        if rtype in _ENDS or (ev.waiting and rtype in _COMPLETING):
+            return self._try_emit(key, ev)
         return []
 
     def flush(self) -> list[Output]:
         """End of input: emit complete pending events, dead-letter truncated ones."""
         out: list[Output] = []
-        for key, ev in list(self._pending.items()):
-            del self._pending[key]
-            out += self._emit(key, ev, final=True) or ()
+        pending = self._pending
+        while pending:
+            key = next(iter(pending))
+            out += self._finish(key, pending.pop(key), final=True)  # type: ignore[arg-type]
         return out
 
     # ------------------------------------------------------------------ internals
 
-    def _start(
-        self, key: tuple[bytes | None, bytes], rtype: bytes, line: bytes, body: int, offset: int
-    ) -> list[Output]:
-        """First record of a stamp: skip, reject as late, or open a pending event."""
+    def _start(self, key: bytes, rec: _Rec) -> list[Output]:
+        """First record of a stamp: skip it, reject it as late, or open a pending event."""
         self._seq += 1
-        out = self._expire() if self._pending else []
+        out = self._expire() if self._seq > self._expire_at else []
+        rtype = rec[0]
         if rtype in _USER_TYPES:
             self.skipped += 1
             return out
-        if key in self._done:
-            reason = f"{rtype.decode()} record for serial {_serial(key)} arrived after its event"
-            out.append(DeadLetter(reason, line[:RAW_LIMIT], offset))
+        if key in self._done or key in self._done_old:
+            if rtype != b"EOE":
+                why = f"{rtype.decode()} record for serial {_serial(key)} arrived after its event"
+                out.append(_dead(why, rec))
             return out
-        ev = _Pending(self._seq, offset)
-        ev.recs.append((rtype, line, body, offset))
-        self._pending[key] = ev
-        if rtype == b"EOE":
-            out += self._try_emit(key, ev, final=False)
+        ev = self._pending[key] = _Pending(self._seq, rec)
+        if rtype in _ENDS:
+            out += self._try_emit(key, ev)
         return out
 
     def _expire(self) -> list[Output]:
@@ -717,190 +667,219 @@ class AuditParser:
             key = next(iter(pending))
             ev = pending[key]
             if ev.seq >= limit:
-                break
+                self._expire_at = ev.seq + self.window
+                return out
             del pending[key]
-            out += self._emit(key, ev, final=True) or ()
+            out += self._finish(key, ev, final=True)  # type: ignore[arg-type]
+        self._expire_at = self._seq + self.window
         return out
 
-    def _try_emit(self, key: tuple[bytes | None, bytes], ev: _Pending, final: bool) -> list[Output]:
-        """Emit ``ev`` if complete; otherwise mark it as waiting for late records."""
-        res = self._emit(key, ev, final)
+    def _try_emit(self, key: bytes, ev: _Pending) -> list[Output]:
+        """At PROCTITLE/EOE: emit ``ev`` if complete, else let it wait for late records."""
+        res = self._finish(key, ev, final=False)
         if res is None:
-            ev.eoe = True
+            ev.waiting = True
             return []
         del self._pending[key]
         return res
 
-    def _emit(
-        self, key: tuple[bytes | None, bytes], ev: _Pending, final: bool
-    ) -> list[Output] | None:
-        """Build the event's output, or None if incomplete and not ``final``."""
-        done = self._done
-        done[key] = None
-        if len(done) > self._done_cap:
-            del done[next(iter(done))]
+    def _finish(self, key: bytes, ev: _Pending, final: bool) -> list[Output] | None:
+        """Build the event's output (None: incomplete and not final); remember its key."""
         try:
             res = self._build(key, ev, final)
         except Exception as e:  # noqa: BLE001 - a parser bug must not stop the stream
-            raw = b"\n".join(r[1] for r in ev.recs)[:RAW_LIMIT]
-            reason = f"internal error parsing event serial {_serial(key)}: {e!r}"
-            return [DeadLetter(reason, raw, ev.offset)]
-        if res is None:
-            del done[key]
+            why = f"internal error in event serial {_serial(key)}: {e!r}"
+            res = [DeadLetter(why, _joined(ev.recs), ev.offset)]
+        if res is not None:
+            done = self._done
+            done.add(key)
+            if len(done) > self._done_cap:
+                self._done_old = done
+                self._done = set()
         return res
 
-    def _build(
-        self, key: tuple[bytes | None, bytes], ev: _Pending, final: bool
-    ) -> list[Output] | None:
-        """Group, dedupe and parse the event's records (see module docstring for policy)."""
-        out: list[Output] = []
-        serial = _serial(key)
+    def _build(self, key: bytes, ev: _Pending, final: bool) -> list[Output] | None:
+        """Group, dedupe and parse the event's records (policy: module docstring)."""
+        recs = ev.recs
         single: dict[bytes, _Rec] = {}
-        paths: dict[int | bytes, _Rec] = {}
+        paths: list[_Rec] = []
         execs: list[_Rec] = []
-        nrec = 0
-        for rec in ev.recs:
+        extra: list[_Rec] = []
+        for rec in recs:
             t = rec[0]
-            if t == b"PATH":
-                paths_key = _path_item(rec)
-                prev = paths.get(paths_key)
-                if prev is None:
-                    paths[paths_key] = rec
-                    nrec += 1
-                elif prev[1] == rec[1]:
-                    out.append(_dup(rec, serial))
+            if t in _SINGLE:
+                if t in single:
+                    extra.append(rec)
                 else:
-                    why = f"conflicting PATH records for item {_show_item(paths_key)}"
-                    return self._event_dead(why, serial, rec)
-                continue
-            if t == b"EXECVE":
-                if any(e[1] == rec[1] for e in execs):
-                    out.append(_dup(rec, serial))
-                else:
-                    execs.append(rec)
-                    nrec += 1
-                continue
-            if t in _PARSED:
-                prev = single.get(t)
-                if prev is None:
                     single[t] = rec
-                elif prev[1] == rec[1]:
-                    out.append(_dup(rec, serial))
-                    continue
-                else:
-                    return self._event_dead(f"conflicting {t.decode()} records", serial, rec)
-            nrec += 1
+            elif t == b"PATH":
+                paths.append(rec)
+            elif t == b"EXECVE":
+                execs.append(rec)
         sysrec = single.get(b"SYSCALL")
         if sysrec is None:
             if not final:
                 return None
             self.skipped += 1
-            return out
+            return []
+        out: list[Output] = []
+        serial = _serial(key)
+        nrec = len(recs)
+        if extra or len(execs) > 1 or len(paths) > 1:
+            dropped, fatal = self._dedupe(single, extra, paths, execs, serial, out)
+            if fatal is not None:
+                return [fatal]
+            nrec -= dropped
         try:
-            sc = _parse_syscall(sysrec[1][sysrec[2] :])
+            sc = self._syscall(sysrec[1], sysrec[2])
         except _Malformed as e:
-            return self._event_dead(f"malformed SYSCALL record: {e}", serial, sysrec)
-        name, success, exit_, args, items, ppid, pid, auid, uid, gid, euid, comm, exe, k = sc
+            return [_dead(f"event serial {serial} dropped: malformed SYSCALL record: {e}", sysrec)]
+        name, success, exit_, args, items, ident = sc
         plist: list[PathItem] = []
-        for rec in paths.values():
-            try:
-                plist.append(_parse_path(rec[1][rec[2] :]))
-            except _Malformed as e:
-                return self._event_dead(f"malformed PATH record: {e}", serial, rec)
-        if len(plist) > items:
-            return self._event_dead(f"{len(plist)} PATH records but items={items}", serial, sysrec)
-        missing = None
-        if len(plist) < items:
-            missing = f"{len(plist)} of {items} PATH records"
+        if paths:
+            memo = self._m_path
+            for rec in paths:
+                body = rec[1][rec[2] :]
+                f = memo.get(body)
+                if f is None:
+                    try:
+                        f = _path_fields(body)
+                    except _Malformed as e:
+                        why = f"event serial {serial} dropped: malformed PATH record: {e}"
+                        return [_dead(why, rec)]
+                    _memo_put(memo, body, f)
+                plist.append(PathItem(*f))
+            if len(plist) > 1:
+                plist.sort(key=_item_of)
+                if len({p.item for p in plist}) < len(plist):
+                    why = f"event serial {serial} dropped: conflicting PATH records (same item)"
+                    return [_dead(why, paths[-1])]
+        n_paths = len(plist)
+        if n_paths > items:
+            why = f"event serial {serial} dropped: {n_paths} PATH records but items={items}"
+            return [_dead(why, sysrec)]
+        missing = f"{n_paths} of {items} PATH records" if n_paths < items else None
         argv = None
         if execs:
             try:
                 argv = _parse_execve([r[1][r[2] :] for r in execs])
             except _Malformed as e:
-                return self._event_dead(f"malformed EXECVE record: {e}", serial, execs[0])
-        if argv is None and success and name in _EXECS and missing is None:
-            missing = "incomplete EXECVE arguments" if execs else "no EXECVE record"
+                why = f"event serial {serial} dropped: malformed EXECVE record: {e}"
+                return [_dead(why, execs[0])]
+        if argv is None and missing is None and success and name in _EXECS:
+            missing = "EXECVE arguments incomplete" if execs else "no EXECVE record"
         if missing is not None:
             if not final:
                 return None
-            raw = b"\n".join(r[1] for r in ev.recs)[:RAW_LIMIT]
-            out.append(DeadLetter(f"truncated event serial {serial}: {missing}", raw, ev.offset))
-            return out
-        if len(plist) > 1:
-            plist.sort(key=_item_of)
-        aux: dict[bytes, object] = {}
-        for t, parse in _AUX_PARSERS.items():
-            rec = single.get(t)
-            if rec is None:
-                continue
-            try:
-                aux[t] = parse(rec[1][rec[2] :])
-            except _Malformed as e:
-                reason = f"malformed {t.decode()} record (serial {serial}): {e}"
-                out.append(DeadLetter(reason, rec[1][:RAW_LIMIT], rec[3]))
-        node_b, stamp = key
-        ts, _ = _stamp(stamp)
+            why = f"truncated event serial {serial}: {missing}"
+            return [*out, DeadLetter(why, _joined(recs), ev.offset)]
+        cwd = title = sock = fdp = None
+        if len(single) > 1:
+            cwd, title, sock, fdp = self._aux(single, serial, out)
+        node, stamp = _node_stamp(key)
+        ts = _ts_serial(stamp)[0]
+        ppid, pid, auid, uid, gid, euid, comm, exe, k = ident
+        # Positional on purpose: keyword construction of this 24-field class costs 3x more.
         out.append(
             AuditEvent(
-                node=self.default_node if node_b is None else node_b.decode("ascii"),
-                serial=serial,
-                ts=ts,
-                syscall=name,
-                success=success,
-                exit=exit_,
-                args=args,
-                pid=pid,
-                ppid=ppid,
-                uid=uid,
-                euid=euid,
-                gid=gid,
-                auid=auid,
-                comm=comm,
-                exe=exe,
-                key=k,
-                cwd=aux.get(b"CWD"),  # type: ignore[arg-type]
-                paths=plist,
-                argv=argv,
-                proctitle=aux.get(b"PROCTITLE"),  # type: ignore[arg-type]
-                sockaddr=aux.get(b"SOCKADDR"),  # type: ignore[arg-type]
-                fd_pair=aux.get(b"FD_PAIR"),  # type: ignore[arg-type]
-                records=nrec,
-                offset=ev.offset,
+                self.default_node if node is None else node.decode("ascii"),
+                serial, ts, name, success, exit_, args, pid, ppid, uid, euid, gid, auid,
+                comm, exe, k, cwd, plist, argv, title, sock, fdp, nrec, ev.offset,
             )
-        )
+        )  # fmt: skip
         return out
 
-    def _event_dead(self, why: str, serial: int, rec: _Rec) -> list[Output]:
-        """The whole event as one DeadLetter; raw is the offending record."""
-        return [DeadLetter(f"event serial {serial} dropped: {why}", rec[1][:RAW_LIMIT], rec[3])]
+    def _syscall(self, line: bytes, pos: int) -> tuple:
+        """SYSCALL record -> (name, success, exit, args, items, identity)."""
+        m = _SYSCALL.match(line, pos)
+        g = m.groups() if m is not None else _syscall_slow(line[pos:])
+        archsys, succ, ex, a0, a1, a2, a3, items, ident, enriched = g
+        if succ is None or succ == b"yes":  # absent for calls that never return (exit_group)
+            success = True
+        elif succ == b"no":
+            success = False
+        else:
+            raise _Malformed(f"bad success value {_show(succ)}")
+        try:
+            args = (int(a0, 16), int(a1, 16), int(a2, 16), int(a3, 16))
+            exit_ = None if ex is None else int(ex)
+            n_items = int(items)
+        except ValueError as e:
+            raise _Malformed(f"bad number: {e}") from None
+        name_key = enriched or archsys
+        name = self._m_name.get(name_key)
+        if name is None:
+            name = _syscall_name(archsys, enriched)
+            _memo_put(self._m_name, name_key, name)
+        identity = self._m_ident.get(ident)
+        if identity is None:
+            identity = _parse_identity(ident)
+            _memo_put(self._m_ident, ident, identity)
+        return name, success, exit_, args, n_items, identity
 
+    def _aux(self, single: dict[bytes, _Rec], serial: int, out: list[Output]) -> tuple:
+        """CWD, PROCTITLE, SOCKADDR, FD_PAIR values; a malformed one is dead-lettered alone."""
+        vals: list[object] = []
+        for t, parse, memo in self._aux_parsers:
+            rec = single.get(t)
+            val = None
+            if rec is not None:
+                body = rec[1][rec[2] :]
+                if memo is not None and body in memo:
+                    val = memo[body]
+                else:
+                    try:
+                        val = parse(body)
+                    except _Malformed as e:
+                        out.append(
+                            _dead(f"malformed {t.decode()} record (serial {serial}): {e}", rec)
+                        )
+                    else:
+                        if memo is not None:
+                            _memo_put(memo, body, val)
+            vals.append(val)
+        cwd, title, sock, fdp = vals
+        return cwd, (None if title is None else list(title)), sock, fdp  # type: ignore[arg-type]
 
-def _serial(key: tuple[bytes | None, bytes]) -> int:
-    """Serial number of an event key."""
-    return int(key[1].rpartition(b":")[2])
+    @staticmethod
+    def _dedupe(
+        single: dict[bytes, _Rec],
+        extra: list[_Rec],
+        paths: list[_Rec],
+        execs: list[_Rec],
+        serial: int,
+        out: list[Output],
+    ) -> tuple[int, DeadLetter | None]:
+        """Drop byte-identical repeats (a DeadLetter each) and conflicting aux records.
 
-
-def _dup(rec: _Rec, serial: int) -> DeadLetter:
-    """DeadLetter for a byte-identical repeat of a record."""
-    return DeadLetter(
-        f"duplicate {rec[0].decode()} record in event serial {serial}", rec[1][:RAW_LIMIT], rec[3]
-    )
-
-
-def _path_item(rec: _Rec) -> int | bytes:
-    """PATH ``item=`` number for grouping; the raw body if it has none (fails later)."""
-    body = rec[1][rec[2] :].lstrip(b" ")
-    if body.startswith(b"item="):
-        j = body.find(b" ")
-        v = body[5:] if j < 0 else body[5:j]
-        if v.isdigit():
-            return int(v)
-    return body
-
-
-def _show_item(k: int | bytes) -> str:
-    """Item key for reasons."""
-    return str(k) if isinstance(k, int) else _show(k)
+        Returns (records dropped, fatal DeadLetter if a SYSCALL conflicts).
+        """
+        dropped = 0
+        for rec in extra:
+            t = rec[0].decode()
+            dropped += 1
+            if single[rec[0]][1] == rec[1]:
+                out.append(_dead(f"duplicate {t} record in event serial {serial}", rec))
+            elif t == "SYSCALL":
+                return dropped, _dead(f"event serial {serial} dropped: conflicting SYSCALL", rec)
+            else:
+                out.append(_dead(f"conflicting {t} record in event serial {serial}", rec))
+        for recs in (paths, execs):
+            if len(recs) < 2:
+                continue
+            seen: set[bytes] = set()
+            keep = []
+            for rec in recs:
+                if rec[1] in seen:
+                    out.append(
+                        _dead(f"duplicate {rec[0].decode()} record in event serial {serial}", rec)
+                    )
+                else:
+                    seen.add(rec[1])
+                    keep.append(rec)
+            dropped += len(recs) - len(keep)
+            recs[:] = keep
+        return dropped, None
 
 
 def _item_of(p: PathItem) -> int:
@@ -911,7 +890,7 @@ def _item_of(p: PathItem) -> int:
 def iter_file(path: str, default_node: str | None = None) -> Iterator[Output]:
     """Parse a whole audit.log, yielding events and dead letters; offsets are byte offsets.
 
-    A last line without a newline was cut off while being written and is dead-lettered.
+    A last line without a newline was cut off while being written: it is dead-lettered.
     """
     parser = AuditParser(default_node)
     feed = parser.feed
@@ -919,8 +898,9 @@ def iter_file(path: str, default_node: str | None = None) -> Iterator[Output]:
     with open(path, "rb") as f:
         for line in f:
             if line[-1:] != b"\n":
-                reason = "last line cut off (no trailing newline)"
-                yield DeadLetter(reason, line[:RAW_LIMIT], offset)
+                yield DeadLetter(
+                    "last line cut off (no trailing newline)", line[:RAW_LIMIT], offset
+                )
                 break
             out = feed(line, offset)
             if out:

@@ -26,7 +26,7 @@ class Chunk:
 def dead_letter(raw: RawDeadLetter, where: str) -> DeadLetter:
     return DeadLetter(
         source=SOURCE, reason=raw.reason,
-        raw=raw.raw.decode("utf-8", errors="backslashreplace"),
+        raw=raw.raw.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00"),
         where=f"{where}:{raw.offset}",
     )
 

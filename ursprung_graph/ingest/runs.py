@@ -1,0 +1,234 @@
+"""Upserts for pipeline runs and file versions (event kinds ``run`` and ``version``).
+
+A ``run`` event becomes a ``PipelineRun`` node (keyed by run id; its facts as properties,
+parameter/environment/metric maps as JSON text since neither backend stores maps) with an
+``INCLUDES`` edge to each member process. A ``version`` event becomes a ``Version`` node
+(keyed by file and content hash, or by size and mtime above the hashing limit) linked from
+its ``File`` (``HAS_VERSION``) and from the run that observed it (``OBSERVED``, with the
+time). All statements are MERGEs with SETs of values that only depend on the event, so a
+replayed batch changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from typing import Any
+
+from ..schema import graph as g
+from ..schema.event import Event, Kind
+from ..store.cypher import Cypher
+
+UPSERT_RUNS = Cypher(
+    "UNWIND $rows AS r "
+    "MERGE (x:PipelineRun {key: r.key}) "
+    "SET x.id = r.id, x.pipeline = r.pipeline, x.host = r.host, x.argv = r.argv, "
+    "x.command = r.command, x.cwd = r.cwd, x.user = r.user, x.start = r.start, "
+    "x.end = r.end, x.exit_code = r.exit_code, x.origin = r.origin, x.params = r.params, "
+    "x.environment = r.environment, x.metrics = r.metrics, x.root = r.root"
+)
+
+LINK_RUN_PROCESSES = Cypher(
+    "UNWIND $rows AS r "
+    "MATCH (x:PipelineRun {key: r.run}) "
+    "MATCH (p:Process {key: r.proc}) "
+    "MERGE (x)-[:INCLUDES]->(p)"
+)
+
+UPSERT_VERSIONS = Cypher(
+    "UNWIND $rows AS r "
+    "MATCH (f:File {key: r.file}) "
+    "MERGE (v:Version {key: r.key}) "
+    "ON CREATE SET v.path = r.path, v.sha256 = r.sha256, v.size = r.size, v.mtime = r.mtime "
+    "SET v.stored = CASE WHEN r.stored THEN true ELSE coalesce(v.stored, false) END, "
+    "v.first = CASE WHEN v.first IS NULL OR r.at < v.first THEN r.at ELSE v.first END, "
+    "v.last = CASE WHEN v.last IS NULL OR r.at > v.last THEN r.at ELSE v.last END "
+    "MERGE (f)-[:HAS_VERSION]->(v) "
+    "WITH v, r "
+    "MATCH (x:PipelineRun {key: r.run}) "
+    "MERGE (x)-[o:OBSERVED]->(v) "
+    "SET o.at = r.at"
+)
+
+ROWS_PER_STATEMENT = 2000
+
+
+class RunRows:
+    """Rows of run and version events in one batch (the latest event of a run wins)."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.members: dict[tuple[str, str], dict[str, Any]] = {}
+        self.versions: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self.runs) + len(self.versions)
+
+    def add(self, ev: Event) -> None:
+        if ev.kind is Kind.RUN and ev.run is not None:
+            self._run(ev)
+        elif ev.kind is Kind.VERSION and ev.version is not None and ev.file is not None:
+            self._version(ev)
+
+    def _run(self, ev: Event) -> None:
+        run = ev.run
+        assert run is not None
+        key = g.run_key(run.id)
+        self.runs[key] = {
+            "key": key, "id": run.id, "pipeline": run.pipeline, "host": ev.host,
+            "argv": list(run.argv), "command": " ".join(run.argv), "cwd": run.cwd,
+            "user": run.user, "start": run.start, "end": run.end,
+            "exit_code": run.exit_code, "origin": run.origin,
+            "params": json.dumps(run.params, sort_keys=True),
+            "environment": json.dumps(run.environment, sort_keys=True),
+            "metrics": json.dumps(run.metrics, sort_keys=True),
+            "root": g.process_key(ev.host, ev.proc.pid, ev.proc.start),
+        }
+        for pid, start in run.members:
+            proc = g.process_key(ev.host, pid, start)
+            self.members[(key, proc)] = {"run": key, "proc": proc}
+
+    def _version(self, ev: Event) -> None:
+        version, ref = ev.version, ev.file
+        assert version is not None and ref is not None
+        file = g.file_key(ev.host, ref)
+        key = g.version_key(file, version.sha256, version.size, version.mtime)
+        run = g.run_key(version.run)
+        self.versions[(key, run)] = {
+            "key": key, "file": file, "path": ref.path, "sha256": version.sha256,
+            "size": version.size, "mtime": version.mtime, "stored": version.stored,
+            "run": run, "at": ev.ts,
+        }
+
+    def statements(self) -> list[tuple[Cypher, dict[str, Any]]]:
+        """Runs before the edges that MATCH them; run statements after the process and file
+        statements of the same batch (the caller appends these last)."""
+        out: list[tuple[Cypher, dict[str, Any]]] = []
+        for statement, rows in ((UPSERT_RUNS, self.runs), (LINK_RUN_PROCESSES, self.members),
+                                (UPSERT_VERSIONS, self.versions)):
+            values = list(rows.values())
+            for i in range(0, len(values), ROWS_PER_STATEMENT):
+                out.append((statement, {"rows": values[i:i + ROWS_PER_STATEMENT]}))
+        return out
+
+
+# --------------------------------------------------------------------------- run facts
+
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
+_NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\Z")
+
+
+def params_from_argv(argv: list[str]) -> dict[str, str]:
+    """Parameters on a command line: ``--key value``, ``--key=value`` and ``key=value``
+    (a ``--flag`` without a value is ``"true"``). Names lose their dashes. Arguments before
+    the first of these forms (the program and its script) are not parameters."""
+    params: dict[str, str] = {}
+    i = 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            break
+        if arg.startswith("--") and len(arg) > 2:
+            body = arg[2:]
+            if "=" in body:
+                name, _, value = body.partition("=")
+                if _PARAM_NAME.match(name):
+                    params[name] = value
+            elif _PARAM_NAME.match(body):
+                nxt = argv[i + 1] if i + 1 < len(argv) else None
+                if nxt is not None and (not nxt.startswith("-") or _NUMBER.match(nxt)):
+                    params[body] = nxt
+                    i += 1
+                else:
+                    params[body] = "true"
+        elif "=" in arg and not arg.startswith("-"):
+            name, _, value = arg.partition("=")
+            if _PARAM_NAME.match(name):
+                params[name] = value
+        i += 1
+    return params
+
+
+def params_of(argv: list[str], environ: dict[str, str] | None,
+              env_names: tuple[str, ...] | list[str] = ()) -> dict[str, str]:
+    """Command-line parameters plus the named environment variables that are set."""
+    params = params_from_argv(argv)
+    for name in env_names:
+        if environ is not None and name in environ:
+            params[name] = environ[name]
+    return params
+
+
+_VERSION_PROBES = {"python": ["-c", "import platform; print(platform.python_version())"]}
+_DIST_INFO = re.compile(r"(?P<name>.+?)-(?P<version>[^-]+)\.(dist-info|egg-info)\Z")
+
+
+def environment_of(files, *, probe: bool) -> dict[str, str]:  # noqa: ANN001
+    """The software environment of a run: for each interpreter it executed, its version
+    (``probe``: ask it, for runs traced here and now; else only its path is known), and for
+    Python the distributions whose packages the run imported (``python-dist:NAME``), read
+    from the ``*.dist-info`` directories next to them."""
+    from ..query.runs import _is_interpreter
+
+    env: dict[str, str] = {}
+    programs = sorted({f.path for f in files.programs if f.executed is not None})
+    interpreters = [p for p in programs if _is_interpreter(p)]
+    for path in interpreters[:10]:
+        name = os.path.basename(path)
+        if not probe:
+            env[path] = name
+            continue
+        version = _probe_version(path)
+        if version:
+            env[path] = version
+    if probe:
+        env.update(_distributions([*files.ignored, *files.environment]))
+    return env
+
+
+def _probe_version(path: str) -> str | None:
+    name = os.path.basename(path)
+    args = _VERSION_PROBES["python"] if name.startswith("python") else ["--version"]
+    try:
+        done = subprocess.run([path, *args], capture_output=True, text=True, timeout=10,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in (done.stdout + "\n" + done.stderr).splitlines():
+        if line.strip():
+            return line.strip()[:200]
+    return None
+
+
+def _distributions(files) -> dict[str, str]:  # noqa: ANN001
+    tops: dict[str, set[str]] = {}
+    for f in files:
+        for marker in ("/site-packages/", "/dist-packages/"):
+            at = f.path.find(marker)
+            if at >= 0:
+                site = f.path[:at + len(marker) - 1]
+                top = f.path[at + len(marker):].split("/", 1)[0]
+                top = top.removesuffix(".py").split(".", 1)[0] if top.endswith(".py") \
+                    else top
+                tops.setdefault(site, set()).add(top)
+    out: dict[str, str] = {}
+    for site, names in tops.items():
+        try:
+            entries = os.listdir(site)
+        except OSError:
+            continue
+        for entry in entries:
+            m = _DIST_INFO.match(entry)
+            if m is None:
+                continue
+            provided = {m.group("name").replace("-", "_").lower()}
+            try:
+                with open(os.path.join(site, entry, "top_level.txt"), encoding="utf-8") as fh:
+                    provided |= {line.strip().lower() for line in fh if line.strip()}
+            except OSError:
+                pass
+            if provided & {n.lower() for n in names}:
+                out[f"python-dist:{m.group('name')}"] = m.group("version")
+    return out

@@ -1,0 +1,376 @@
+"""Pipeline runs in the query layer: list, find, and the facts of one run.
+
+A run is a ``PipelineRun`` node with ``INCLUDES`` edges to its processes, however it was
+recorded (``ursprung run`` or ``ursprung runs define`` on audit data). Its file facts are
+derived here, from what its processes did, so that both kinds of runs get one definition:
+
+* **inputs**: files the run read before it wrote them (or never wrote), not executed, not
+  part of the software environment (system prefixes, the installation tree of an executed
+  interpreter, ignore patterns from the config);
+* **outputs**: files the run wrote (or renamed into place) and did not delete or rename away
+  afterwards;
+* **intermediates**: files the run wrote and then deleted or renamed away;
+* **programs**: files the run executed, and scripts it handed to an interpreter.
+
+Each file carries the content version the run observed (``OBSERVED`` -> ``Version``) when
+there is one, and, for inputs, ``prior_write``: the last time anyone wrote the file at or
+before the run first read it (None if no write was seen). Runs defined on audit data have no
+hashes; equal ``prior_write`` then means "the same bytes as far as the graph knows".
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..content.config import DEFAULT_IGNORE_PATTERNS, DEFAULT_SYSTEM_PREFIXES
+from ..schema import graph as g
+from ..store.base import GraphStore
+from ..store.cypher import Cypher
+
+LIST_RUNS = Cypher(
+    "MATCH (r:PipelineRun) WHERE $pipeline IS NULL OR r.pipeline = $pipeline "
+    "RETURN properties(r) AS run ORDER BY r.start, r.id"
+)
+
+FIND_RUN = Cypher(
+    "MATCH (r:PipelineRun) WHERE r.id = $ref OR r.id STARTS WITH $ref "
+    "RETURN properties(r) AS run ORDER BY r.id"
+)
+
+RUN_FILE_EDGES = Cypher(
+    "MATCH (r:PipelineRun {key: $key})-[:INCLUDES]->(p:Process)"
+    "-[e:READ|WROTE|DELETED|EXECUTED]->(f:File) "
+    "RETURN f.key AS key, f.path AS path, type(e) AS rel, min(e.first) AS first, "
+    "max(e.last) AS last"
+)
+
+RUN_PROCESSES = Cypher(
+    "MATCH (r:PipelineRun {key: $key})-[:INCLUDES]->(p:Process) "
+    "RETURN p.key AS key, p.pid AS pid, p.start AS start, p.end AS end, "
+    "p.exit_code AS exit_code, p.exe AS exe, p.argv AS argv, p.cmdline AS cmdline, "
+    "p.cwd AS cwd ORDER BY p.start, p.pid"
+)
+
+RENAMES_FROM = Cypher(
+    "UNWIND $keys AS k MATCH (f:File {key: k})-[e:RENAMED_TO]->(t:File) "
+    "WHERE e.first >= $start AND e.first <= $end "
+    "RETURN f.key AS src, t.key AS key, t.path AS path, e.first AS first"
+)
+
+PRIOR_WRITES = Cypher(
+    "UNWIND $items AS it MATCH (f:File {key: it.key})<-[e:WROTE]-(:Process) "
+    "WHERE e.first <= it.t RETURN it.key AS key, max(e.last) AS t"
+)
+
+PRIOR_RENAMES = Cypher(
+    "UNWIND $items AS it MATCH (f:File {key: it.key})<-[e:RENAMED_TO]-(:File) "
+    "WHERE e.first <= it.t RETURN it.key AS key, max(e.first) AS t"
+)
+
+RUN_VERSIONS = Cypher(
+    "MATCH (r:PipelineRun {key: $key})-[o:OBSERVED]->(v:Version)<-[:HAS_VERSION]-(f:File) "
+    "RETURN f.key AS file, v.sha256 AS sha256, v.size AS size, v.mtime AS mtime, "
+    "v.stored AS stored, o.at AS at"
+)
+
+#: Interpreters whose script arguments count as programs of the run.
+INTERPRETERS = ("python", "sh", "bash", "dash", "zsh", "ksh", "Rscript", "R", "perl",
+                "ruby", "node", "julia", "php", "lua", "tclsh")
+
+FOREVER = 2**62
+
+
+class AmbiguousRun(LookupError):
+    def __init__(self, ref: str, ids: list[str]) -> None:
+        super().__init__(f"run {ref!r} is ambiguous: {', '.join(ids[:5])}")
+        self.ids = ids
+
+
+@dataclass(frozen=True, slots=True)
+class Classifier:
+    """What counts as software environment rather than data (see the module docstring)."""
+
+    system_prefixes: tuple[str, ...] = DEFAULT_SYSTEM_PREFIXES
+    ignore_patterns: tuple[str, ...] = DEFAULT_IGNORE_PATTERNS
+
+    def ignored(self, path: str) -> bool:
+        return any(fnmatch.fnmatchcase(path, p) for p in self.ignore_patterns)
+
+    def system(self, path: str, install_roots: tuple[str, ...] = ()) -> bool:
+        return path.startswith(self.system_prefixes) or path.startswith(install_roots)
+
+
+@dataclass(slots=True)
+class RunFile:
+    key: str
+    path: str
+    first_read: int | None = None
+    first_write: int | None = None
+    last_write: int | None = None
+    deleted: int | None = None
+    executed: int | None = None
+    renamed_away: int | None = None
+    script: bool = False
+    version: dict[str, Any] | None = None
+    prior_write: int | None = None
+
+    def written(self) -> bool:
+        return self.first_write is not None
+
+    def to_dict(self, cwd: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "rel": relative(self.path, cwd)}
+        if self.version:
+            out.update(self.version)
+        if self.first_read is not None:
+            out["first_read"] = self.first_read
+            out["prior_write"] = self.prior_write
+        if self.last_write is not None:
+            out["written"] = self.last_write
+        return out
+
+
+@dataclass(slots=True)
+class RunFiles:
+    inputs: list[RunFile] = field(default_factory=list)
+    outputs: list[RunFile] = field(default_factory=list)
+    intermediates: list[RunFile] = field(default_factory=list)
+    programs: list[RunFile] = field(default_factory=list)
+    environment: list[RunFile] = field(default_factory=list)
+    ignored: list[RunFile] = field(default_factory=list)
+
+    def observed(self) -> list[RunFile]:
+        """Files whose content version the recorder should take: inputs, outputs,
+        programs (each once)."""
+        seen: dict[str, RunFile] = {}
+        for f in (*self.inputs, *self.outputs, *self.programs):
+            seen.setdefault(f.key, f)
+        return list(seen.values())
+
+
+def relative(path: str, cwd: str | None) -> str | None:
+    """``path`` relative to ``cwd`` when it lies under it, else None."""
+    if not cwd:
+        return None
+    root = cwd.rstrip("/") + "/"
+    return path[len(root):] if path.startswith(root) else None
+
+
+def _run_props(row: dict[str, Any]) -> dict[str, Any]:
+    run = dict(row["run"])
+    for name in ("params", "environment", "metrics"):
+        try:
+            run[name] = json.loads(run.get(name) or "{}")
+        except (TypeError, ValueError):
+            run[name] = {}
+    return run
+
+
+def list_runs(store: GraphStore, pipeline: str | None = None) -> list[dict[str, Any]]:
+    """All runs (of one pipeline), oldest first, as summaries."""
+    return [summary(_run_props(r)) for r in store.read(LIST_RUNS, {"pipeline": pipeline})]
+
+
+def summary(run: dict[str, Any]) -> dict[str, Any]:
+    start, end = run.get("start"), run.get("end")
+    duration = (end - start) / 1e9 if start and end else None
+    return {
+        "id": run.get("id"), "pipeline": run.get("pipeline"), "command": run.get("command"),
+        "argv": run.get("argv") or [], "cwd": run.get("cwd"), "host": run.get("host"),
+        "user": run.get("user"), "start": start, "end": end, "duration": duration,
+        "exit_code": run.get("exit_code"), "origin": run.get("origin"),
+        "params": run.get("params") or {}, "environment": run.get("environment") or {},
+        "metrics": run.get("metrics") or {}, "key": run.get("key"), "root": run.get("root"),
+    }
+
+
+def find_run(store: GraphStore, ref: str) -> dict[str, Any]:
+    """The run with id ``ref``, or the only run whose id starts with ``ref``."""
+    rows = [_run_props(r) for r in store.read(FIND_RUN, {"ref": ref})]
+    exact = [r for r in rows if r.get("id") == ref]
+    if exact:
+        return summary(exact[0])
+    if not rows:
+        raise LookupError(f"no run {ref!r} (ursprung runs list shows the runs)")
+    if len(rows) > 1:
+        raise AmbiguousRun(ref, [r["id"] for r in rows])
+    return summary(rows[0])
+
+
+def run_processes(store: GraphStore, run: dict[str, Any]) -> list[dict[str, Any]]:
+    return store.read(RUN_PROCESSES, {"key": run["key"]})
+
+
+def run_files(store: GraphStore, run: dict[str, Any],
+              classifier: Classifier | None = None,
+              processes: list[dict[str, Any]] | None = None) -> RunFiles:
+    """Inputs, outputs, intermediates, programs and environment files of ``run``."""
+    classifier = classifier or Classifier()
+    key = run["key"]
+    files: dict[str, RunFile] = {}
+    for row in store.read(RUN_FILE_EDGES, {"key": key}):
+        f = files.get(row["key"])
+        if f is None:
+            f = files[row["key"]] = RunFile(row["key"], row["path"])
+        first, last = row["first"], row["last"]
+        rel = row["rel"]
+        if rel == "READ":
+            f.first_read = _min(f.first_read, first)
+        elif rel == "WROTE":
+            f.first_write = _min(f.first_write, first)
+            f.last_write = _max(f.last_write, last)
+        elif rel == "DELETED":
+            f.deleted = _max(f.deleted, last)
+        elif rel == "EXECUTED":
+            f.executed = _min(f.executed, first)
+    _follow_renames(store, run, files)
+    procs = processes if processes is not None else run_processes(store, run)
+    roots = _install_roots(procs, files, run.get("cwd"))
+    _mark_scripts(procs, files)
+    out = RunFiles()
+    for f in sorted(files.values(), key=lambda f: f.path):
+        if classifier.ignored(f.path):
+            out.ignored.append(f)
+            continue
+        if f.executed is not None or f.script:
+            out.programs.append(f)
+        system = classifier.system(f.path, roots)
+        if f.written():
+            gone = max(f.deleted or -1, f.renamed_away or -1)
+            if gone >= (f.last_write or 0):
+                out.intermediates.append(f)
+            else:
+                out.outputs.append(f)
+            if f.first_read is not None and f.first_read < (f.first_write or 0) and not system:
+                out.inputs.append(f)
+        elif f.first_read is not None and f.executed is None:
+            (out.environment if system else out.inputs).append(f)
+    _prior_writes(store, out.inputs)
+    _versions(store, run, out)
+    return out
+
+
+def _min(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _follow_renames(store: GraphStore, run: dict[str, Any], files: dict[str, RunFile]) -> None:
+    """A file the run wrote and renamed during the run: the new name is written (at the
+    rename), the old one is gone. Chains (a -> b -> c) are followed."""
+    start = run.get("start") or 0
+    end = run.get("end") or FOREVER
+    frontier = [f.key for f in files.values() if f.written()]
+    seen: set[str] = set()
+    for _ in range(8):
+        frontier = [k for k in frontier if k not in seen]
+        if not frontier:
+            break
+        seen.update(frontier)
+        nxt = []
+        for row in store.read(RENAMES_FROM, {"keys": frontier, "start": start, "end": end}):
+            src = files[row["src"]]
+            src.renamed_away = _max(src.renamed_away, row["first"])
+            dst = files.get(row["key"])
+            if dst is None:
+                dst = files[row["key"]] = RunFile(row["key"], row["path"])
+            dst.first_write = _min(dst.first_write, row["first"])
+            dst.last_write = _max(dst.last_write, row["first"])
+            nxt.append(row["key"])
+        frontier = nxt
+
+
+def _install_roots(procs: list[dict[str, Any]], files: dict[str, RunFile],
+                   cwd: str | None) -> tuple[str, ...]:
+    """The trees interpreters and tools were installed in: the parent of the ``bin`` dir of
+    each executed program (``/opt/x/bin/python`` -> ``/opt/x/``), unless the run's working
+    directory lies inside it (then it is the project, not an installation)."""
+    exes = {f.path for f in files.values() if f.executed is not None}
+    exes.update(p["exe"] for p in procs if p.get("exe"))
+    here = (cwd or "/nonexistent").rstrip("/") + "/"
+    roots = set()
+    for exe in exes:
+        parent = posixpath.dirname(exe)
+        if posixpath.basename(parent) not in ("bin", "sbin", "libexec", "shims"):
+            continue
+        root = posixpath.dirname(parent).rstrip("/") + "/"
+        if root != "/" and not here.startswith(root):
+            roots.add(root)
+    return tuple(sorted(roots))
+
+
+def _is_interpreter(name: str) -> bool:
+    base = posixpath.basename(name)
+    return any(base == i or (base.startswith(i) and base[len(i):].replace(".", "").isdigit())
+               for i in INTERPRETERS)
+
+
+def _mark_scripts(procs: list[dict[str, Any]], files: dict[str, RunFile]) -> None:
+    """A file read by the run that an interpreter got as a command-line argument."""
+    by_path = {f.path: f for f in files.values() if f.first_read is not None}
+    for p in procs:
+        argv = p.get("argv") or []
+        if not argv or not (_is_interpreter(argv[0]) or _is_interpreter(p.get("exe") or "")):
+            continue
+        cwd = p.get("cwd") or "/"
+        for arg in argv[1:]:
+            if arg.startswith("-") or "/" not in arg and "." not in arg:
+                continue
+            path = posixpath.normpath(posixpath.join(cwd, arg))
+            f = by_path.get(path)
+            if f is not None:
+                f.script = True
+                break  # the first file argument is the script; later ones are data
+
+
+def _prior_writes(store: GraphStore, inputs: list[RunFile]) -> None:
+    items = [{"key": f.key, "t": f.first_read} for f in inputs if f.first_read is not None]
+    if not items:
+        return
+    by_key = {f.key: f for f in inputs}
+    for statement in (PRIOR_WRITES, PRIOR_RENAMES):
+        for row in store.read(statement, {"items": items}):
+            f = by_key[row["key"]]
+            f.prior_write = _max(f.prior_write, row["t"])
+
+
+def _versions(store: GraphStore, run: dict[str, Any], out: RunFiles) -> None:
+    versions: dict[str, dict[str, Any]] = {}
+    for row in store.read(RUN_VERSIONS, {"key": run["key"]}):
+        versions[row["file"]] = {"sha256": row["sha256"], "size": row["size"],
+                                 "mtime": row["mtime"], "stored": bool(row["stored"])}
+    for group in (out.inputs, out.outputs, out.programs, out.intermediates):
+        for f in group:
+            f.version = versions.get(f.key)
+
+
+def run_facts(store: GraphStore, ref: str | dict[str, Any],
+              classifier: Classifier | None = None) -> dict[str, Any]:
+    """Everything about one run, JSON-ready: the summary, parameters, environment, metrics,
+    inputs, outputs, intermediates, programs and the processes (steps)."""
+    run = find_run(store, ref) if isinstance(ref, str) else ref
+    procs = run_processes(store, run)
+    files = run_files(store, run, classifier, procs)
+    cwd = run.get("cwd")
+    facts = dict(run)
+    facts["inputs"] = [f.to_dict(cwd) for f in files.inputs]
+    facts["outputs"] = [f.to_dict(cwd) for f in files.outputs]
+    facts["intermediates"] = [f.to_dict(cwd) for f in files.intermediates]
+    facts["programs"] = [f.to_dict(cwd) for f in files.programs]
+    facts["environment_files"] = len(files.environment)
+    facts["processes"] = [
+        {"pid": p["pid"], "start": p["start"], "end": p["end"], "exit_code": p["exit_code"],
+         "command": p["cmdline"] or p["exe"], "cwd": p["cwd"]}
+        for p in procs
+    ]
+    return facts
+
+
+def run_key_of(run_id: str) -> str:
+    return g.run_key(run_id)
