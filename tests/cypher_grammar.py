@@ -191,15 +191,18 @@ def lint(
         if parameters is not None and name in parameters:
             item["parameters"] = list(parameters[name])
         items.append(item)
-    proc = subprocess.run(
-        [node, str(LINT_SCRIPT)],
-        input=json.dumps(items),
-        capture_output=True,
-        text=True,
-        cwd=LINT_DIR,
-        timeout=timeout,
-        check=False,
-    )
+    try:
+        proc = subprocess.run(
+            [node, str(LINT_SCRIPT)],
+            input=json.dumps(items),
+            capture_output=True,
+            text=True,
+            cwd=LINT_DIR,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise LinterUnavailable(f"{LINT_SCRIPT.relative_to(REPO)} timed out ({timeout} s)") from exc
     if proc.returncode not in (0, 1):
         raise LinterUnavailable(
             f"{LINT_SCRIPT.relative_to(REPO)} failed (exit {proc.returncode}): "

@@ -16,6 +16,7 @@ value is reported with where it came from, e.g. ``ursprung.toml: kafka.partition
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -41,7 +42,10 @@ class Settings:
 
     @property
     def checkpoint_dir(self) -> Path:
-        return self.home / "checkpoints"
+        """Checkpoints say what one store's graph holds, so they are kept per graph."""
+        store = "embedded" if not self.store_url else hashlib.sha256(
+            self.store_url.encode()).hexdigest()[:16]
+        return self.home / "checkpoints" / store / self.graph
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from . import cypher, db, imports, lineage
+from . import collect, cypher, db, imports, ingest, lineage, run, runs
 
 
 @click.group()
@@ -18,3 +18,7 @@ main.add_command(db.db)
 main.add_command(imports.import_cmd)
 main.add_command(lineage.lineage_cmd)
 main.add_command(cypher.cypher_cmd)
+main.add_command(run.run_cmd)
+main.add_command(runs.runs)
+main.add_command(collect.collect)
+main.add_command(ingest.ingest_cmd)

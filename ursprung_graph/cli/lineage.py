@@ -20,8 +20,10 @@ from .common import open_graph
 @click.option("--depth", type=click.IntRange(1, 1000), default=DEFAULT_DEPTH,
               show_default=True, help="Maximum number of hops.")
 @click.option("--json", "as_json", is_flag=True, help="Print {root, nodes, edges} as JSON.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Also list system files (libraries, interpreters, caches).")
 def lineage_cmd(path: str, host: str | None, direction: str, depth: int,
-                as_json: bool) -> None:
+                as_json: bool, show_all: bool) -> None:
     """Upstream or downstream lineage of a file, respecting time."""
     store = open_graph()
     try:
@@ -34,7 +36,7 @@ def lineage_cmd(path: str, host: str | None, direction: str, depth: int,
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
-    _print_lineage(path, result.to_dict())
+    _print_lineage(path, result.to_dict(), show_all)
 
 
 def _when(ns: int | None) -> str:
@@ -45,7 +47,17 @@ def _when(ns: int | None) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-def _print_lineage(path: str, result: dict[str, Any]) -> None:
+#: Files every process touches: listed only with --all, so the data files stand out.
+SYSTEM_PREFIXES = ("/usr/", "/lib/", "/lib64/", "/bin/", "/sbin/", "/etc/", "/var/lib/")
+SYSTEM_MARKERS = ("/__pycache__/", "/site-packages/", "/.pyenv/", "/lib/python3")
+
+
+def is_system_file(path: str) -> bool:
+    return path.startswith(SYSTEM_PREFIXES) or any(m in path for m in SYSTEM_MARKERS) or (
+        ".so." in path or path.endswith(".so"))
+
+
+def _print_lineage(path: str, result: dict[str, Any], show_all: bool) -> None:
     word = "upstream" if result["direction"] == "up" else "downstream"
     nodes = [n for n in result["nodes"] if n["id"] != result["root"]]
     first_seen: dict[str, int] = {}
@@ -57,9 +69,14 @@ def _print_lineage(path: str, result: dict[str, Any]) -> None:
     other = [n for n in nodes if n["kind"] not in ("file", "process")]
     click.echo(f"{word} of {path}: {len(files)} files, {len(procs)} processes, "
                f"{len(other)} pipes and sockets")
+    hidden = [] if show_all else [n for n in files if is_system_file(n.get("path", ""))]
     click.echo("\nfiles:")
     for n in sorted(files, key=lambda n: n.get("path", "")):
-        click.echo(f"  {n.get('path')}  [{n.get('host') or n.get('fs')}]")
+        if n not in hidden:
+            click.echo(f"  {n.get('path')}  [{n.get('host') or n.get('fs')}]")
+    if hidden:
+        click.echo(f"  ... and {len(hidden)} system files (libraries, interpreters, caches; "
+                   "--all lists them)")
     click.echo("\nprocesses (by first activity):")
     for n in sorted(procs, key=lambda n: first_seen.get(n["id"], 0)):
         cmd = n.get("cmdline") or n.get("exe") or "?"

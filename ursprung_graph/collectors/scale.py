@@ -376,3 +376,64 @@ def map_file(path: str, **kw: Any) -> ScaleChunk:
             offset += len(line)
     mapper.flush(out)
     return out
+
+
+def consume_scale_topic(url: str, group: str, publisher: Any, config: Any,
+                        stop: Any) -> dict[str, int]:
+    """Scale's own Kafka sink topic (``kafka://HOST:PORT/TOPIC``) -> our events topic.
+
+    The source offsets are committed after our publisher has the events, and never past
+    a move half still waiting for its pair (it is re-read after a restart instead)."""
+    import contextlib
+    import os
+    import time
+    from urllib.parse import urlparse
+
+    from ..ingest.bus import BusError, KafkaBus, publish_events
+
+    parsed = urlparse(url)
+    topic = parsed.path.strip("/")
+    if parsed.scheme != "kafka" or not parsed.netloc or not topic:
+        raise BusError(f"not a Kafka topic URL: {url!r} (use kafka://HOST:PORT/TOPIC)")
+    c = config.collect
+    bus = KafkaBus.from_config(config.kafka, parsed.netloc)
+    mapper = ScaleMapper(pair_seconds=c.pair_seconds, pair_events=c.pair_events)
+    sub = bus.subscribe(group, [topic])
+    stats = {"records": 0, "events": 0, "dead_letters": 0}
+    next_offset: dict[tuple[str, int], int] = {}
+    last_data = time.monotonic()
+    host = c.host or os.uname().nodename
+    try:
+        while not stop.is_set():
+            msgs = sub.poll(1000, 0.2)
+            out = ScaleChunk()
+            for m in msgs:
+                mapper.feed_line(m.value or b"", f"{m.topic}/{m.partition}/{m.offset}", out)
+                next_offset[(m.topic, m.partition)] = m.offset + 1
+            stats["records"] += len(msgs)
+            now = time.monotonic()
+            if msgs:
+                last_data = now
+            elif mapper.pending and now - last_data >= c.pair_seconds:
+                mapper.expire(out, everything=True)
+            if out.events or out.dead:
+                publish_events(publisher, config.kafka.events_topic, SOURCE, out.events,
+                               out.dead, host, per_message=c.message_events)
+                publisher.flush()
+                stats["events"] += len(out.events)
+                stats["dead_letters"] += len(out.dead)
+            due = dict(next_offset)
+            for mv in mapper.state.moves:
+                t, p, o = mv.seq.rsplit("/", 2)
+                tp = (t, int(p))
+                if tp in due:
+                    due[tp] = min(due[tp], int(o))
+            assigned = set(sub.assignment())
+            due = {tp: o for tp, o in due.items() if tp in assigned}
+            if due and (msgs or out.events):
+                # rebalanced away: the new owner re-reads from the last commit
+                with contextlib.suppress(BusError):
+                    sub.commit(due)
+    finally:
+        sub.close()
+    return stats

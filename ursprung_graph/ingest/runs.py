@@ -196,6 +196,8 @@ def _probe_version(path: str) -> str | None:
                               stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
         return None
+    if done.returncode != 0:
+        return None
     for line in (done.stdout + "\n" + done.stderr).splitlines():
         if line.strip():
             return line.strip()[:200]
@@ -232,3 +234,109 @@ def _distributions(files) -> dict[str, str]:  # noqa: ANN001
             if provided & {n.lower() for n in names}:
                 out[f"python-dist:{m.group('name')}"] = m.group("version")
     return out
+
+
+# --------------------------------------------------------------------------- runs define
+
+CANDIDATE_PROCESSES = Cypher(
+    "MATCH (p:Process) WHERE p.cmdline IS NOT NULL AND ($host IS NULL OR p.host = $host) "
+    "RETURN p.key AS key, p.cmdline AS cmdline, p.argv AS argv, p.cwd AS cwd, "
+    "p.host AS host, p.pid AS pid, p.start AS start, p.end AS end, "
+    "p.exit_code AS exit_code, p.uid AS uid, p.first AS first, p.last AS last"
+)
+
+PROCESS_PARENTS = Cypher(
+    "UNWIND $keys AS k MATCH (a:Process)-[:FORKED]->(b:Process {key: k}) "
+    "RETURN b.key AS key, a.key AS parent"
+)
+
+PROCESS_CHILDREN = Cypher(
+    "UNWIND $keys AS k MATCH (a:Process {key: k})-[:FORKED]->(b:Process) "
+    "RETURN b.key AS key, b.pid AS pid, b.start AS start, b.last AS last"
+)
+
+MAX_TREE_DEPTH = 200
+
+
+def define_runs(store, pipeline: str, pattern: str, *,  # noqa: ANN001
+                host: str | None = None) -> list[str]:
+    """Mark every process whose command line matches ``pattern`` (a Python regex, searched)
+    as the root of a run of ``pipeline``; a match inside another match's subtree belongs to
+    that run. Returns the run ids (deterministic: defining again changes nothing)."""
+    import hashlib
+
+    from ..schema.event import SCHEMA_VERSION, ProcessInfo, RunInfo
+    from .upserts import Batch
+
+    regex = re.compile(pattern)
+    candidates = {r["key"]: r for r in store.read(CANDIDATE_PROCESSES, {"host": host})
+                  if regex.search(r["cmdline"] or "")}
+    roots = [r for k, r in candidates.items() if not _has_ancestor_in(store, k, candidates)]
+    events = []
+    for root in sorted(roots, key=lambda r: (r["host"], r["start"] or 0, r["pid"])):
+        members, last = _subtree(store, root)
+        run_id = hashlib.sha256(f"{pipeline}\n{root['key']}".encode()).hexdigest()[:32]
+        start = root["start"] or root["first"] or 0
+        end = root["end"] if root["end"] is not None else max(last, root["last"] or 0)
+        info = RunInfo(
+            id=run_id, pipeline=pipeline, argv=list(root["argv"] or []), cwd=root["cwd"],
+            user=None if root["uid"] is None else str(root["uid"]), start=start, end=end,
+            exit_code=root["exit_code"], origin="audit",
+            params=params_from_argv(list(root["argv"] or [])), members=members,
+        )
+        events.append((root, info))
+    batch = Batch()
+    for root, info in events:
+        batch.add(_run_event(root, info, SCHEMA_VERSION, ProcessInfo))
+    store.write(batch.statements())
+    # The environment needs the run's files, which need the run in the graph.
+    from ..query.runs import find_run, run_files
+
+    batch = Batch()
+    for root, info in events:
+        files = run_files(store, find_run(store, info.id))
+        env = environment_of(files, probe=False)
+        if env:
+            fields = {n: getattr(info, n) for n in info.__struct_fields__}
+            batch.add(_run_event(root, RunInfo(**{**fields, "environment": env}),
+                                 SCHEMA_VERSION, ProcessInfo))
+    if len(batch):
+        store.write(batch.statements())
+    return [info.id for _, info in events]
+
+
+def _run_event(root: dict[str, Any], info, version: int, process_info) -> Event:  # noqa: ANN001
+    return Event(v=version, source="runs-define", host=root["host"], ts=info.end or info.start,
+                 seq=f"run:{info.id}", kind=Kind.RUN,
+                 proc=process_info(pid=root["pid"], start=root["start"] or 0), run=info)
+
+
+def _has_ancestor_in(store, key: str, keys: dict[str, Any]) -> bool:  # noqa: ANN001
+    seen = {key}
+    frontier = [key]
+    for _ in range(MAX_TREE_DEPTH):
+        rows = store.read(PROCESS_PARENTS, {"keys": frontier})
+        frontier = [r["parent"] for r in rows if r["parent"] not in seen]
+        if not frontier:
+            return False
+        if any(k in keys for k in frontier):
+            return True
+        seen.update(frontier)
+    return False
+
+
+def _subtree(store, root: dict[str, Any]) -> tuple[list[tuple[int, int]], int]:  # noqa: ANN001
+    members = {root["key"]: (root["pid"], root["start"] or 0)}
+    last = root["last"] or 0
+    frontier = [root["key"]]
+    for _ in range(MAX_TREE_DEPTH):
+        rows = store.read(PROCESS_CHILDREN, {"keys": frontier})
+        frontier = []
+        for r in rows:
+            if r["key"] not in members:
+                members[r["key"]] = (r["pid"], r["start"])
+                frontier.append(r["key"])
+                last = max(last, r["last"] or 0)
+        if not frontier:
+            break
+    return sorted(members.values()), last

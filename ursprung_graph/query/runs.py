@@ -57,8 +57,8 @@ RUN_PROCESSES = Cypher(
 
 RENAMES_FROM = Cypher(
     "UNWIND $keys AS k MATCH (f:File {key: k})-[e:RENAMED_TO]->(t:File) "
-    "WHERE e.first >= $start AND e.first <= $end "
-    "RETURN f.key AS src, t.key AS key, t.path AS path, e.first AS first"
+    "WHERE e.first <= $end AND e.last >= $start "
+    "RETURN f.key AS src, t.key AS key, t.path AS path, e.first AS first, e.last AS last"
 )
 
 PRIOR_WRITES = Cypher(
@@ -233,6 +233,8 @@ def run_files(store: GraphStore, run: dict[str, Any],
     out = RunFiles()
     for f in sorted(files.values(), key=lambda f: f.path):
         if classifier.ignored(f.path):
+            if f.executed is not None and _is_interpreter(f.path):
+                out.programs.append(f)  # the interpreter itself, wherever it lives
             out.ignored.append(f)
             continue
         if f.executed is not None or f.script:
@@ -276,14 +278,27 @@ def _follow_renames(store: GraphStore, run: dict[str, Any], files: dict[str, Run
         nxt = []
         for row in store.read(RENAMES_FROM, {"keys": frontier, "start": start, "end": end}):
             src = files[row["src"]]
-            src.renamed_away = _max(src.renamed_away, row["first"])
+            at = _rename_time(row["first"], row["last"], start, end, src.last_write)
+            src.renamed_away = _max(src.renamed_away, at)
             dst = files.get(row["key"])
             if dst is None:
                 dst = files[row["key"]] = RunFile(row["key"], row["path"])
-            dst.first_write = _min(dst.first_write, row["first"])
-            dst.last_write = _max(dst.last_write, row["first"])
+            dst.first_write = _min(dst.first_write, at)
+            dst.last_write = _max(dst.last_write, at)
             nxt.append(row["key"])
         frontier = nxt
+
+
+def _rename_time(first: int, last: int, start: int, end: int, written: int | None) -> int:
+    """When this run renamed: a RENAMED_TO edge keeps only the first and last rename of
+    the pair over all time, so a rename repeated by several runs of a pipeline is known
+    exactly only for the first and the last of them; for the others it is taken to follow
+    the run's last write of the source (one renames what one has just written)."""
+    if start <= first <= end:
+        return first
+    if start <= last <= end:
+        return last
+    return min(max(written or start, start), end)
 
 
 def _install_roots(procs: list[dict[str, Any]], files: dict[str, RunFile],

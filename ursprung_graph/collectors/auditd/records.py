@@ -44,8 +44,9 @@ from __future__ import annotations
 import binascii
 import ipaddress
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from ursprung_graph.collectors.auditd.syscalls import syscall_name
 
@@ -148,6 +149,7 @@ _PATH = re.compile(
 )
 _FD_PAIR = re.compile(rb" *fd0=([0-9]+) fd1=([0-9]+) *$")
 _HEX_CHARS = b"0123456789abcdefABCDEF"
+_MISSING: Any = object()
 
 _SYSCALL_REQUIRED = (b"arch", b"syscall", b"a0", b"a1", b"a2", b"a3")
 # At most one record of these types per event; a byte-identical repeat is a duplicate.
@@ -545,9 +547,10 @@ def _node_stamp(key: bytes) -> tuple[bytes | None, bytes]:
 
 
 def _ts_serial(stamp: bytes) -> tuple[int, int]:
-    """``SEC.FRAC:SERIAL`` -> (epoch ns, serial)."""
-    sec, _, rest = stamp.partition(b".")
-    frac, _, serial = rest.partition(b":")
+    """``SEC.FRAC:SERIAL`` -> (epoch ns, serial); FRAC is milliseconds in practice."""
+    sec, frac, serial = stamp.replace(b".", b":").split(b":")
+    if len(frac) == 3:
+        return int(sec + frac) * 1_000_000, int(serial)
     frac = frac[:9]
     return int(sec) * 1_000_000_000 + int(frac) * 10 ** (9 - len(frac)), int(serial)
 
@@ -595,12 +598,6 @@ class AuditParser:
         self._m_path: dict[bytes, tuple] = {}
         self._m_cwd: dict[bytes, str | None] = {}
         self._m_title: dict[bytes, tuple[str, ...] | None] = {}
-        self._aux_parsers = (
-            (b"CWD", _parse_cwd, self._m_cwd),
-            (b"PROCTITLE", _proctitle_parts, self._m_title),
-            (b"SOCKADDR", _parse_sockaddr, None),
-            (b"FD_PAIR", _parse_fd_pair, None),
-        )
 
     @property
     def pending(self) -> int:
@@ -621,12 +618,28 @@ class AuditParser:
         if node is not None:
             key = node + b" " + key
         self.records += 1
-        ev = self._pending.get(key)
+        pending = self._pending
+        ev = pending.get(key)
         if ev is None:
-            return self._start(key, (rtype, line, m.end(), offset))
+            self._seq += 1
+            if (
+                self._seq > self._expire_at
+                or rtype in _ENDS
+                or rtype in _USER_TYPES
+                or key in self._done
+                or key in self._done_old
+            ):
+                return self._start(key, (rtype, line, m.end(), offset))
+            pending[key] = _Pending(self._seq, (rtype, line, m.end(), offset))
+            return []
         ev.recs.append((rtype, line, m.end(), offset))
         if rtype in _ENDS or (ev.waiting and rtype in _COMPLETING):
-            return self._try_emit(key, ev)
+            res = self._finish(key, ev, final=False)
+            if res is None:
+                ev.waiting = True
+                return []
+            del pending[key]
+            return res
         return []
 
     def flush(self) -> list[Output]:
@@ -641,8 +654,8 @@ class AuditParser:
     # ------------------------------------------------------------------ internals
 
     def _start(self, key: bytes, rec: _Rec) -> list[Output]:
-        """First record of a stamp: skip it, reject it as late, or open a pending event."""
-        self._seq += 1
+        """First record of a stamp (``_seq`` already counts it), slow path: expire old
+        events, skip user messages, reject late records, or open a pending event."""
         out = self._expire() if self._seq > self._expire_at else []
         rtype = rec[0]
         if rtype in _USER_TYPES:
@@ -723,7 +736,8 @@ class AuditParser:
             self.skipped += 1
             return []
         out: list[Output] = []
-        serial = _serial(key)
+        node, stamp = _node_stamp(key)
+        ts, serial = _ts_serial(stamp)
         nrec = len(recs)
         if extra or len(execs) > 1 or len(paths) > 1:
             dropped, fatal = self._dedupe(single, extra, paths, execs, serial, out)
@@ -776,8 +790,6 @@ class AuditParser:
         cwd = title = sock = fdp = None
         if len(single) > 1:
             cwd, title, sock, fdp = self._aux(single, serial, out)
-        node, stamp = _node_stamp(key)
-        ts = _ts_serial(stamp)[0]
         ppid, pid, auid, uid, gid, euid, comm, exe, k = ident
         # Positional on purpose: keyword construction of this 24-field class costs 3x more.
         out.append(
@@ -819,27 +831,50 @@ class AuditParser:
 
     def _aux(self, single: dict[bytes, _Rec], serial: int, out: list[Output]) -> tuple:
         """CWD, PROCTITLE, SOCKADDR, FD_PAIR values; a malformed one is dead-lettered alone."""
-        vals: list[object] = []
-        for t, parse, memo in self._aux_parsers:
-            rec = single.get(t)
-            val = None
+        cwd = title = sock = fdp = None
+        seen = 1  # SYSCALL
+        rec = single.get(b"PROCTITLE")
+        if rec is not None:
+            seen += 1
+            body = rec[1][rec[2] :]
+            parts = self._m_title.get(body, _MISSING)
+            if parts is _MISSING:
+                parts = self._aux_parse(_proctitle_parts, rec, body, serial, out, self._m_title)
+            title = None if parts is None else list(parts)  # type: ignore[call-overload]
+        rec = single.get(b"CWD")
+        if rec is not None:
+            seen += 1
+            body = rec[1][rec[2] :]
+            cwd = self._m_cwd.get(body, _MISSING)
+            if cwd is _MISSING:
+                cwd = self._aux_parse(_parse_cwd, rec, body, serial, out, self._m_cwd)
+        if len(single) > seen:
+            rec = single.get(b"SOCKADDR")
             if rec is not None:
-                body = rec[1][rec[2] :]
-                if memo is not None and body in memo:
-                    val = memo[body]
-                else:
-                    try:
-                        val = parse(body)
-                    except _Malformed as e:
-                        out.append(
-                            _dead(f"malformed {t.decode()} record (serial {serial}): {e}", rec)
-                        )
-                    else:
-                        if memo is not None:
-                            _memo_put(memo, body, val)
-            vals.append(val)
-        cwd, title, sock, fdp = vals
-        return cwd, (None if title is None else list(title)), sock, fdp  # type: ignore[arg-type]
+                sock = self._aux_parse(_parse_sockaddr, rec, rec[1][rec[2] :], serial, out)
+            rec = single.get(b"FD_PAIR")
+            if rec is not None:
+                fdp = self._aux_parse(_parse_fd_pair, rec, rec[1][rec[2] :], serial, out)
+        return cwd, title, sock, fdp
+
+    @staticmethod
+    def _aux_parse(
+        parse: Callable[[bytes], object],
+        rec: _Rec,
+        body: bytes,
+        serial: int,
+        out: list[Output],
+        memo: dict | None = None,
+    ) -> Any:
+        """Parse one aux record; None plus a DeadLetter if malformed."""
+        try:
+            val = parse(body)
+        except _Malformed as e:
+            out.append(_dead(f"malformed {rec[0].decode()} record (serial {serial}): {e}", rec))
+            return None
+        if memo is not None:
+            _memo_put(memo, body, val)
+        return val
 
     @staticmethod
     def _dedupe(

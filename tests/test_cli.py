@@ -1,0 +1,84 @@
+"""The `ursprung` command as a user runs it: import, lineage, cypher, db."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from ursprung_graph.cli import main
+
+DATA = Path(__file__).resolve().parent / "data"
+OUTPUT = "/tmp/ursprung-fixture/final/result.txt"
+
+
+def run(*args: str, input: bytes | None = None):  # noqa: A002, ANN201
+    return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+
+
+def test_import_then_lineage_json_contract(settings) -> None:  # noqa: ANN001
+    result = run("import", "--host", "n1", "--no-progress", str(DATA / "pipeline.audit.log"))
+    assert result.exit_code == 0, result.output
+    assert "16,096 audit records" in result.output and "0 dead letters" in result.output
+    result = run("lineage", OUTPUT, "--json")
+    data = json.loads(result.output)
+    assert set(data) >= {"root", "nodes", "edges"}
+    assert data["root"] == f"f:n1:{OUTPUT}"
+    kinds = {n["kind"] for n in data["nodes"]}
+    assert kinds == {"file", "process", "pipe", "endpoint"}
+    for node in data["nodes"]:
+        assert {"id", "kind"} <= set(node)
+        if node["kind"] == "process":
+            assert {"pid", "host", "exe", "cmdline"} <= set(node)
+        if node["kind"] == "file":
+            assert node["path"].startswith("/")
+        if node["kind"] == "endpoint":
+            assert node["address"] == "127.0.0.1" and isinstance(node["port"], int)
+    for edge in data["edges"]:
+        assert {"source", "target", "kind", "first", "last"} <= set(edge)
+    human = run("lineage", OUTPUT)
+    assert "raw/a.txt" in human.output and "cat raw/a.txt raw/b.txt" in human.output
+    assert "system files" in human.output and "/etc/ld.so.cache" not in human.output
+    assert "/etc/ld.so.cache" in run("lineage", OUTPUT, "--all").output
+
+
+def test_reimport_resumes_from_checkpoint_and_reads_stdin(settings) -> None:  # noqa: ANN001
+    log = DATA / "two_runs.audit.log"
+    assert run("import", "--host", "n1", "--no-progress", str(log)).exit_code == 0
+    again = run("import", "--host", "n1", "--no-progress", str(log))
+    assert "imported 0 audit records" in again.output
+    piped = run("import", "--host", "n2", "--no-progress", "-", input=log.read_bytes())
+    assert piped.exit_code == 0 and "12,617 audit records" in piped.output
+
+
+def test_ambiguous_path_asks_for_host(settings) -> None:  # noqa: ANN001
+    log = str(DATA / "pipeline.audit.log")
+    run("import", "--host", "a", "--no-progress", log)
+    run("import", "--host", "b", "--no-progress", "--from-start", log)
+    result = CliRunner().invoke(main, ["lineage", OUTPUT])
+    assert result.exit_code == 2 and "--host" in result.output and "a, b" in result.output
+    assert run("lineage", OUTPUT, "--host", "b", "--json").exit_code == 0
+    missing = CliRunner().invoke(main, ["lineage", "/no/such/file"])
+    assert missing.exit_code == 1 and "no file /no/such/file" in missing.output
+
+
+def test_cypher_is_read_only_and_parameterized(settings) -> None:  # noqa: ANN001
+    run("import", "--host", "n1", "--no-progress", str(DATA / "pipeline.audit.log"))
+    hostile = "x') DETACH DELETE n //"
+    result = run("cypher", "MATCH (f:File {path: $p}) RETURN count(f) AS n", "--param",
+                 f"p={hostile}", "--json")
+    assert json.loads(result.output) == [{"n": 0}]
+    result = run("cypher", "MATCH (f:File {path: $p}) RETURN f.name AS name", "--param",
+                 f"p={OUTPUT}")
+    assert result.output.splitlines() == ["name", "result.txt"], run(
+        "cypher", "MATCH (f:File) RETURN f.path AS p, f.host AS h LIMIT 3").output
+    refused = CliRunner().invoke(main, ["cypher", "MATCH (n) DETACH DELETE n"])
+    assert refused.exit_code == 1 and "read-only" in refused.output
+    count = run("cypher", "MATCH (n:Process) RETURN count(n) AS n", "--json")
+    assert json.loads(count.output)[0]["n"] > 100
+
+
+def test_db_status(settings) -> None:  # noqa: ANN001
+    result = run("db", "status")
+    assert result.exit_code == 0 and "running" in result.output

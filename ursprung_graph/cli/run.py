@@ -1,0 +1,88 @@
+"""`ursprung run`: run a command traced, and record it as a pipeline run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import click
+
+from ..collectors.trace.record import record_run
+from ..collectors.trace.runner import TraceUnavailable, check_tracing, strace_path
+from ..config import load_settings
+from ..content.config import load_runs_config
+from ..ingest.importer import default_host
+from ..store import StoreError, open_store
+
+
+def _param(values: tuple[str, ...]) -> dict[str, str]:
+    params = {}
+    for value in values:
+        name, sep, v = value.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{value!r} is not NAME=VALUE", param_hint="--param")
+        params[name] = v
+    return params
+
+
+@click.command("run", context_settings={"ignore_unknown_options": True,
+                                        "allow_interspersed_args": False})
+@click.option("--pipeline", default=None,
+              help="Pipeline name [default: the script's or program's name].")
+@click.option("--param", "param_values", multiple=True, metavar="NAME=VALUE",
+              help="A parameter of the run (repeatable); command-line parameters of CMD "
+                   "(--k v, --k=v, k=v) are recorded anyway.")
+@click.option("--host", default=None, help="Host name to record [default: this machine's].")
+@click.option("--id-file", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the run's id to this file.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Say on stderr what was recorded (otherwise ursprung adds no output).")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | None,
+            id_file: str | None, verbose: bool, command: tuple[str, ...]) -> None:
+    """Run CMD with all its descendants traced (strace, no root needed) and record it as a
+    pipeline run: ursprung run [OPTIONS] -- CMD [ARGS]...
+
+    CMD's stdin, stdout, stderr and exit status pass through unchanged. If tracing cannot
+    work here (no strace, ptrace forbidden), CMD is not run at all.
+    """
+    params = _param(param_values)
+    settings = load_settings()
+    try:
+        config = load_runs_config(settings.home)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        strace = strace_path(os.environ.get("PATH"))
+        check_tracing(strace)
+    except TraceUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
+    program = command[0]
+    if "/" not in program and shutil.which(program) is None:
+        click.echo(f"ursprung run: {program}: command not found", err=True)
+        sys.exit(127)
+    try:
+        store = open_store(settings, quiet=True)
+        store.ensure_schema()
+    except StoreError as exc:
+        raise click.ClickException(f"{exc}; the command was not run") from exc
+    try:
+        recorded = record_run(store, list(command), host=host or default_host(),
+                              pipeline=pipeline, params=params, config=config,
+                              content_root=settings.home / "content")
+    except TraceUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        store.close()
+    if recorded.error:
+        click.echo(f"ursprung run: {recorded.error}", err=True)
+    if id_file:
+        with open(id_file, "w", encoding="utf-8") as fh:
+            fh.write(recorded.id + "\n")
+    if verbose:
+        t = recorded.trace
+        click.echo(f"ursprung run: recorded run {recorded.id}: {len(t.members)} processes, "
+                   f"{t.events} events, {recorded.versions} file versions "
+                   f"({recorded.stored} stored), exit status {t.returncode}", err=True)
+    sys.exit(recorded.returncode)

@@ -1,0 +1,143 @@
+"""`ursprung runs`: define runs on audit data, list, show and compare runs."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from ..config import load_settings
+from ..content.config import load_runs_config
+from ..ingest.runs import define_runs
+from ..query.compare import compare, render
+from ..query.runs import Classifier, find_run, list_runs, run_facts
+from .common import open_graph
+
+
+@click.group("runs")
+def runs() -> None:
+    """Pipeline runs: define (on audit data), list, show, compare."""
+
+
+def _classifier() -> Classifier:
+    try:
+        config = load_runs_config(load_settings().home)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return Classifier(config.system_prefixes, config.ignore_patterns)
+
+
+def _when(ns: int | None) -> str:
+    if not ns:
+        return "-"
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
+
+
+@runs.command("define")
+@click.argument("name")
+@click.option("--match", "pattern", required=True, metavar="REGEX",
+              help="Command lines of the runs' root processes (Python regex, searched).")
+@click.option("--host", default=None, help="Only processes of this host.")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+def define_cmd(name: str, pattern: str, host: str | None, as_json: bool) -> None:
+    """Mark every process whose command line matches REGEX as the root of a run of
+    pipeline NAME (its process subtree is the run). For audit or Spectrum Scale data."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise click.BadParameter(f"not a regular expression: {exc}",
+                                 param_hint="--match") from exc
+    store = open_graph()
+    ids = define_runs(store, name, pattern, host=host)
+    found = [find_run(store, i) for i in ids]
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    click.echo(f"defined {len(found)} runs of {name}")
+    for run in found:
+        click.echo(f"  {run['id'][:12]}  {_when(run['start'])}  {run['command']}")
+
+
+@runs.command("list")
+@click.option("--pipeline", default=None, help="Only runs of this pipeline.")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+def list_cmd(pipeline: str | None, as_json: bool) -> None:
+    """Runs, oldest first."""
+    found = list_runs(open_graph(), pipeline)
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    if not found:
+        click.echo("no runs")
+        return
+    click.echo(f"{'id':12}  {'pipeline':16}  {'start (UTC)':19}  {'time':>8}  exit  command")
+    for r in found:
+        cmd = r["command"] or ""
+        cmd = cmd if len(cmd) <= 70 else cmd[:67] + "..."
+        click.echo(f"{r['id'][:12]:12}  {(r['pipeline'] or '')[:16]:16}  "
+                   f"{_when(r['start']):19}  {_seconds(r['duration']):>8}  "
+                   f"{'-' if r['exit_code'] is None else r['exit_code']:>4}  {cmd}")
+
+
+def _lookup(store: Any, ref: str) -> dict[str, Any]:
+    try:
+        return find_run(store, ref)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's facts as JSON.")
+def show_cmd(run_id: str, as_json: bool) -> None:
+    """The facts of one run (an id or a unique prefix of one)."""
+    store = open_graph()
+    facts = run_facts(store, _lookup(store, run_id), _classifier())
+    if as_json:
+        click.echo(json.dumps(facts, indent=2))
+        return
+    click.echo(f"run {facts['id']}  ({facts['origin']})")
+    for label, value in (("pipeline", facts["pipeline"]), ("command", facts["command"]),
+                         ("cwd", facts["cwd"]), ("host", facts["host"]),
+                         ("user", facts["user"]), ("start", _when(facts["start"])),
+                         ("end", _when(facts["end"])),
+                         ("duration", _seconds(facts["duration"])),
+                         ("exit code", facts["exit_code"])):
+        click.echo(f"  {label:10} {value}")
+    for section in ("params", "environment", "metrics"):
+        if facts[section]:
+            click.echo(f"\n{section}:")
+            for k, v in sorted(facts[section].items()):
+                click.echo(f"  {k} = {v}")
+    for section in ("inputs", "outputs", "intermediates", "programs"):
+        click.echo(f"\n{section} ({len(facts[section])}):")
+        for f in facts[section]:
+            digest = (f.get("sha256") or "")[:12] or "-"
+            click.echo(f"  {digest:12}  {f.get('rel') or f['path']}")
+    click.echo(f"\nprocesses ({len(facts['processes'])}); "
+               f"{facts['environment_files']} files of the software environment read")
+
+
+@runs.command("compare")
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare_cmd(run_a: str, run_b: str, as_json: bool) -> None:
+    """What differs between two runs: parameters, inputs, outputs, programs, environment,
+    metrics, exit status and duration."""
+    store = open_graph()
+    classifier = _classifier()
+    a = run_facts(store, _lookup(store, run_a), classifier)
+    b = run_facts(store, _lookup(store, run_b), classifier)
+    result = compare(a, b)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(render(result))

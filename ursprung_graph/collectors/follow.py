@@ -1,0 +1,416 @@
+"""Checkpointed following of a growing log (audit log, or Scale JSON lines) into a sink.
+
+The loop reads complete lines, turns them into events (auditd: parser + OS model; Scale:
+`ScaleMapper`), and every ``chunk_events`` events, or when the file has been quiet for
+``flush_seconds``, hands the chunk to the sink (publish to the bus and wait for the acks),
+then saves the checkpoint: file identity (inode + hash of its head), offset, and the
+collector's state at that offset. The order is the contract: a checkpoint never runs ahead
+of what the bus has, so a collector killed at any point and restarted resends at most one
+chunk (harmless: upserts are idempotent) and loses nothing.
+
+An audit chunk ends only where no audit event is half read (``pending == 0``), so the
+saved model state is exact. Events that never complete (single records without EOE) are
+flushed from the parser after ``IDLE_FLUSH`` quiet seconds, like the end of a file import.
+
+Rotation (auditd renames ``audit.log`` to ``audit.log.1`` and starts a new file): at the end
+of the file the follower checks whether the path now names another inode; if so it reads
+the old file (still open) to its end, then continues with the new one from offset 0. The
+parser and model carry on across the switch, as if the files were one stream. After a
+restart, a checkpoint whose inode is no longer at the path is looked for among the
+rotated siblings (``audit.log.*`` in the same directory) and that file is finished first.
+A file that shrank below the checkpoint (truncated in place) is read again from 0.
+
+SIGTERM or SIGINT (``stop``): the chunk in hand is published and checkpointed if it ends
+at a clean point; otherwise it is left to be re-read after the restart. Then it exits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from ..collectors.auditd.records import AuditEvent
+from ..collectors.auditd.source import AuditdSource, dead_letter
+from ..ingest.bus import Publisher, publish_events
+from ..ingest.checkpoint import HEAD_BYTES, Checkpoint, CheckpointStore
+from ..schema.event import DeadLetter, Event
+from .scale import ScaleChunk, ScaleMapper
+
+log = logging.getLogger("ursprung.collect")
+
+IDLE_FLUSH = 2.0  # quiet seconds after which half-read audit events are completed
+
+
+@dataclass(slots=True)
+class FollowOptions:
+    chunk_events: int = 2000
+    flush_seconds: float = 0.5
+    poll_seconds: float = 0.1
+    pair_seconds: float = 2.0
+    pair_events: int = 10000
+    follow: bool = True  # False: read to the end once, finish every event, stop
+
+
+@dataclass(slots=True)
+class FollowStats:
+    lines: int = 0
+    events: int = 0
+    dead_letters: int = 0
+    chunks: int = 0
+    rotations: int = 0
+    resumed_from: int = 0
+    files: list[str] = field(default_factory=list)
+
+
+class Sink(Protocol):
+    def emit(self, events: list[Event], dead: list[DeadLetter], host: str) -> None:
+        """Deliver durably (return only when the bus has them), or raise."""
+
+
+class BusSink:
+    """Publish chunks to a bus topic, one message per key and ``per_message`` events."""
+
+    def __init__(self, publisher: Publisher, topic: str, source: str, *,
+                 per_message: int = 1000, buckets: int = 1) -> None:
+        self.publisher = publisher
+        self.topic = topic
+        self.source = source
+        self.per_message = per_message
+        self.buckets = buckets
+        self.messages = 0
+
+    def emit(self, events: list[Event], dead: list[DeadLetter], host: str) -> None:
+        self.messages += publish_events(self.publisher, self.topic, self.source, events, dead,
+                                        host, per_message=self.per_message,
+                                        buckets=self.buckets)
+        self.publisher.flush()
+
+
+# ------------------------------------------------------------------------ sources
+
+
+class _Chunk:
+    __slots__ = ("events", "dead", "skipped")
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.dead: list[DeadLetter] = []
+        self.skipped = 0
+
+    def __len__(self) -> int:
+        return len(self.events) + len(self.dead)
+
+
+class LineSource(Protocol):
+    kind: str
+
+    def feed(self, line: bytes, offset: int, where: str, out: _Chunk) -> None: ...
+
+    @property
+    def pending(self) -> int: ...
+
+    def flush(self, where: str, out: _Chunk) -> None: ...
+
+    def snapshot(self) -> bytes: ...
+
+
+class AuditLines:
+    kind = "auditd"
+
+    def __init__(self, host: str, state: bytes | None) -> None:
+        self.source = AuditdSource(host, state)
+
+    def feed(self, line: bytes, offset: int, where: str, out: _Chunk) -> None:
+        items = self.source.parser.feed(line, offset)
+        if items:
+            self._take(items, where, out)
+
+    def _take(self, items: list, where: str, out: _Chunk) -> None:
+        model = self.source.model
+        for item in items:
+            if isinstance(item, AuditEvent):
+                out.events.extend(model.apply(item))
+            else:
+                out.dead.append(dead_letter(item, where))
+
+    @property
+    def pending(self) -> int:
+        return self.source.parser.pending
+
+    def flush(self, where: str, out: _Chunk) -> None:
+        self._take(self.source.parser.flush(), where, out)
+
+    def snapshot(self) -> bytes:
+        return self.source.snapshot()
+
+
+class ScaleLines:
+    kind = "scale"
+
+    def __init__(self, state: bytes | None, pair_seconds: float = 2.0,
+                 pair_events: int = 10000) -> None:
+        self.mapper = ScaleMapper(state, pair_seconds=pair_seconds, pair_events=pair_events)
+
+    def feed(self, line: bytes, offset: int, where: str, out: _Chunk) -> None:
+        chunk = ScaleChunk(out.events, out.dead)
+        self.mapper.feed_line(line, f"{where}:{offset}", chunk)
+        out.skipped += chunk.skipped
+
+    @property
+    def pending(self) -> int:
+        return 0  # pending move halves are part of the saved state
+
+    def flush(self, where: str, out: _Chunk) -> None:
+        self.mapper.flush(ScaleChunk(out.events, out.dead))
+
+    def expire_idle(self, out: _Chunk) -> None:
+        self.mapper.expire(ScaleChunk(out.events, out.dead), everything=True)
+
+    def snapshot(self) -> bytes:
+        return self.mapper.snapshot()
+
+
+# ------------------------------------------------------------------------ the follower
+
+
+def head_of(fh: BinaryIO, offset: int) -> str:
+    """Hash of the file's first min(offset, HEAD_BYTES) bytes: what was read is stable."""
+    pos = fh.tell()
+    fh.seek(0)
+    data = fh.read(min(offset, HEAD_BYTES))
+    fh.seek(pos)
+    return hashlib.sha256(data).hexdigest()
+
+
+def stream_name(kind: str, host: str, path: Path) -> str:
+    # Not the importer's name: a local import and a collector keep separate checkpoints.
+    return f"collect-{kind}:{host}:{path}"
+
+
+class Follower:
+    def __init__(self, path: Path, source_factory: Callable[[bytes | None], LineSource],
+                 sink: Sink, *, host: str, checkpoints: CheckpointStore | None,
+                 options: FollowOptions | None = None,
+                 stop: threading.Event | None = None) -> None:
+        self.path = Path(os.path.abspath(path))
+        self.where = str(self.path)
+        self.make_source = source_factory
+        self.sink = sink
+        self.host = host
+        self.checkpoints = checkpoints
+        self.opt = options or FollowOptions()
+        self.stop = stop or threading.Event()
+        self.stats = FollowStats()
+        self.source: LineSource | None = None
+        self.kind = source_factory(None).kind
+        self.stream = stream_name(self.kind, host, self.path)
+
+    # checkpoint ---------------------------------------------------------------
+
+    def _save(self, fh: BinaryIO, offset: int) -> None:
+        if self.checkpoints is None:
+            return
+        st = os.fstat(fh.fileno())
+        self.checkpoints.save(self.stream, Checkpoint(
+            path=self.where, inode=st.st_ino, head=head_of(fh, offset), offset=offset,
+            state=self.source.snapshot(), events=self.stats.events,
+            dead_letters=self.stats.dead_letters))
+
+    def _resume(self) -> tuple[BinaryIO | None, int]:
+        """(open file, offset) to continue from, or (None, 0) for a fresh start."""
+        saved = self.checkpoints.load(self.stream) if self.checkpoints else None
+        if saved is None:
+            self.source = self.make_source(None)
+            return None, 0
+        candidates = [self.path] + sorted(self.path.parent.glob(self.path.name + ".*"))
+        for cand in candidates:
+            try:
+                fh = cand.open("rb")
+            except OSError:
+                continue
+            st = os.fstat(fh.fileno())
+            if (st.st_ino == saved.inode and st.st_size >= saved.offset
+                    and head_of(fh, saved.offset) == saved.head):
+                self.source = self.make_source(saved.state)
+                self.stats.resumed_from = saved.offset
+                if cand != self.path:
+                    log.info("resuming in rotated file %s at %d", cand, saved.offset)
+                fh.seek(saved.offset)
+                return fh, saved.offset
+            fh.close()
+        log.warning("checkpoint names a file that is gone or changed: starting over")
+        self.source = self.make_source(None)
+        return None, 0
+
+    # loop -----------------------------------------------------------------------
+
+    def run(self) -> FollowStats:
+        fh, offset = self._resume()
+        if fh is None:
+            fh = self._open_current(wait=self.opt.follow)
+            if fh is None:
+                return self.stats
+        self.stats.files.append(os.path.realpath(fh.name))
+        chunk = _Chunk()
+        last_data = last_emit = time.monotonic()
+        try:
+            while True:
+                line = fh.readline()
+                if line.endswith(b"\n") or (line and not self.opt.follow):
+                    self.source.feed(line, offset, self.where, chunk)
+                    offset += len(line)
+                    self.stats.lines += 1
+                    last_data = time.monotonic()
+                    if len(chunk) >= self.opt.chunk_events and self.source.pending == 0:
+                        self._emit(chunk, fh, offset)
+                        chunk, last_emit = _Chunk(), time.monotonic()
+                    if self.stop.is_set():
+                        break
+                    continue
+                if line:  # a half-written last line: read it again when complete
+                    fh.seek(offset)
+                # at the end of what is there
+                if not self.opt.follow:
+                    self.source.flush(self.where, chunk)
+                    self._emit(chunk, fh, offset, force=True)
+                    return self.stats
+                nxt = self._rotated(fh, offset)
+                if nxt is not None:
+                    # The old file is finished (read to its end above): same stream goes on.
+                    if self.source.pending == 0 and len(chunk):
+                        self._emit(chunk, fh, offset)
+                        chunk, last_emit = _Chunk(), time.monotonic()
+                    fh.close()
+                    fh, offset = nxt, 0
+                    self.stats.rotations += 1
+                    self.stats.files.append(os.path.realpath(fh.name))
+                    log.info("followed rotation of %s", self.path)
+                    continue
+                now = time.monotonic()
+                if self.source.pending and now - last_data >= IDLE_FLUSH:
+                    self.source.flush(self.where, chunk)
+                if isinstance(self.source, ScaleLines) and now - last_data >= max(
+                        self.opt.pair_seconds, self.opt.flush_seconds):
+                    self.source.expire_idle(chunk)
+                if (len(chunk) and self.source.pending == 0
+                        and now - last_emit >= self.opt.flush_seconds):
+                    self._emit(chunk, fh, offset)
+                    chunk, last_emit = _Chunk(), now
+                if self.stop.is_set():
+                    break
+                self.stop.wait(self.opt.poll_seconds)
+            # stopping: keep the chunk only if it ends at a clean point
+            if len(chunk) and self.source.pending == 0:
+                self._emit(chunk, fh, offset)
+            elif len(chunk):
+                log.info("stopping mid-event: %d events left to be re-read", len(chunk))
+            return self.stats
+        finally:
+            fh.close()
+
+    def _emit(self, chunk: _Chunk, fh: BinaryIO, offset: int, force: bool = False) -> None:
+        if len(chunk) or force:
+            self.sink.emit(chunk.events, chunk.dead, self.host)
+        self.stats.events += len(chunk.events)
+        self.stats.dead_letters += len(chunk.dead)
+        self.stats.chunks += 1
+        self._save(fh, offset)
+
+    def _open_current(self, wait: bool) -> BinaryIO | None:
+        while True:
+            try:
+                return self.path.open("rb")
+            except FileNotFoundError:
+                if not wait or self.stop.is_set():
+                    return None
+                self.stop.wait(self.opt.poll_seconds)
+
+    def _rotated(self, fh: BinaryIO, offset: int) -> BinaryIO | None:
+        """The new file at the path if the one we read was rotated away; None otherwise.
+        A file truncated in place is reopened from the start."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None  # rotated, the new one not yet created: keep waiting
+        mine = os.fstat(fh.fileno())
+        if st.st_ino == mine.st_ino:
+            if mine.st_size < offset:
+                log.warning("%s was truncated: reading it again from the start", self.path)
+                return self.path.open("rb")
+            return None
+        # Rotated: anything appended to the old file before the switch must be read first.
+        if mine.st_size > offset:
+            return None
+        return self.path.open("rb")
+
+
+def audit_factory(host: str) -> Callable[[bytes | None], LineSource]:
+    return lambda state: AuditLines(host, state)
+
+
+def scale_factory(pair_seconds: float = 2.0, pair_events: int = 10000
+                  ) -> Callable[[bytes | None], LineSource]:
+    return lambda state: ScaleLines(state, pair_seconds, pair_events)
+
+
+def read_stream(fh: BinaryIO, source: LineSource, sink: Sink, host: str, *, where: str = "-",
+                chunk_events: int = 2000, stop: threading.Event | None = None) -> FollowStats:
+    """A stream that cannot be re-read (stdin as an audisp plugin): no checkpoint. Chunks
+    go out when full and whenever the input pauses (audisp writes whole events)."""
+    stats = FollowStats()
+    chunk = _Chunk()
+    offset = 0
+
+    def emit() -> None:
+        nonlocal chunk
+        if len(chunk):
+            sink.emit(chunk.events, chunk.dead, host)
+            stats.events += len(chunk.events)
+            stats.dead_letters += len(chunk.dead)
+            stats.chunks += 1
+            chunk = _Chunk()
+
+    for lines in _line_blocks(fh):
+        for line in lines:
+            source.feed(line, offset, where, chunk)
+            offset += len(line)
+            stats.lines += 1
+            if len(chunk) >= chunk_events and source.pending == 0:
+                emit()
+        if source.pending == 0:
+            emit()  # the input paused: what we have goes out now
+        if stop is not None and stop.is_set():
+            break
+    source.flush(where, chunk)
+    emit()
+    return stats
+
+
+def _line_blocks(fh: BinaryIO, size: int = 1 << 16):  # noqa: ANN202
+    """Lists of complete lines as they arrive; a list ends where the input paused."""
+    try:
+        fd = fh.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    if fd is None:  # an in-memory stream: one block
+        yield fh.readlines()
+        return
+    rest = b""
+    while True:
+        data = os.read(fd, size)
+        if not data:
+            break
+        data = rest + data
+        cut = data.rfind(b"\n") + 1
+        rest = data[cut:]
+        if cut:
+            yield data[:cut].splitlines(keepends=True)
+    if rest:
+        yield [rest]
