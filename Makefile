@@ -41,10 +41,14 @@ tools/cypher-lint/node_modules/.installed: tools/cypher-lint/package.json tools/
 	npm ci --prefix tools/cypher-lint --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The main job on the embedded defaults: a real audit log of a pipeline imported and its
+# output's lineage; then an example ML pipeline run twice under `ursprung run` and compared.
 demo: setup
 	@rm -rf $(DEMO_HOME)
+	@printf '\n\033[1m== a real audit log of a pipeline: import, then where its output came from\033[0m\n'
 	URSPRUNG_HOME=$(DEMO_HOME) $(VENV)/bin/ursprung import --host demo --no-progress $(DEMO_LOG)
 	URSPRUNG_HOME=$(DEMO_HOME) $(VENV)/bin/ursprung lineage --host demo $(DEMO_OUTPUT)
+	URSPRUNG_HOME=$(DEMO_HOME) sh examples/demo.sh $(DEMO_HOME)/runs
 	URSPRUNG_HOME=$(DEMO_HOME) $(VENV)/bin/ursprung db stop
 
 lint: venv

@@ -67,6 +67,8 @@ class KafkaConfig(_Section):
     replication: int = 1
     compression: str = "lz4"
     linger_ms: int = 20
+    #: A consumer that stops heart-beating this long is dropped and its partitions move.
+    session_timeout_ms: int = 10000
     #: librdkafka options passed through as they are (``security.protocol``, ``sasl.*``...).
     producer: dict[str, str] = msgspec.field(default_factory=dict)
     consumer: dict[str, str] = msgspec.field(default_factory=dict)
@@ -115,9 +117,10 @@ class Config(_Section):
 
     @property
     def checkpoint_dir(self) -> Path:
+        """The collectors' checkpoints: they say what the bus has (not a store's graph)."""
         if self.collect.checkpoint_dir:
             return Path(self.collect.checkpoint_dir).expanduser().resolve()
-        return self.settings.checkpoint_dir
+        return self.settings.home / "checkpoints" / "collect"
 
 
 _SECTIONS = {"store": StoreConfig, "kafka": KafkaConfig, "collect": CollectConfig,
@@ -218,7 +221,7 @@ def _check(config: Config) -> None:
             problems.append(f"{section}.{key} must be {'>= 0' if allow_zero else '> 0'}, "
                             f"got {value}")
 
-    for key in ("partitions", "replication"):
+    for key in ("partitions", "replication", "session_timeout_ms"):
         positive("kafka", key)
     positive("kafka", "linger_ms", allow_zero=True)
     for key in ("chunk_events", "message_events", "flush_seconds", "poll_seconds",

@@ -179,3 +179,20 @@ def test_accept_uses_the_bound_endpoint() -> None:
     accepts = [e for e in events if e.kind is Kind.ACCEPT]
     assert {e.peer.port for e in accepts} == {8080}
     assert len(accepts) == 2  # at accept and again when the connection closes
+
+
+def test_inherited_descriptors_do_not_make_children_readers() -> None:
+    """bash keeps its script open on fd 255; children that exec do not read it."""
+    log = Log()
+    events = run([
+        log.ev(50, 1, "openat", exit=255, args=(AT_FDCWD, 0, 0, 0), paths=[path("run.sh")]),
+        log.ev(50, 1, "clone", exit=51, args=(0x1200011, 0, 0, 0)),
+        log.ev(51, 50, "execve", argv=["ls"], paths=[path("/usr/bin/ls")]),
+        log.ev(51, 50, "exit_group"),
+        log.ev(50, 1, "clone", exit=52, args=(0x1200011, 0, 0, 0)),
+        log.ev(52, 50, "dup2", exit=0, args=(255, 0, 0, 0)),  # used: stdin from the script
+        log.ev(52, 50, "exit_group"),
+        log.ev(50, 1, "exit_group"),
+    ])
+    readers = {e.proc.pid for e in events if e.kind is Kind.READ and e.file.path == "/w/run.sh"}
+    assert readers == {50, 52}

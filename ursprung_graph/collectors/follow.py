@@ -1,14 +1,14 @@
 """Checkpointed following of a growing log (audit log, or Scale JSON lines) into a sink.
 
 The loop reads complete lines, turns them into events (auditd: parser + OS model; Scale:
-`ScaleMapper`), and every ``chunk_events`` events, or when the file has been quiet for
+`ScaleMapper`), and every ``chunk_events`` events, or when nothing new came for
 ``flush_seconds``, hands the chunk to the sink (publish to the bus and wait for the acks),
 then saves the checkpoint: file identity (inode + hash of its head), offset, and the
 collector's state at that offset. The order is the contract: a checkpoint never runs ahead
 of what the bus has, so a collector killed at any point and restarted resends at most one
 chunk (harmless: upserts are idempotent) and loses nothing.
 
-An audit chunk ends only where no audit event is half read (``pending == 0``), so the
+A checkpoint is taken only where no audit event is half read (``pending == 0``), so the
 saved model state is exact. Events that never complete (single records without EOE) are
 flushed from the parser after ``IDLE_FLUSH`` quiet seconds, like the end of a file import.
 
@@ -20,8 +20,12 @@ restart, a checkpoint whose inode is no longer at the path is looked for among t
 rotated siblings (``audit.log.*`` in the same directory) and that file is finished first.
 A file that shrank below the checkpoint (truncated in place) is read again from 0.
 
-SIGTERM or SIGINT (``stop``): the chunk in hand is published and checkpointed if it ends
-at a clean point; otherwise it is left to be re-read after the restart. Then it exits.
+Publishing does not wait for a clean point (a busy log may have a half-read event at any
+moment): the checkpoint moves to the latest clean point at or before what is published, so
+a restart may publish a little again, never less.
+
+SIGTERM or SIGINT (``stop``): what was read is published, the checkpoint saved, and it
+exits; events still half read are read again after the restart.
 """
 
 from __future__ import annotations
@@ -214,14 +218,12 @@ class Follower:
 
     # checkpoint ---------------------------------------------------------------
 
-    def _save(self, fh: BinaryIO, offset: int) -> None:
-        if self.checkpoints is None:
-            return
+    def _clean_point(self, fh: BinaryIO, offset: int) -> Checkpoint:
+        """A resume point: here no event is half read, and this is the collector's state."""
         st = os.fstat(fh.fileno())
-        self.checkpoints.save(self.stream, Checkpoint(
-            path=self.where, inode=st.st_ino, head=head_of(fh, offset), offset=offset,
-            state=self.source.snapshot(), events=self.stats.events,
-            dead_letters=self.stats.dead_letters))
+        return Checkpoint(path=self.where, inode=st.st_ino, head=head_of(fh, offset),
+                          offset=offset, state=self.source.snapshot(),
+                          events=self.stats.events, dead_letters=self.stats.dead_letters)
 
     def _resume(self) -> tuple[BinaryIO | None, int]:
         """(open file, offset) to continue from, or (None, 0) for a fresh start."""
@@ -252,6 +254,10 @@ class Follower:
     # loop -----------------------------------------------------------------------
 
     def run(self) -> FollowStats:
+        """Publishing and checkpointing are decoupled: a chunk is published when it is full
+        or the file is quiet, wherever the parser is; the checkpoint moves to the latest
+        clean point (no half-read event) that is already published. On a busy log a clean
+        point may be rare, but publishing never waits for one."""
         fh, offset = self._resume()
         if fh is None:
             fh = self._open_current(wait=self.opt.follow)
@@ -259,6 +265,8 @@ class Follower:
                 return self.stats
         self.stats.files.append(os.path.realpath(fh.name))
         chunk = _Chunk()
+        self._candidate: Checkpoint | None = None  # clean point not yet published
+        want_point = True
         last_data = last_emit = time.monotonic()
         try:
             while True:
@@ -268,9 +276,12 @@ class Follower:
                     offset += len(line)
                     self.stats.lines += 1
                     last_data = time.monotonic()
-                    if len(chunk) >= self.opt.chunk_events and self.source.pending == 0:
+                    if want_point and self.source.pending == 0:
+                        self._candidate = self._clean_point(fh, offset)
+                        want_point = False
+                    if len(chunk) >= self.opt.chunk_events:
                         self._emit(chunk, fh, offset)
-                        chunk, last_emit = _Chunk(), time.monotonic()
+                        chunk, last_emit, want_point = _Chunk(), time.monotonic(), True
                     if self.stop.is_set():
                         break
                     continue
@@ -284,9 +295,9 @@ class Follower:
                 nxt = self._rotated(fh, offset)
                 if nxt is not None:
                     # The old file is finished (read to its end above): same stream goes on.
-                    if self.source.pending == 0 and len(chunk):
+                    if len(chunk):
                         self._emit(chunk, fh, offset)
-                        chunk, last_emit = _Chunk(), time.monotonic()
+                        chunk, last_emit, want_point = _Chunk(), time.monotonic(), True
                     fh.close()
                     fh, offset = nxt, 0
                     self.stats.rotations += 1
@@ -299,18 +310,14 @@ class Follower:
                 if isinstance(self.source, ScaleLines) and now - last_data >= max(
                         self.opt.pair_seconds, self.opt.flush_seconds):
                     self.source.expire_idle(chunk)
-                if (len(chunk) and self.source.pending == 0
-                        and now - last_emit >= self.opt.flush_seconds):
+                if len(chunk) and now - last_emit >= self.opt.flush_seconds:
                     self._emit(chunk, fh, offset)
-                    chunk, last_emit = _Chunk(), now
+                    chunk, last_emit, want_point = _Chunk(), now, True
                 if self.stop.is_set():
                     break
                 self.stop.wait(self.opt.poll_seconds)
-            # stopping: keep the chunk only if it ends at a clean point
-            if len(chunk) and self.source.pending == 0:
-                self._emit(chunk, fh, offset)
-            elif len(chunk):
-                log.info("stopping mid-event: %d events left to be re-read", len(chunk))
+            # stopping: publish what was read; events still half read are re-read later
+            self._emit(chunk, fh, offset)
             return self.stats
         finally:
             fh.close()
@@ -321,7 +328,12 @@ class Follower:
         self.stats.events += len(chunk.events)
         self.stats.dead_letters += len(chunk.dead)
         self.stats.chunks += 1
-        self._save(fh, offset)
+        # Everything read is published now: the best resume point is here if it is clean,
+        # else the latest clean point seen since the last publish.
+        point = self._clean_point(fh, offset) if self.source.pending == 0 else self._candidate
+        if point is not None and self.checkpoints is not None:
+            self.checkpoints.save(self.stream, point)
+        self._candidate = None
 
     def _open_current(self, wait: bool) -> BinaryIO | None:
         while True:

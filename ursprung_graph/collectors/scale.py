@@ -245,7 +245,7 @@ class ScaleMapper:
             out.skipped += 1
             return
         ts, host, pid, uid, fs = self._common(obj)
-        now_ts = ts
+        self.expire(out, now_ts=ts)  # halves whose wait is over come before this event
         path = obj.get("path")
         if not isinstance(path, str) or not path.startswith("/"):
             raise ScaleError(f"{name} without an absolute path (path={path!r})")
@@ -257,7 +257,6 @@ class ScaleMapper:
             key = f"{host}\0{fs}\0{obj.get('cookie')}"
             self.state.moves = [m for m in self.state.moves if m.key != key] + [PendingMove(
                 key, ts, index, host, pid, uid, path, ref.inode, fs, seq)]
-            self.expire(out, now_ts=now_ts)
             return
         if name == "IN_MOVED_TO":
             key = f"{host}\0{fs}\0{obj.get('cookie')}"
@@ -269,13 +268,11 @@ class ScaleMapper:
                     FileRef(match.path, match.inode, fs=match.fs), seq, dst=ref))
             else:
                 out.events.append(self._event(Kind.WRITE, ts, host, pid, uid, ref, seq))
-            self.expire(out, now_ts=now_ts)
             return
         if name in ("IN_DELETE", "IN_DELETE_SELF"):
             kind = Kind.UNLINK
         elif is_dir:
             out.skipped += 1  # listing or creating a directory moves no data
-            self.expire(out, now_ts=now_ts)
             return
         elif name == "IN_OPEN":
             kind = _open_kind(flags)
@@ -293,7 +290,6 @@ class ScaleMapper:
             out.skipped += 1
         else:
             out.events.append(self._event(kind, ts, host, pid, uid, ref, seq))
-        self.expire(out, now_ts=now_ts)
 
     def _audit_log(self, obj: dict[str, Any], where: str, out: ScaleChunk) -> None:
         name = str(obj.get("event") or "").strip().upper()

@@ -6,6 +6,7 @@
     hash_limit = 268435456               # bytes; larger files keep only size and mtime
     store_patterns = ["*.py", "*.sh"]    # files whose bytes the content store keeps
     store_limit = 1048576                # bytes; larger files are never stored
+    store_max_files = 200                # per run: programs first, then inputs, outputs
     system_prefixes = ["/usr/"]          # files there are environment, not inputs
     ignore_patterns = ["*/__pycache__/*"]  # never inputs or outputs
 
@@ -27,6 +28,7 @@ DEFAULT_STORE_PATTERNS = (
     "Makefile", "Dockerfile",
 )
 DEFAULT_STORE_LIMIT = 1 << 20
+DEFAULT_STORE_MAX_FILES = 200
 DEFAULT_SYSTEM_PREFIXES = (
     "/usr/", "/lib/", "/lib32/", "/lib64/", "/libx32/", "/bin/", "/sbin/", "/etc/",
     "/var/lib/", "/var/cache/", "/run/", "/nix/store/", "/opt/conda/pkgs/",
@@ -43,6 +45,7 @@ class RunsConfig:
     hash_limit: int = DEFAULT_HASH_LIMIT
     store_patterns: tuple[str, ...] = DEFAULT_STORE_PATTERNS
     store_limit: int = DEFAULT_STORE_LIMIT
+    store_max_files: int = DEFAULT_STORE_MAX_FILES
     system_prefixes: tuple[str, ...] = DEFAULT_SYSTEM_PREFIXES
     ignore_patterns: tuple[str, ...] = DEFAULT_IGNORE_PATTERNS
     source: str | None = field(default=None, compare=False)
@@ -82,6 +85,7 @@ def load_runs_config(home: Path) -> RunsConfig:
         hash_limit=integer("hash_limit", DEFAULT_HASH_LIMIT),
         store_patterns=strings("store_patterns", DEFAULT_STORE_PATTERNS),
         store_limit=integer("store_limit", DEFAULT_STORE_LIMIT),
+        store_max_files=integer("store_max_files", DEFAULT_STORE_MAX_FILES),
         system_prefixes=strings("system_prefixes", DEFAULT_SYSTEM_PREFIXES),
         ignore_patterns=strings("ignore_patterns", DEFAULT_IGNORE_PATTERNS),
         source=str(path) if path.is_file() else None,

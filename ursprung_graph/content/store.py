@@ -8,6 +8,7 @@ that changed since it was hashed is not stored under the wrong name.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import os
@@ -53,10 +54,8 @@ class ContentStore:
             return False
         finally:
             if tmp:
-                try:
+                with contextlib.suppress(OSError):
                     os.unlink(tmp)
-                except OSError:
-                    pass
 
     def get(self, sha256: str) -> bytes | None:
         try:

@@ -9,7 +9,7 @@ group's live members.
 
 A message is (topic, key, value, headers). Collectors put a batch of encoded events in the
 value (`encode_batch`: msgpack, each event carrying its schema version) and say what it is in
-headers (`HEADER_KIND`, `HEADER_SCHEMA`); see `wire.py`-style helpers below.
+headers (`HEADER_KIND`, `HEADER_SCHEMA`): see `publish_events` below.
 """
 
 from __future__ import annotations
@@ -177,8 +177,9 @@ class KafkaBus:
     def __init__(self, bootstrap: str, *, compression: str = "lz4", linger_ms: int = 20,
                  producer: dict[str, Any] | None = None,
                  consumer: dict[str, Any] | None = None,
-                 replication: int = 1) -> None:
+                 replication: int = 1, session_timeout_ms: int = 10000) -> None:
         self.bootstrap = bootstrap
+        self.session_timeout_ms = session_timeout_ms
         self.compression = compression
         self.linger_ms = linger_ms
         self.replication = replication
@@ -189,7 +190,8 @@ class KafkaBus:
     def from_config(cls, kafka: Any, bootstrap: str | None = None) -> KafkaBus:
         return cls(bootstrap or kafka.bootstrap, compression=kafka.compression,
                    linger_ms=kafka.linger_ms, producer=kafka.producer,
-                   consumer=kafka.consumer, replication=kafka.replication)
+                   consumer=kafka.consumer, replication=kafka.replication,
+                   session_timeout_ms=kafka.session_timeout_ms)
 
     def _admin(self) -> Any:
         from confluent_kafka.admin import AdminClient
@@ -331,8 +333,8 @@ class KafkaSubscription:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 500,
+            "session.timeout.ms": bus.session_timeout_ms,
+            "heartbeat.interval.ms": max(100, bus.session_timeout_ms // 5),
             "max.poll.interval.ms": 300000,
             "statistics.interval.ms": 1000,
             "stats_cb": stats,

@@ -122,7 +122,8 @@ _NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\Z")
 
 def params_from_argv(argv: list[str]) -> dict[str, str]:
     """Parameters on a command line: ``--key value``, ``--key=value`` and ``key=value``
-    (a ``--flag`` without a value is ``"true"``). Names lose their dashes. Arguments before
+    (a ``--flag`` without a value is ``"true"``). Names lose their dashes. The value of a
+    short option (``-c 'a=1'``) is never a parameter. Arguments before
     the first of these forms (the program and its script) are not parameters."""
     params: dict[str, str] = {}
     i = 1
@@ -143,6 +144,10 @@ def params_from_argv(argv: list[str]) -> dict[str, str]:
                     i += 1
                 else:
                     params[body] = "true"
+        elif len(arg) == 2 and arg[0] == "-" and arg[1] != "-":
+            # -c 'script', -o file: a short option's value is not a key=value parameter
+            if i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+                i += 1
         elif "=" in arg and not arg.startswith("-"):
             name, _, value = arg.partition("=")
             if _PARAM_NAME.match(name):

@@ -177,12 +177,13 @@ class IngestWorker:
     def _assigned(self, parts: Partitions) -> None:
         self.metrics.rebalances("assign").inc()
         self.tracker.forget(parts)  # positions restart at the committed offsets
-        self.metrics.assigned = len(self._sub.assignment()) if self._sub else len(parts)
+        self.metrics.assigned += len(parts)
         log.info("assigned %s", parts)
 
     def _revoked(self, parts: Partitions) -> None:
         self.metrics.rebalances("revoke").inc()
         gone = set(parts)
+        self.metrics.assigned = max(0, self.metrics.assigned - len(parts))
         self.tracker.forget(parts)
         self._waiting = [w for w in self._waiting if w.token.tp not in gone]  # type: ignore
         self.metrics.waiting.set(len(self._waiting))

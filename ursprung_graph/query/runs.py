@@ -143,10 +143,10 @@ class RunFiles:
     ignored: list[RunFile] = field(default_factory=list)
 
     def observed(self) -> list[RunFile]:
-        """Files whose content version the recorder should take: inputs, outputs,
-        programs (each once)."""
+        """Files whose content version the recorder should take: programs, inputs, outputs
+        (each once, in this order)."""
         seen: dict[str, RunFile] = {}
-        for f in (*self.inputs, *self.outputs, *self.programs):
+        for f in (*self.programs, *self.inputs, *self.outputs):
             seen.setdefault(f.key, f)
         return list(seen.values())
 

@@ -7,7 +7,16 @@ from typing import Any
 import redis
 from falkordb import Edge, FalkorDB, Node, Path
 
-from ..schema.graph import DEAD_LETTER, ENDPOINT, FILE, HOST, PIPE, PROCESS
+from ..schema.graph import (
+    DEAD_LETTER,
+    ENDPOINT,
+    FILE,
+    HOST,
+    PIPE,
+    PIPELINE_RUN,
+    PROCESS,
+    VERSION,
+)
 from .base import Row, StoreError, StoreUnavailable
 from .cypher import Cypher
 
@@ -15,6 +24,7 @@ from .cypher import Cypher
 INDEXES = (
     (PROCESS, "key"), (FILE, "key"), (PIPE, "key"), (ENDPOINT, "key"), (HOST, "name"),
     (DEAD_LETTER, "key"), (FILE, "path"), (PROCESS, "pid"),
+    (PIPELINE_RUN, "key"), (PIPELINE_RUN, "id"), (PIPELINE_RUN, "pipeline"), (VERSION, "key"),
 )
 
 

@@ -61,6 +61,7 @@ class Fd(msgspec.Struct, array_like=True):
     pipe: str | None = None
     peer: Endpoint | None = None
     sock: str | None = None  # how the socket was set up: connect, accept, bind
+    inherited: bool = False  # copied at fork and not used since: says nothing by itself
 
 
 class Proc(msgspec.Struct):
@@ -172,9 +173,12 @@ class OSModel:
 
     def _spawn(self, out: _Out, parent: Proc, pid: int, start: int) -> Proc:
         """A new process: inherits the parent's program, cwd and descriptors."""
+        fds = {fd: entry if fd <= 2 or entry.inherited
+               else msgspec.structs.replace(entry, inherited=True)
+               for fd, entry in parent.fds.items()}
         child = Proc(
             pid=pid, start=start, ppid=parent.pid, exe=parent.exe, argv=parent.argv,
-            cwd=parent.cwd, uid=parent.uid, euid=parent.euid, fds=dict(parent.fds),
+            cwd=parent.cwd, uid=parent.uid, euid=parent.euid, fds=fds,
         )
         self._remember(self._table(out.host), child)
         out.emit(Kind.FORK, start, parent, child=_info(child, full=True))
@@ -204,6 +208,7 @@ class OSModel:
         self._spawn(out, proc, child_pid, ae.ts)
 
     def _exec(self, out: _Out, ae: AuditEvent, proc: Proc) -> None:
+        # Descriptors above 2 mostly close at exec (O_CLOEXEC): their interval ends now.
         self._end_fds(out, ae.ts, proc, lambda fd: fd > 2)
         proc.exe = ae.exe or proc.exe
         proc.argv = ae.argv or ae.proctitle or proc.argv
@@ -240,7 +245,11 @@ class OSModel:
                 out.emit(Kind.WRITE, ts, proc, file=entry.file)
 
     def _end(self, out: _Out, ts: int, proc: Proc, fd: int, entry: Fd) -> None:
-        """A descriptor goes away: the interval of what flowed through it ends now."""
+        """A descriptor goes away: the interval of what flowed through it ends now. One
+        merely inherited (a shell's script on fd 255) goes silently, or every child would
+        seem to read its parent's files."""
+        if entry.inherited:
+            return
         if entry.kind in ("r", "rw") and entry.file is not None:
             out.emit(Kind.READ, ts, proc, file=entry.file)
         if entry.kind in ("w", "rw") and entry.file is not None:
@@ -307,6 +316,8 @@ class OSModel:
         entry = proc.fds.get(old)
         if entry is None:
             return
+        if entry.inherited:
+            entry = msgspec.structs.replace(entry, inherited=False)
         self._set_fd(proc, new, entry)
         if new <= 2:
             self._emit_std(out, ae.ts, proc, new, entry)

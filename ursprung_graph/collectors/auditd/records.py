@@ -29,9 +29,12 @@ Broken input never raises. Policy:
 
 * a line that is not a record (no header, bad ``msg=audit(...)``, binary junk, non-ASCII
   raw part, non-UTF-8 enriched part) -> one DeadLetter for that line;
-* a byte-identical repeat of a record of the same event -> DeadLetter for the repeat only;
-* a record arriving after its event was emitted -> DeadLetter for that record (a late
-  EOE is ignored: it carries nothing);
+* a byte-identical repeat of a SYSCALL, PATH, EXECVE, CWD, PROCTITLE, SOCKADDR or FD_PAIR
+  record within its event -> DeadLetter for the repeat only (other types are not parsed,
+  so not checked);
+* a record arriving after its event was emitted (e.g. a CWD after the PROCTITLE that
+  completed the event) -> DeadLetter for that record; a late EOE is ignored, it carries
+  nothing;
 * a malformed or conflicting SYSCALL, PATH or EXECVE record -> the whole event becomes one
   DeadLetter whose raw is the offending line: these records define what the event *is*,
   so a half-parsed event is never emitted;
@@ -135,13 +138,12 @@ _HEADER = re.compile(
     rb"(?:node=([^ ]+) )?type=([A-Za-z0-9_\[\]-]+) msg=audit\(([0-9]+\.[0-9]+:[0-9]+)\):(?: |$)"
 )
 # Fast path: the kernel prints SYSCALL fields in a fixed order. `[^ ]*` is much cheaper for
-# `re` than character classes; int() validates the captured numbers afterwards. Everything
-# from ppid= to the end of the raw part (ids, comm, exe, subj, key) is one group, memoised:
-# it is the same for every syscall of a process. Groups: arch+syscall, success, exit,
-# a0..a3, items, identity, enriched part.
+# `re` than character classes; int() validates the captured numbers afterwards. What follows
+# `items=N ` up to the enriched part (ids, comm, exe, subj, key) is sliced off and memoised:
+# it is the same for every syscall of a process.
 _SYSCALL = re.compile(
     rb" *(arch=[^ ]* syscall=[^ ]*) (?:success=([^ ]*) exit=([^ ]*) )?"
-    rb"a0=([^ ]*) a1=([^ ]*) a2=([^ ]*) a3=([^ ]*) items=([^ ]*) (ppid=[^\x1d]*)(?:\x1d(.*))?"
+    rb"a0=([^ ]*) a1=([^ ]*) a2=([^ ]*) a3=([^ ]*) items=([^ ]*) "
 )
 _PATH = re.compile(
     rb" *item=([^ ]*) name=([^ ]*) (?:inode=([^ ]*) dev=([^ ]*) mode=([^ ]*) ouid=[^ ]* "
@@ -618,8 +620,8 @@ class AuditParser:
         if node is not None:
             key = node + b" " + key
         self.records += 1
-        pending = self._pending
-        ev = pending.get(key)
+        rec = (rtype, line, m.end(), offset)
+        ev = self._pending.get(key)
         if ev is None:
             self._seq += 1
             if (
@@ -629,17 +631,12 @@ class AuditParser:
                 or key in self._done
                 or key in self._done_old
             ):
-                return self._start(key, (rtype, line, m.end(), offset))
-            pending[key] = _Pending(self._seq, (rtype, line, m.end(), offset))
+                return self._start(key, rec)
+            self._pending[key] = _Pending(self._seq, rec)
             return []
-        ev.recs.append((rtype, line, m.end(), offset))
+        ev.recs.append(rec)
         if rtype in _ENDS or (ev.waiting and rtype in _COMPLETING):
-            res = self._finish(key, ev, final=False)
-            if res is None:
-                ev.waiting = True
-                return []
-            del pending[key]
-            return res
+            return self._try_emit(key, ev)
         return []
 
     def flush(self) -> list[Output]:
@@ -656,15 +653,16 @@ class AuditParser:
     def _start(self, key: bytes, rec: _Rec) -> list[Output]:
         """First record of a stamp (``_seq`` already counts it), slow path: expire old
         events, skip user messages, reject late records, or open a pending event."""
-        out = self._expire() if self._seq > self._expire_at else []
         rtype = rec[0]
+        if key in self._done or key in self._done_old:
+            self._seq -= 1  # not a new serial
+            if rtype == b"EOE":
+                return []
+            why = f"{rtype.decode()} record for serial {_serial(key)} arrived after its event"
+            return [_dead(why, rec)]
+        out = self._expire() if self._seq > self._expire_at else []
         if rtype in _USER_TYPES:
             self.skipped += 1
-            return out
-        if key in self._done or key in self._done_old:
-            if rtype != b"EOE":
-                why = f"{rtype.decode()} record for serial {_serial(key)} arrived after its event"
-                out.append(_dead(why, rec))
             return out
         ev = self._pending[key] = _Pending(self._seq, rec)
         if rtype in _ENDS:
@@ -804,8 +802,15 @@ class AuditParser:
     def _syscall(self, line: bytes, pos: int) -> tuple:
         """SYSCALL record -> (name, success, exit, args, items, identity)."""
         m = _SYSCALL.match(line, pos)
-        g = m.groups() if m is not None else _syscall_slow(line[pos:])
-        archsys, succ, ex, a0, a1, a2, a3, items, ident, enriched = g
+        if m is not None:
+            archsys, succ, ex, a0, a1, a2, a3, items = m.groups()
+            i = line.find(b"\x1d", m.end())
+            if i < 0:
+                ident, enriched = line[m.end() :], None
+            else:
+                ident, enriched = line[m.end() : i], line[i + 1 :]
+        else:
+            archsys, succ, ex, a0, a1, a2, a3, items, ident, enriched = _syscall_slow(line[pos:])
         if succ is None or succ == b"yes":  # absent for calls that never return (exit_group)
             success = True
         elif succ == b"no":

@@ -6,7 +6,8 @@
 3. The query layer derives its inputs, outputs and programs from the graph
    (:func:`ursprung_graph.query.runs.run_files`: one definition for traced and audited runs).
 4. Each of those files is hashed (streaming, size limit) and written as a ``version`` event;
-   files matching the content patterns are copied into the content store.
+   files matching the content patterns are copied into the content store (at most
+   ``store_max_files`` per run: programs first, then inputs, then outputs).
 5. The environment (interpreter versions, Python distributions the run imported) completes
    the run's facts.
 """
@@ -101,6 +102,7 @@ def record_run(store: GraphStore, argv: Sequence[str], *, host: str, pipeline: s
             continue
         keep = False
         if (contents is not None and v.sha256 and v.size <= config.store_limit
+                and stored < config.store_max_files
                 and _matches(f.path, config.store_patterns)):
             keep = contents.put(f.path, v.sha256)
             stored += keep

@@ -18,6 +18,7 @@ lines, which tell how processes ended), ``-s 4096`` (whole paths and arguments),
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -114,10 +115,8 @@ class _Forward:
         # SIGTERM/SIGHUP sent to ursprung alone: pass them on to strace (which passes them
         # to the command); SIGINT/SIGQUIT come from the terminal, which told the command.
         if signum in (signal.SIGTERM, signal.SIGHUP) and self.child is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.child.send_signal(signum)
-            except OSError:
-                pass
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self.saved.items():

@@ -1,0 +1,172 @@
+"""Tracing overhead of `ursprung run`: wall time traced / untraced, several runs each.
+
+Two workloads (targets from issue 3):
+
+* file-heavy: one process writes N small files, a second reads them all and writes a
+  summary (target: traced <= 1.3 x untraced);
+* CPU-bound: a pure-Python loop of a few seconds (target: <= 1.05 x).
+
+Three timings per workload, each the median of ``--repeat`` runs:
+
+* ``plain``: the command alone;
+* ``strace``: the command under strace with the tracer's flags, trace written to a file
+  (what the traced program itself experiences);
+* ``ursprung``: the whole `ursprung run` (trace, live ingest into the embedded store, run
+  facts, hashing): what the user waits for.
+
+Wall time on a shared 2-core machine is noisy; the CPU time of all child processes is
+reported next to it (it includes strace's and ursprung's own work, not the store server's).
+
+    .venv/bin/python bench/bench_trace.py [--files 3000] [--repeat 5] [--cpu-seconds 3]
+
+Prints a table and writes bench/out/trace.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+URSPRUNG = str(Path(sys.executable).parent / "ursprung")
+
+GEN = """
+import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+os.makedirs(d, exist_ok=True)
+for i in range(n):
+    with open(os.path.join(d, f"f{i:05d}.txt"), "w") as fh:
+        fh.write(f"{i},{i * i}\\n" * 4)
+"""
+
+AGG = """
+import os, sys
+d, out = sys.argv[1], sys.argv[2]
+total = 0
+for name in sorted(os.listdir(d)):
+    with open(os.path.join(d, name)) as fh:
+        total += sum(int(line.split(",")[1]) for line in fh)
+with open(out, "w") as fh:
+    fh.write(f"{total}\\n")
+"""
+
+
+CPU_FIXED = """
+import sys
+x = 0
+for i in range(int(sys.argv[1])):
+    x = (x * 31 + i) % 1000003
+print(x)
+"""
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of all the children: command, strace, ursprung)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def strace_argv(trace_file: Path) -> list[str]:
+    from ursprung_graph.collectors.trace.runner import strace_args, strace_path
+
+    return [*strace_args(strace_path(), str(trace_file)), "--"]
+
+
+def measure(name: str, argv: list[str], work: Path, env: dict[str, str], repeat: int,
+            reset) -> dict:  # noqa: ANN001
+    modes = {
+        "plain": lambda: argv,
+        "strace": lambda: [*strace_argv(work / "bench.trace"), *argv],
+        "ursprung": lambda: [URSPRUNG, "run", "--pipeline", f"bench-{name}", "--", *argv],
+    }
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    cpu: dict[str, list[float]] = {m: [] for m in modes}
+    for _ in range(repeat):
+        for mode, make in modes.items():  # interleaved, so drift hits all modes alike
+            reset()
+            wall, used = timed(make(), work, env)
+            times[mode].append(wall)
+            cpu[mode].append(used)
+    med = {m: statistics.median(v) for m, v in times.items()}
+    med_cpu = {m: statistics.median(v) for m, v in cpu.items()}
+    return {
+        "runs": times, "cpu_runs": cpu, "median": med, "median_cpu": med_cpu,
+        "ratio_strace": med["strace"] / med["plain"],
+        "ratio_ursprung": med["ursprung"] / med["plain"],
+        "cpu_ratio_strace": med_cpu["strace"] / med_cpu["plain"],
+        "cpu_ratio_ursprung": med_cpu["ursprung"] / med_cpu["plain"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=3000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--cpu-iterations", type=int, default=30_000_000)
+    parser.add_argument("--out", type=Path, default=HERE / "out" / "trace.json")
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="ursprung-bench-"))
+    env = dict(os.environ)
+    env["URSPRUNG_HOME"] = str(root / "home")
+    env.pop("URSPRUNG_STORE", None)
+    env["URSPRUNG_GRAPH"] = "bench"
+    work = root / "work"
+    work.mkdir()
+    (work / "gen.py").write_text(GEN)
+    (work / "agg.py").write_text(AGG)
+    (work / "cpu.py").write_text(CPU_FIXED)
+    py = sys.executable
+    try:
+        subprocess.run([URSPRUNG, "db", "start"], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def reset_files() -> None:
+            shutil.rmtree(work / "d", ignore_errors=True)
+
+        file_heavy = ["sh", "-c", f'"{py}" gen.py d {args.files} && "{py}" agg.py d sum.txt']
+        results = {
+            "file_heavy": measure("files", file_heavy, work, env, args.repeat, reset_files),
+            "cpu_bound": measure("cpu", [py, "cpu.py", str(args.cpu_iterations)], work, env,
+                                 args.repeat, lambda: None),
+        }
+    finally:
+        subprocess.run([URSPRUNG, "db", "stop"], env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        shutil.rmtree(root, ignore_errors=True)
+
+    targets = {"file_heavy": 1.3, "cpu_bound": 1.05}
+    print(f"{'workload':12} {'plain':>8} {'strace':>8} {'ursprung':>9} "
+          f"{'strace/plain':>13} {'run/plain':>10} {'target':>7}")
+    for name, r in results.items():
+        m = r["median"]
+        print(f"{name:12} {m['plain']:8.3f} {m['strace']:8.3f} {m['ursprung']:9.3f} "
+              f"{r['ratio_strace']:13.3f} {r['ratio_ursprung']:10.3f} {targets[name]:7.2f}"
+              f"   (CPU time: strace {r['cpu_ratio_strace']:.3f}x, "
+              f"ursprung {r['cpu_ratio_ursprung']:.3f}x)")
+        r["target"] = targets[name]
+    report = {"files": args.files, "repeat": args.repeat,
+              "cpu_iterations": args.cpu_iterations, "cpus": os.cpu_count(),
+              "python": sys.version.split()[0], "results": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
