@@ -59,6 +59,8 @@ test: setup lint
 
 bench: setup
 	$(PY) bench/bench_parse.py
+	$(PY) bench/bench_cluster.py
+	$(PY) bench/bench_trace.py
 
 clean:
 	rm -rf $(VENV) .home tools/cypher-lint/node_modules

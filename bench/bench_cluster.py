@@ -192,14 +192,12 @@ def latency(broker: str, home: Path, logdir: Path, seconds: float, rate: int) ->
     lines = SOURCE_LOG.read_bytes().splitlines(keepends=True)
     per_event = len(lines) / sum(1 for x in normalize_file(str(SOURCE_LOG), "x")
                                  if isinstance(x, Event))
-    # The first complete event of the log: a marker is that event on a host of its own.
-    marker = []
-    for line in lines:
-        marker.append(line)
-        if line.startswith(b"type=EOE"):
-            if any(b"type=SYSCALL" in m for m in marker):
-                break
-            marker = []
+    # A marker is one event of the log (all records of its first SYSCALL's stamp) on a host
+    # of its own: its Host node appears in the store when it has gone all the way through.
+    first = next(line for line in lines if line.startswith(b"type=SYSCALL")
+                 and b" syscall=59 " in line and b"success=yes" in line)  # an execve
+    stamp = first[first.index(b"msg=audit("):first.index(b"):") + 2]
+    marker = [line for line in lines if stamp in line]
     store = FalkorDBStore(unix_socket=str(home / "falkordb" / "falkordb.sock"), graph="latency")
     try:
         run.workers(2, logdir)

@@ -82,3 +82,11 @@ def test_cypher_is_read_only_and_parameterized(settings) -> None:  # noqa: ANN00
 def test_db_status(settings) -> None:  # noqa: ANN001
     result = run("db", "status")
     assert result.exit_code == 0 and "running" in result.output
+
+
+def test_import_scale_events_links_shared_files(settings) -> None:  # noqa: ANN001
+    result = run("import", "--source", "scale", "--host", "n1", str(DATA / "scale_watch.jsonl"))
+    assert result.exit_code == 0 and "Spectrum Scale events" in result.output
+    rows = json.loads(run("cypher", "MATCH (f:File) WHERE f.fs IS NOT NULL "
+                          "RETURN DISTINCT f.fs AS fs", "--json").output)
+    assert rows == [{"fs": "fs0"}]

@@ -11,8 +11,8 @@ from pathlib import Path
 from ursprung_graph.collectors.auditd.source import normalize_file
 from ursprung_graph.collectors.follow import (
     AuditLines,
-    FollowOptions,
     Follower,
+    FollowOptions,
     audit_factory,
     read_stream,
     scale_factory,

@@ -342,6 +342,28 @@ def test_enriched_line_uses_raw_values_and_enriched_syscall_name() -> None:
     assert ev.paths[0] == PathItem(0, "/etc/passwd", 1835023, "fd:01", 0o100644, "NORMAL")
 
 
+def test_enriched_part_without_syscall_name_falls_back_to_the_table() -> None:
+    """The memo of names must key on the raw number too, not only on the enriched part."""
+    lines = [
+        sysc(32, 3, items=0, enriched='AUID="root" UID="root"'),
+        title(32),
+        sysc(33, 59, items=0, success="no", exit=-2, enriched='AUID="root" UID="root"'),
+        title(33),
+    ]
+    events, dead, _ = run(lines)
+    assert dead == [] and [e.syscall for e in events] == ["close", "execve"]
+
+
+def test_events_share_no_mutable_state() -> None:
+    """Parsed values are memoised; the lists and PathItems handed out must be fresh."""
+    events, _, _ = run(openat(34) + openat(35))
+    events[0].paths[0].name = "changed"
+    events[0].paths.append(PathItem(9, None, None, None, None, "X"))
+    events[0].proctitle.append("changed")  # type: ignore[union-attr]
+    assert events[1].paths == [PathItem(0, "/etc/passwd", 1835023, "fd:01", 0o100644, "NORMAL")]
+    assert events[1].proctitle == ["cat", "x"]
+
+
 def test_enriched_utf8_user_names_are_accepted() -> None:
     ev = one([sysc(28, items=0, enriched='ARCH=x86_64 SYSCALL=close UID="jürgen"'), title(28)])
     assert ev.syscall == "close"

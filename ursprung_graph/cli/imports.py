@@ -21,8 +21,10 @@ from .common import open_graph
 
 @click.command("import")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--source", type=click.Choice(["auditd"]), default="auditd", show_default=True,
-              help="Format of the input.")
+@click.option("--source", type=click.Choice(["auditd", "scale"]), default="auditd",
+              show_default=True,
+              help="auditd: raw audit records; scale: Spectrum Scale watch-folder or file "
+                   "audit logging JSON lines.")
 @click.option("--host", default=None,
               help="Host of records without a node= prefix [default: this machine's name].")
 @click.option("--from-start", is_flag=True, help="Ignore checkpoints and read from the start.")
@@ -44,6 +46,9 @@ def import_cmd(paths: tuple[str, ...], source: str, host: str | None, from_start
     host = host or default_host()
     store = open_graph(settings)
     checkpoints = CheckpointStore(settings.checkpoint_dir)
+    if source == "scale":
+        _import_scale(store, paths, host)
+        return
     show = sys.stderr.isatty() if progress is None else progress
     total = ImportStats()
     for name in paths:
@@ -74,3 +79,17 @@ def import_cmd(paths: tuple[str, ...], source: str, host: str | None, from_start
                    "RETURN d.where, d.reason LIMIT 20'", err=True)
 
 
+
+
+def _import_scale(store, paths: tuple[str, ...], host: str) -> None:  # noqa: ANN001
+    """Scale events name processes by (node, pid) only: they are linked to the processes
+    the graph holds now, so import the nodes' audit logs first."""
+    from ..ingest.resolve import import_scale_file
+
+    events = dead = 0
+    for name in paths:
+        if not Path(name).is_file():
+            raise click.ClickException(f"{name}: no such file")
+        n, d = import_scale_file(store, str(Path(name).resolve()), host=host)
+        events, dead = events + n, dead + d
+    click.echo(f"imported {events:,} Spectrum Scale events, {dead:,} dead letters")

@@ -23,7 +23,7 @@ from .cypher import Cypher
 #: Indexes as (label, property). Keys are looked up on every MERGE; path and pid by users.
 INDEXES = (
     (PROCESS, "key"), (FILE, "key"), (PIPE, "key"), (ENDPOINT, "key"), (HOST, "name"),
-    (DEAD_LETTER, "key"), (FILE, "path"), (PROCESS, "pid"),
+    (DEAD_LETTER, "key"), (FILE, "path"), (PROCESS, "pid"), (PROCESS, "host"),
     (PIPELINE_RUN, "key"), (PIPELINE_RUN, "id"), (PIPELINE_RUN, "pipeline"), (VERSION, "key"),
 )
 

@@ -67,7 +67,7 @@ __all__ = [
 #: DeadLetter.raw is capped at this many bytes.
 RAW_LIMIT = 4096
 #: Each memo dict is cleared when it grows past this many entries.
-MEMO_LIMIT = 20_000
+MEMO_LIMIT = 8192
 
 
 @dataclass(slots=True)
@@ -144,6 +144,11 @@ _HEADER = re.compile(
 _SYSCALL = re.compile(
     rb" *(arch=[^ ]* syscall=[^ ]*) (?:success=([^ ]*) exit=([^ ]*) )?"
     rb"a0=([^ ]*) a1=([^ ]*) a2=([^ ]*) a3=([^ ]*) items=([^ ]*) "
+)
+_IDENTITY = re.compile(
+    rb"ppid=([^ ]*) pid=([^ ]*) auid=([^ ]*) uid=([^ ]*) gid=([^ ]*) euid=([^ ]*) suid=[^ ]* "
+    rb"fsuid=[^ ]* egid=[^ ]* sgid=[^ ]* fsgid=[^ ]* tty=[^ ]* ses=[^ ]* comm=([^ ]*) "
+    rb"exe=([^ ]*)"
 )
 _PATH = re.compile(
     rb" *item=([^ ]*) name=([^ ]*) (?:inode=([^ ]*) dev=([^ ]*) mode=([^ ]*) ouid=[^ ]* "
@@ -275,7 +280,7 @@ def _int(v: bytes | None, base: int = 10) -> int | None:
     return None if v is None else int(v, base)
 
 
-def _memo_put(memo: dict, key: bytes, value: object) -> None:
+def _memo_put(memo: dict, key: bytes | tuple[bytes, bytes], value: object) -> None:
     """Store in a bounded memo dict (cleared wholesale when full: cheap and good enough)."""
     if len(memo) >= MEMO_LIMIT:
         memo.clear()
@@ -291,14 +296,20 @@ _Identity = tuple[int, int, "int | None", "int | None", "int | None", "int | Non
 
 def _parse_identity(ident: bytes) -> _Identity:
     """The ``ppid=...`` to end part of a SYSCALL record (memoised by the caller)."""
-    d = _fields(ident)
-    if b"pid" not in d or b"ppid" not in d:
-        raise _Malformed("missing pid= or ppid=")
-    comm, exe, key = d.get(b"comm"), d.get(b"exe"), d.get(b"key")
+    m = _IDENTITY.match(ident)
+    if m is not None:
+        ppid, pid, auid, uid, gid, euid, comm, exe = m.groups()
+        k = ident.rfind(b" key=", m.end() - 1)
+        key = ident[k + 5 :].split(b" ", 1)[0] if k >= 0 else None
+    else:
+        d = _fields(ident)
+        if b"pid" not in d or b"ppid" not in d:
+            raise _Malformed("missing pid= or ppid=")
+        ppid, pid, auid, uid = d[b"ppid"], d[b"pid"], d.get(b"auid"), d.get(b"uid")
+        gid, euid, comm, exe, key = (d.get(k) for k in (b"gid", b"euid", b"comm", b"exe", b"key"))
     try:
         return (
-            int(d[b"ppid"]), int(d[b"pid"]), _int(d.get(b"auid")), _int(d.get(b"uid")),
-            _int(d.get(b"gid")), _int(d.get(b"euid")),
+            int(ppid), int(pid), _int(auid), _int(uid), _int(gid), _int(euid),
             None if comm is None else _text(comm),
             None if exe is None else _text(exe),
             None if key is None else _text(key),
@@ -542,12 +553,6 @@ def _bad_bytes(line: bytes) -> str | None:
     return None
 
 
-def _node_stamp(key: bytes) -> tuple[bytes | None, bytes]:
-    """Split an event key (``SEC.MSEC:SERIAL`` or ``NODE SEC.MSEC:SERIAL``)."""
-    node, sep, stamp = key.rpartition(b" ")
-    return (node if sep else None), stamp
-
-
 def _ts_serial(stamp: bytes) -> tuple[int, int]:
     """``SEC.FRAC:SERIAL`` -> (epoch ns, serial); FRAC is milliseconds in practice."""
     sec, frac, serial = stamp.replace(b".", b":").split(b":")
@@ -596,7 +601,8 @@ class AuditParser:
         self._done_old: set[bytes] = set()
         self._done_cap = max(4 * window, 1024)
         self._m_ident: dict[bytes, _Identity] = {}
-        self._m_name: dict[bytes, str] = {}
+        self._m_ts: dict[bytes, int] = {}
+        self._m_name: dict[bytes | tuple[bytes, bytes], str] = {}
         self._m_path: dict[bytes, tuple] = {}
         self._m_cwd: dict[bytes, str | None] = {}
         self._m_title: dict[bytes, tuple[str, ...] | None] = {}
@@ -620,8 +626,8 @@ class AuditParser:
         if node is not None:
             key = node + b" " + key
         self.records += 1
-        rec = (rtype, line, m.end(), offset)
-        ev = self._pending.get(key)
+        pending = self._pending
+        ev = pending.get(key)
         if ev is None:
             self._seq += 1
             if (
@@ -631,12 +637,17 @@ class AuditParser:
                 or key in self._done
                 or key in self._done_old
             ):
-                return self._start(key, rec)
-            self._pending[key] = _Pending(self._seq, rec)
+                return self._start(key, (rtype, line, m.end(), offset))
+            pending[key] = _Pending(self._seq, (rtype, line, m.end(), offset))
             return []
-        ev.recs.append(rec)
+        ev.recs.append((rtype, line, m.end(), offset))
         if rtype in _ENDS or (ev.waiting and rtype in _COMPLETING):
-            return self._try_emit(key, ev)
+            res = self._finish(key, ev, final=False)
+            if res is None:
+                ev.waiting = True
+                return []
+            del pending[key]
+            return res
         return []
 
     def flush(self) -> list[Output]:
@@ -734,8 +745,15 @@ class AuditParser:
             self.skipped += 1
             return []
         out: list[Output] = []
-        node, stamp = _node_stamp(key)
-        ts, serial = _ts_serial(stamp)
+        node, sep, stamp = key.rpartition(b" ")  # key: [NODE ]SEC.MSEC:SERIAL
+        if not sep:
+            node = None
+        tsb, _, serial_b = stamp.partition(b":")
+        serial = int(serial_b)
+        ts = self._m_ts.get(tsb)  # events share their millisecond: memoised too
+        if ts is None:
+            ts = _ts_serial(stamp)[0]
+            _memo_put(self._m_ts, tsb, ts)
         nrec = len(recs)
         if extra or len(execs) > 1 or len(paths) > 1:
             dropped, fatal = self._dedupe(single, extra, paths, execs, serial, out)
@@ -823,7 +841,7 @@ class AuditParser:
             n_items = int(items)
         except ValueError as e:
             raise _Malformed(f"bad number: {e}") from None
-        name_key = enriched or archsys
+        name_key = (archsys, enriched) if enriched else archsys
         name = self._m_name.get(name_key)
         if name is None:
             name = _syscall_name(archsys, enriched)
