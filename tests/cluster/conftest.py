@@ -153,7 +153,12 @@ def copy_fixture(name: str, dest: Path) -> Path:
     return dest
 
 
+#: Waits are upper bounds: on a loaded 2-core machine they stretch, so they are scaled.
+TIMEOUT_SCALE = float(os.environ.get("URSPRUNG_TEST_TIMEOUT_SCALE", "3"))
+
+
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.1) -> None:  # noqa: ANN001
+    timeout *= TIMEOUT_SCALE
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
