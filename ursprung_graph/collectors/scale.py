@@ -52,17 +52,11 @@ from typing import Any
 import msgspec
 
 from ..schema.event import SCHEMA_VERSION, DeadLetter, Event, FileRef, Kind, ProcessInfo
+from .linux import O_ACCMODE, O_CREAT, O_RDWR, O_TRUNC, O_WRONLY, S_IFDIR, S_IFMT
 
 SOURCE = "scale"
 UNKNOWN_START = -1  # the process start is not known: resolved at ingest
 
-O_ACCMODE = 0o3
-O_WRONLY = 0o1
-O_RDWR = 0o2
-O_CREAT = 0o100
-O_TRUNC = 0o1000
-S_IFMT = 0o170000
-S_IFDIR = 0o040000
 
 RAW_LIMIT = 2000
 

@@ -27,21 +27,23 @@ from ...schema.event import (
     Kind,
     ProcessInfo,
 )
+from ..linux import (
+    AT_FDCWD,
+    CLONE_THREAD,
+    EINPROGRESS,
+    O_ACCMODE,
+    O_CREAT,
+    O_DIRECTORY,
+    O_RDWR,
+    O_TRUNC,
+    O_WRONLY,
+    S_IFDIR,
+    S_IFMT,
+)
 from .records import AuditEvent, SockAddr
-from .syscalls import CLONE_THREAD
 
 SOURCE = "auditd"
 
-O_ACCMODE = 0o3
-O_WRONLY = 0o1
-O_RDWR = 0o2
-O_CREAT = 0o100
-O_TRUNC = 0o1000
-O_DIRECTORY = 0o200000
-S_IFMT = 0o170000
-S_IFDIR = 0o040000
-AT_FDCWD = 0xFFFFFF9C
-EINPROGRESS = 115  # -100 as the low 32 bits of a register
 
 #: Pseudo file systems: reading /proc or writing /dev/null is not data provenance.
 IGNORED_PREFIXES = ("/proc/", "/sys/", "/dev/")
