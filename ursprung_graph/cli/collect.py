@@ -12,7 +12,6 @@ writing to the configured store.
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -22,33 +21,16 @@ from typing import Any
 
 import click
 
-from ..config import Config, ConfigError, load_config
+from ..config import Config
 from ..ingest.bus import BusError, InProcessBus, open_bus
 from ..ingest.checkpoint import CheckpointStore
 from ..ingest.importer import default_host
+from .common import config_or_fail, setup_logging, stop_on_signals
 
 log = logging.getLogger("ursprung.collect")
 
 
-def _config(path: str | None) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
 
-
-def stop_on_signals() -> threading.Event:
-    """SIGTERM/SIGINT set the event; a second one also marks it ``hard``."""
-    stop = threading.Event()
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            stop.hard = True  # type: ignore[attr-defined]
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    return stop
 
 
 @contextmanager
@@ -124,8 +106,8 @@ def collect_auditd(log_path: str, host: str | None, to: str, config_path: str | 
     """Publish an audit log (or auditd's stream on stdin, as an audisp plugin)."""
     from ..collectors.follow import AuditLines, audit_factory
 
-    _logging(verbose)
-    config = _config(config_path)
+    setup_logging(verbose)
+    config = config_or_fail(config_path)
     host = host or config.collect.host or default_host()
     stop = stop_on_signals()
     factory = audit_factory(host)
@@ -145,8 +127,8 @@ def collect_scale(path: str | None, source_url: str | None, group: str, to: str,
     """Publish Spectrum Scale watch-folder (WF_JSON) or file audit (LWE_JSON) events."""
     from ..collectors.follow import ScaleLines, scale_factory
 
-    _logging(verbose)
-    config = _config(config_path)
+    setup_logging(verbose)
+    config = config_or_fail(config_path)
     c = config.collect
     stop = stop_on_signals()
     if source_url:
@@ -196,6 +178,3 @@ def _run(name: str, factory: Callable, fresh: Callable, source: str, host: str, 
                f"{resumed}", err=True)
 
 
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")

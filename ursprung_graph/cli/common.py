@@ -1,10 +1,16 @@
-"""What every command needs: the configured store, opened with a clear error."""
+"""What commands share: the store and the configuration, opened with clear errors;
+logging; stopping cleanly on signals."""
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
+from typing import Any
+
 import click
 
-from ..config import Settings, load_settings
+from ..config import Config, ConfigError, Settings, load_config, load_settings
 from ..store import StoreError, open_store
 from ..store.base import GraphStore
 
@@ -17,3 +23,31 @@ def open_graph(settings: Settings | None = None) -> GraphStore:
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     return store
+
+
+def config_or_fail(path: str | None) -> Config:
+    """The configuration (file, then URSPRUNG_... overrides), or a click error naming the key."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s")
+
+
+def stop_on_signals() -> threading.Event:
+    """SIGTERM/SIGINT set the event (finish the batch, flush, exit); a second one also marks
+    it ``hard``."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            stop.hard = True  # type: ignore[attr-defined]
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop

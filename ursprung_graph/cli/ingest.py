@@ -15,12 +15,12 @@ import multiprocessing
 import os
 import signal
 import sys
-import threading
 import time
 
 import click
 
-from ..config import Config, ConfigError, load_config
+from ..config import Config
+from .common import config_or_fail, setup_logging, stop_on_signals
 
 log = logging.getLogger("ursprung.ingest")
 
@@ -42,7 +42,7 @@ def ingest_cmd(source: str, group: str | None, workers: int | None, metrics_port
     """Consume events from Kafka and write them to the graph store."""
     from ..ingest.bus import BusError, parse_kafka_url
 
-    config = _config(config_path)
+    config = config_or_fail(config_path)
     try:
         parse_kafka_url(source)
     except BusError as exc:
@@ -50,7 +50,7 @@ def ingest_cmd(source: str, group: str | None, workers: int | None, metrics_port
     n = workers or config.ingest.workers
     port = config.ingest.metrics_port if metrics_port is None else metrics_port
     group = group or config.ingest.group
-    _logging(verbose)
+    setup_logging(verbose)
     _prepare(source, config)
     if n == 1:
         run_worker(source, config_path, group, port, 0, verbose, parent_pid=None)
@@ -76,12 +76,6 @@ def ingest_cmd(source: str, group: str | None, workers: int | None, metrics_port
     if failed:
         raise click.ClickException(f"worker(s) failed: {', '.join(failed)}")
 
-
-def _config(path: str | None) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def _prepare(source: str, config: Config) -> None:
@@ -111,17 +105,9 @@ def run_worker(source: str, config_path: str | None, group: str, port: int, inde
     from ..ingest.worker import IngestWorker, WorkerOptions
     from ..store import open_store
 
-    _logging(verbose)
-    config = load_config(config_path)
-    stop = threading.Event()
-
-    def handler(signum: int, frame: object) -> None:
-        if stop.is_set():
-            stop.hard = True  # type: ignore[attr-defined]
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+    setup_logging(verbose)
+    config = config_or_fail(config_path)
+    stop = stop_on_signals()
     metrics = Metrics(str(index))
     server = None
     if port:
@@ -142,6 +128,3 @@ def run_worker(source: str, config_path: str | None, group: str, port: int, inde
           f"letters in {time.monotonic() - started:.1f}s", file=sys.stderr)
 
 
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s")
