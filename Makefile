@@ -1,6 +1,8 @@
 # `make demo` and `make test` set everything up on a fresh Debian machine and do their job.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# Debian's CPython is built with PGO and LTO: the audit parser runs ~15% faster on it than
+# on an unoptimised build (docs/decisions.md). Any Python >= 3.11 works.
+PYTHON ?= $(shell test -x /usr/bin/python3.11 && echo /usr/bin/python3.11 || echo python3.11)
 VENV := .venv
 PY := $(VENV)/bin/python
 DEBS := auditd laurel python3-audit strace

@@ -9,15 +9,21 @@ Two workloads (targets from issue 3):
 Three timings per workload, each the median of ``--repeat`` runs:
 
 * ``plain``: the command alone;
-* ``strace``: the command under strace with the tracer's flags, trace written to a file
-  (what the traced program itself experiences);
+* ``strace``: the command under strace with the tracer's flags and environment, trace
+  written to a file (what the traced program itself experiences);
 * ``ursprung``: the whole `ursprung run` (trace, live ingest into the embedded store, run
-  facts, hashing): what the user waits for.
+  facts, hashing, until everything is stored): what the user waits for.
 
-Wall time on a shared 2-core machine is noisy; the CPU time of all child processes is
-reported next to it (it includes strace's and ursprung's own work, not the store server's).
+With ``--baseline DIR`` (a checkout of an older version of the code), a fourth timing,
+``baseline``, runs that version's `ursprung run` the same way, interleaved with the others,
+so that before and after are measured under the same load.
 
-    .venv/bin/python bench/bench_trace.py [--files 3000] [--repeat 5] [--cpu-seconds 3]
+Wall time on a shared 2-core machine is noisy: the modes are interleaved, each number is
+a median, and the CPU time of all child processes is reported next to it (it includes
+strace's and ursprung's own work, not the store server's).
+
+    .venv/bin/python bench/bench_trace.py [--files 3000] [--repeat 7] \
+        [--cpu-iterations 30000000] [--baseline DIR]
 
 Prints a table and writes bench/out/trace.json.
 """
@@ -80,46 +86,61 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float
     return wall, cpu
 
 
-def strace_argv(trace_file: Path) -> list[str]:
-    from ursprung_graph.collectors.trace.runner import strace_args, strace_path
+def strace_run(argv: list[str], trace_file: Path,
+               env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """strace exactly as `ursprung run` starts it (flags and environment)."""
+    from ursprung_graph.collectors.trace.runner import strace_command, strace_path
 
-    return [*strace_args(strace_path(), str(trace_file)), "--"]
+    return strace_command(strace_path(), str(trace_file), argv, env)
 
 
 def measure(name: str, argv: list[str], work: Path, env: dict[str, str], repeat: int,
-            reset) -> dict:  # noqa: ANN001
-    modes = {
-        "plain": lambda: argv,
-        "strace": lambda: [*strace_argv(work / "bench.trace"), *argv],
-        "ursprung": lambda: [URSPRUNG, "run", "--pipeline", f"bench-{name}", "--", *argv],
-    }
+            reset, baseline: Path | None = None) -> dict:  # noqa: ANN001
+    traced, traced_env = strace_run(argv, work / "bench.trace", env)
+    run = [URSPRUNG, "run", "--pipeline", f"bench-{name}", "--", *argv]
+    modes = {"plain": (argv, env), "strace": (traced, traced_env), "ursprung": (run, env)}
+    if baseline is not None:
+        modes["baseline"] = (run, {**env, "PYTHONPATH": str(baseline)})
     times: dict[str, list[float]] = {m: [] for m in modes}
     cpu: dict[str, list[float]] = {m: [] for m in modes}
     for _ in range(repeat):
-        for mode, make in modes.items():  # interleaved, so drift hits all modes alike
+        for mode, (command, environ) in modes.items():  # interleaved: drift hits all alike
             reset()
-            wall, used = timed(make(), work, env)
+            wall, used = timed(command, work, environ)
             times[mode].append(wall)
             cpu[mode].append(used)
     med = {m: statistics.median(v) for m, v in times.items()}
     med_cpu = {m: statistics.median(v) for m, v in cpu.items()}
-    return {
+    out = {
         "runs": times, "cpu_runs": cpu, "median": med, "median_cpu": med_cpu,
         "ratio_strace": med["strace"] / med["plain"],
         "ratio_ursprung": med["ursprung"] / med["plain"],
         "cpu_ratio_strace": med_cpu["strace"] / med_cpu["plain"],
         "cpu_ratio_ursprung": med_cpu["ursprung"] / med_cpu["plain"],
+        # what ursprung adds on top of strace, in seconds (medians of the differences of
+        # runs taken side by side, which cancels most of the drift)
+        "ursprung_minus_strace": statistics.median(
+            u - t for u, t in zip(times["ursprung"], times["strace"], strict=True)),
     }
+    if baseline is not None:
+        out["ratio_baseline"] = med["baseline"] / med["plain"]
+        out["cpu_ratio_baseline"] = med_cpu["baseline"] / med_cpu["plain"]
+        out["baseline_minus_strace"] = statistics.median(
+            b - t for b, t in zip(times["baseline"], times["strace"], strict=True))
+    return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=3000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--cpu-iterations", type=int, default=30_000_000)
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="A checkout of older code to time side by side (PYTHONPATH).")
     parser.add_argument("--out", type=Path, default=HERE / "out" / "trace.json")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()
     root = Path(tempfile.mkdtemp(prefix="ursprung-bench-"))
     env = dict(os.environ)
     env["URSPRUNG_HOME"] = str(root / "home")
@@ -139,10 +160,12 @@ def main() -> int:
             shutil.rmtree(work / "d", ignore_errors=True)
 
         file_heavy = ["sh", "-c", f'"{py}" gen.py d {args.files} && "{py}" agg.py d sum.txt']
+        baseline = args.baseline.resolve() if args.baseline else None
         results = {
-            "file_heavy": measure("files", file_heavy, work, env, args.repeat, reset_files),
+            "file_heavy": measure("files", file_heavy, work, env, args.repeat, reset_files,
+                                  baseline),
             "cpu_bound": measure("cpu", [py, "cpu.py", str(args.cpu_iterations)], work, env,
-                                 args.repeat, lambda: None),
+                                 args.repeat, lambda: None, baseline),
         }
     finally:
         subprocess.run([URSPRUNG, "db", "stop"], env=env, stdout=subprocess.DEVNULL,
@@ -157,10 +180,18 @@ def main() -> int:
         print(f"{name:12} {m['plain']:8.3f} {m['strace']:8.3f} {m['ursprung']:9.3f} "
               f"{r['ratio_strace']:13.3f} {r['ratio_ursprung']:10.3f} {targets[name]:7.2f}"
               f"   (CPU time: strace {r['cpu_ratio_strace']:.3f}x, "
-              f"ursprung {r['cpu_ratio_ursprung']:.3f}x)")
+              f"ursprung {r['cpu_ratio_ursprung']:.3f}x; "
+              f"ursprung - strace {r['ursprung_minus_strace']:+.3f} s)")
+        if "baseline" in m:
+            print(f"{'  baseline':12} {'':8} {'':8} {m['baseline']:9.3f} {'':13} "
+                  f"{r['ratio_baseline']:10.3f} {'':7}"
+                  f"   (CPU time: {r['cpu_ratio_baseline']:.3f}x; "
+                  f"baseline - strace {r['baseline_minus_strace']:+.3f} s)")
         r["target"] = targets[name]
     report = {"files": args.files, "repeat": args.repeat,
               "cpu_iterations": args.cpu_iterations, "cpus": os.cpu_count(),
+              "load": {"before": load_before, "after": os.getloadavg()},
+              "baseline": str(args.baseline) if args.baseline else None,
               "python": sys.version.split()[0], "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

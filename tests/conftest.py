@@ -3,6 +3,7 @@ test (graphs are independent in FalkorDB, so tests do not see each other's data)
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ def store_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("ursprung-home")
     server = embedded_server(Settings(home=home, store_url=None, graph="x"))
     server.start()
+    atexit.register(server.stop)  # also when the run is interrupted: no server left behind
     yield home
     server.stop()
 

@@ -90,3 +90,29 @@ def test_import_scale_events_links_shared_files(settings) -> None:  # noqa: ANN0
     rows = json.loads(run("cypher", "MATCH (f:File) WHERE f.fs IS NOT NULL "
                           "RETURN DISTINCT f.fs AS fs", "--json").output)
     assert rows == [{"fs": "fs0"}]
+
+
+def test_lineage_as_of_and_control_characters(settings, store) -> None:  # noqa: ANN001
+    from tests.events import Script
+    from ursprung_graph.ingest.upserts import Batch
+
+    s = Script("n1")
+    p = s.proc(1, 0, ["sh"])
+    s.read(1, p, "/d/in\nFAKE LINE \x1b[31mred")
+    s.write(2, p, "/d/out")
+    late = s.proc(2, 0, ["late"])
+    s.read(10, late, "/d/late_in")
+    s.write(10, late, "/d/out")
+    batch = Batch()
+    for ev in s.events:
+        batch.add(ev)
+    store.write(batch.statements())
+    human = run("lineage", "/d/out").output
+    assert not any(line.startswith("FAKE") for line in human.splitlines())
+    assert "/d/in\\x0aFAKE LINE \\x1b[31mred" in human
+    assert "/d/late_in" in human
+    early = run("lineage", "/d/out", "--as-of", "1970-01-01T00:00:05").output
+    assert "/d/late_in" not in early and "/d/in" in early
+    assert run("lineage", "/d/out", "--as-of", str(5 * 10**9)).output == early
+    bad = CliRunner().invoke(main, ["lineage", "/d/out", "--as-of", "yesterday"])
+    assert bad.exit_code == 2 and "ISO 8601" in bad.output

@@ -173,3 +173,27 @@ def test_store_and_settings_fixtures_point_at_one_server(settings: Settings) -> 
     server = embedded_server(settings)
     assert server.is_running()
     FalkorDBStore(unix_socket=str(server.socket), graph=settings.graph).close()
+
+
+def test_replaying_batches_newest_first_changes_nothing(store) -> None:  # noqa: ANN001
+    """At-least-once delivery may redeliver an old batch after newer ones: every update is
+    min/max/ranked, so the graph must not move (command lines of one millisecond included)."""
+    from ursprung_graph.collectors.auditd import normalize_file
+    from ursprung_graph.ingest.upserts import Batch
+    from ursprung_graph.schema.event import Event
+
+    events = [e for e in normalize_file(str(DATA / "pipeline.audit.log"), HOST)
+              if isinstance(e, Event)]
+    chunks = [events[i:i + 500] for i in range(0, len(events), 500)]
+
+    def write(parts) -> None:  # noqa: ANN001
+        for part in parts:
+            batch = Batch()
+            for ev in part:
+                batch.add(ev)
+            store.write(batch.statements())
+
+    write(chunks)
+    clean = dump(store)
+    write(reversed(chunks))
+    assert dump(store) == clean

@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from ursprung_graph.collectors.auditd.source import normalize_file
 from ursprung_graph.collectors.follow import (
@@ -16,6 +19,7 @@ from ursprung_graph.collectors.follow import (
     audit_factory,
     read_stream,
     scale_factory,
+    stream_name,
 )
 from ursprung_graph.ingest.checkpoint import CheckpointStore
 from ursprung_graph.schema.event import DeadLetter, Event
@@ -52,35 +56,172 @@ def start(follower: Follower) -> threading.Thread:
     return t
 
 
-def test_rotation_while_following_loses_nothing(tmp_path: Path) -> None:
+def caught_up(ck: CheckpointStore, follower: Follower, last: Path) -> Callable[[], bool]:
+    """The follower's checkpoint is at the end of ``last`` (the newest file, fully written):
+    it has read and published everything it is ever going to read. The old code reached
+    this too (after skipping files), so a lost file fails the assertions, not a timeout."""
+    st = last.stat()
+
+    def check() -> bool:
+        saved = ck.load(follower.stream)
+        return saved is not None and saved.inode == st.st_ino and saved.offset == st.st_size
+    return check
+
+
+def rotate(log: Path) -> None:
+    """auditd's rotation: audit.log.N -> audit.log.N+1 (oldest first), audit.log ->
+    audit.log.1; the new audit.log is created by the caller."""
+    older = sorted((int(p.name.rsplit(".", 1)[1]), p) for p in log.parent.glob(log.name + ".*"))
+    for n, p in reversed(older):
+        os.rename(p, log.with_name(f"{log.name}.{n + 1}"))
+    os.rename(log, log.with_name(log.name + ".1"))
+
+
+def event_end(lines: list[bytes], i: int) -> int:
+    """The first index at or after i where an event has just ended (after a PROCTITLE)."""
+    while not lines[i - 1].startswith(b"type=PROCTITLE"):
+        i += 1
+    return i
+
+
+class SlowSink(ListSink):
+    """A follower that cannot keep up: every chunk takes a while to deliver."""
+
+    def emit(self, events: list[Event], dead: list[DeadLetter], host: str) -> None:
+        time.sleep(0.05)
+        super().emit(events, dead, host)
+
+
+@pytest.mark.parametrize("slow", [False, True], ids=["keeping-up", "lagging"])
+def test_rotation_while_following_loses_nothing(tmp_path: Path, slow: bool) -> None:
     data = (DATA / "pipeline.audit.log").read_bytes()
     lines = data.splitlines(keepends=True)
     want = reference(tmp_path, data)
     log = tmp_path / "audit.log"
     log.write_bytes(b"")
-    sink = ListSink()
+    sink = SlowSink() if slow else ListSink()
     stop = threading.Event()
-    follower = Follower(log, audit_factory("h"), sink, host="h",
-                        checkpoints=CheckpointStore(tmp_path / "ck"), options=opts(), stop=stop)
+    ck = CheckpointStore(tmp_path / "ck")
+    follower = Follower(log, audit_factory("h"), sink, host="h", checkpoints=ck,
+                        options=opts(chunk_events=50 if slow else 300), stop=stop)
     thread = start(follower)
     # Write in pieces and rotate three times the way auditd does (rename, new file), with
-    # a burst written to the old file just before each rotation.
+    # a burst written to the old file just before each rotation. Whether the follower keeps
+    # up or is several files behind, it must read every file, in order, once.
     cuts = [len(lines) * k // 4 for k in range(1, 4)] + [len(lines)]
     done = 0
+    inodes = []
     for i, cut in enumerate(cuts):
         with log.open("ab") as fh:
             fh.writelines(lines[done:cut])
+        inodes.append(log.stat().st_ino)
         done = cut
         if i < len(cuts) - 1:
-            time.sleep(0.05)
-            os.rename(log, tmp_path / f"audit.log.{i + 1}")
-            time.sleep(0.05)
+            time.sleep(0.02)
+            rotate(log)
+            time.sleep(0.02)
             log.write_bytes(b"")
-    wait_until(lambda: len(sink.events) >= len(want), 30, "all events")
+    wait_until(caught_up(ck, follower, log), 60, "the follower at the end of the newest file")
     stop.set()
     thread.join(10)
+    assert not thread.is_alive()
+    assert len(sink.events) == len(want)
     assert sink.events == want
     assert follower.stats.rotations == 3
+    assert follower.stats.inodes == inodes  # four distinct files, each once, in order
+    assert len(set(follower.stats.inodes)) == 4
+
+
+class GatedSink(ListSink):
+    """Holds the follower inside ``emit`` (its file open) until the gate opens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def emit(self, events: list[Event], dead: list[DeadLetter], host: str) -> None:
+        self.entered.set()
+        assert self.gate.wait(120), "gate never opened"
+        super().emit(events, dead, host)
+
+
+def test_follower_paused_while_the_log_rotates_three_times(tmp_path: Path) -> None:
+    """Deterministic: the follower is stopped inside its first delivery while the log
+    grows and rotates three times (A -> .1 -> .2 -> .3, B -> .1 -> .2, C -> .1, D new).
+    Resumed, it finishes A, then reads B, C and D: every event exactly once."""
+    data = (DATA / "pipeline.audit.log").read_bytes()
+    lines = data.splitlines(keepends=True)
+    want = reference(tmp_path, data)
+    parts = [lines[len(lines) * k // 5:len(lines) * (k + 1) // 5] for k in range(5)]
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"".join(parts[0]))
+    sink = GatedSink()
+    ck = CheckpointStore(tmp_path / "ck")
+    stop = threading.Event()
+    follower = Follower(log, audit_factory("h"), sink, host="h", checkpoints=ck,
+                        options=opts(), stop=stop)
+    thread = start(follower)
+    assert sink.entered.wait(60), "the follower did not deliver its first chunk"
+    inodes = [log.stat().st_ino]
+    with log.open("ab") as fh:  # more for A, which the follower still has open
+        fh.writelines(parts[1])
+    for part in parts[2:]:
+        rotate(log)
+        log.write_bytes(b"".join(part))
+        inodes.append(log.stat().st_ino)
+    assert sorted(p.name for p in tmp_path.glob("audit.log*")) == [
+        "audit.log", "audit.log.1", "audit.log.2", "audit.log.3"]
+    sink.gate.set()
+    wait_until(caught_up(ck, follower, log), 60, "the follower at the end of the newest file")
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert len(sink.events) == len(want)
+    assert sink.events == want
+    assert follower.stats.rotations == 3
+    assert follower.stats.inodes == inodes
+
+
+def test_resume_two_rotations_behind(tmp_path: Path) -> None:
+    """The checkpoint is in A; while the collector is down the log rotates twice (A is now
+    audit.log.2, B audit.log.1, C audit.log): the restart finishes A, then B, then C."""
+    data = (DATA / "two_runs.audit.log").read_bytes()
+    lines = data.splitlines(keepends=True)
+    want = reference(tmp_path, data)
+    cuts = [0] + [event_end(lines, len(lines) * k // 4) for k in range(1, 4)] + [len(lines)]
+    parts = [lines[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+    log = tmp_path / "audit.log"
+    ck = CheckpointStore(tmp_path / "ck")
+    log.write_bytes(b"".join(parts[0]))
+    first = ListSink()
+    Follower(log, audit_factory("h"), first, host="h", checkpoints=ck,
+             options=opts(follow=False)).run()
+    # The first run ended at an event boundary, so --once finished nothing early.
+    saved = ck.load(stream_name("auditd", "h", log))
+    assert saved is not None and saved.offset == log.stat().st_size
+    a = log.stat().st_ino
+    with log.open("ab") as fh:
+        fh.writelines(parts[1])
+    rotate(log)
+    log.write_bytes(b"".join(parts[2]))
+    b = log.stat().st_ino
+    rotate(log)
+    log.write_bytes(b"".join(parts[3]))
+    c = log.stat().st_ino
+    second = ListSink()
+    stop = threading.Event()
+    f2 = Follower(log, audit_factory("h"), second, host="h", checkpoints=ck, options=opts(),
+                  stop=stop)
+    t2 = start(f2)
+    wait_until(caught_up(ck, f2, log), 60, "the follower at the end of the newest file")
+    stop.set()
+    t2.join(10)
+    assert f2.stats.resumed_from == saved.offset
+    got = first.events + second.events
+    assert len(got) == len(want)
+    assert got == want
+    assert f2.stats.inodes == [a, b, c]
 
 
 def test_resume_from_checkpoint_including_a_rotated_file(tmp_path: Path) -> None:

@@ -51,3 +51,12 @@ def stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     return stop
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+
+
+def printable(text: str) -> str:
+    """Text from events (paths, command lines) with control characters escaped, so that a
+    file name holding a newline or a terminal escape cannot forge or colour output lines."""
+    return text.translate(_CONTROL)

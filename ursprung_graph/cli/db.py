@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..config import load_settings
-from ..store import embedded_server
+from ..store import StoreError, embedded_server
 from .common import open_graph
 
 
@@ -20,7 +20,10 @@ def db() -> None:
 def db_start() -> None:
     """Start the embedded FalkorDB server (data under $URSPRUNG_HOME)."""
     server = embedded_server(load_settings())
-    started = server.start()
+    try:
+        started = server.start()
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(f"{'started' if started else 'already running'}: pid {server.pid()}, "
                f"socket {server.socket}")
 

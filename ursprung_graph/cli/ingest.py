@@ -113,14 +113,16 @@ def run_worker(source: str, config_path: str | None, group: str, port: int, inde
     if port:
         server = MetricsServer(metrics, config.ingest.metrics_host, port).start()
         log.info("worker %d: metrics on http://%s:%d/metrics", index, server.host, server.port)
-    store = open_store(config.settings, quiet=True)
-    worker = IngestWorker(open_bus(source, config), store,
-                          WorkerOptions.from_config(config, group), metrics=metrics)
+    store = None
     started = time.monotonic()
     try:
+        store = open_store(config.settings, quiet=True)
+        worker = IngestWorker(open_bus(source, config), store,
+                              WorkerOptions.from_config(config, group), metrics=metrics)
         worker.run(stop, parent_pid=parent_pid)
     finally:
-        store.close()
+        if store is not None:
+            store.close()
         if server is not None:
             server.stop()
     print(f"worker {index}: {metrics.value('ursprung_ingest_events_written_total'):,.0f} "

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..query.lineage import DEFAULT_DEPTH, AmbiguousPath, find_file, lineage
-from .common import open_graph
+from .common import open_graph, printable
 
 
 @click.command("lineage")
@@ -22,8 +22,11 @@ from .common import open_graph
 @click.option("--json", "as_json", is_flag=True, help="Print {root, nodes, edges} as JSON.")
 @click.option("--all", "show_all", is_flag=True,
               help="Also list system files (libraries, interpreters, caches).")
+@click.option("--as-of", "as_of", default=None, metavar="TIME",
+              help="Upstream: only what happened at or before TIME; downstream: at or after. "
+                   "ISO 8601 (UTC unless it has an offset) or epoch nanoseconds.")
 def lineage_cmd(path: str, host: str | None, direction: str, depth: int,
-                as_json: bool, show_all: bool) -> None:
+                as_json: bool, show_all: bool, as_of: str | None) -> None:
     """Upstream or downstream lineage of a file, respecting time."""
     store = open_graph()
     try:
@@ -32,11 +35,26 @@ def lineage_cmd(path: str, host: str | None, direction: str, depth: int,
         raise click.UsageError(str(exc)) from exc
     except LookupError as exc:
         raise click.ClickException(str(exc)) from exc
-    result = lineage(store, root, direction=direction, depth=depth)
+    result = lineage(store, root, direction=direction, depth=depth,
+                     as_of=None if as_of is None else parse_time(as_of))
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
     _print_lineage(path, result.to_dict(), show_all)
+
+
+def parse_time(text: str) -> int:
+    """Epoch nanoseconds from an ISO 8601 time (UTC unless it has an offset) or a number."""
+    if text.isdigit():
+        return int(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r} is neither ISO 8601 nor epoch nanoseconds",
+                                 param_hint="--as-of") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp()) * 10**9 + when.microsecond * 1000
 
 
 def _when(ns: int | None) -> str:
@@ -67,19 +85,19 @@ def _print_lineage(path: str, result: dict[str, Any], show_all: bool) -> None:
     files = [n for n in nodes if n["kind"] == "file"]
     procs = [n for n in nodes if n["kind"] == "process"]
     other = [n for n in nodes if n["kind"] not in ("file", "process")]
-    click.echo(f"{word} of {path}: {len(files)} files, {len(procs)} processes, "
+    click.echo(f"{word} of {printable(path)}: {len(files)} files, {len(procs)} processes, "
                f"{len(other)} pipes and sockets")
     hidden = [] if show_all else [n for n in files if is_system_file(n.get("path", ""))]
     click.echo("\nfiles:")
     for n in sorted(files, key=lambda n: n.get("path", "")):
         if n not in hidden:
-            click.echo(f"  {n.get('path')}  [{n.get('host') or n.get('fs')}]")
+            click.echo(f"  {printable(n.get('path', ''))}  [{n.get('host') or n.get('fs')}]")
     if hidden:
         click.echo(f"  ... and {len(hidden)} system files (libraries, interpreters, caches; "
                    "--all lists them)")
     click.echo("\nprocesses (by first activity):")
     for n in sorted(procs, key=lambda n: first_seen.get(n["id"], 0)):
-        cmd = n.get("cmdline") or n.get("exe") or "?"
+        cmd = printable(n.get("cmdline") or n.get("exe") or "?")
         cmd = cmd if len(cmd) <= 100 else cmd[:97] + "..."
         click.echo(f"  {_when(first_seen.get(n['id']))}  {n.get('host')} pid {n.get('pid')}: "
                    f"{cmd}")

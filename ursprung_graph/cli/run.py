@@ -70,7 +70,8 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
     try:
         recorded = record_run(store, list(command), host=host or default_host(),
                               pipeline=pipeline, params=params, config=config,
-                              content_root=settings.home / "content")
+                              content_root=settings.home / "content",
+                              cache_dir=settings.home / "cache", check=False)
     except TraceUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
     finally:

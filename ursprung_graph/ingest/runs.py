@@ -15,6 +15,7 @@ import json
 import os
 import re
 import subprocess
+from pathlib import Path
 from typing import Any
 
 from ..schema import graph as g
@@ -170,27 +171,90 @@ _VERSION_PROBES = {"python": ["-c", "import platform; print(platform.python_vers
 _DIST_INFO = re.compile(r"(?P<name>.+?)-(?P<version>[^-]+)\.(dist-info|egg-info)\Z")
 
 
-def environment_of(files, *, probe: bool) -> dict[str, str]:  # noqa: ANN001
+def environment_of(files, *, probe: bool, cache: Path | None = None) -> dict[str, str]:  # noqa: ANN001
     """The software environment of a run: for each interpreter it executed, its version
     (``probe``: ask it, for runs traced here and now; else only its path is known), and for
     Python the distributions whose packages the run imported (``python-dist:NAME``), read
-    from the ``*.dist-info`` directories next to them."""
+    from the ``*.dist-info`` directories next to them. ``cache`` (a JSON file) keeps the
+    answers of interpreter binaries by their inode, size, mtime and ctime, so that a run
+    does not wait for ``python -c ...`` to start every time."""
     from ..query.runs import _is_interpreter
 
     env: dict[str, str] = {}
     programs = sorted({f.path for f in files.programs if f.executed is not None})
     interpreters = [p for p in programs if _is_interpreter(p)]
-    for path in interpreters[:10]:
-        name = os.path.basename(path)
-        if not probe:
-            env[path] = name
-            continue
-        version = _probe_version(path)
-        if version:
-            env[path] = version
-    if probe:
-        env.update(_distributions([*files.ignored, *files.environment]))
+    if not probe:
+        for path in interpreters[:10]:
+            env[path] = os.path.basename(path)
+        return env
+    env.update(probe_versions(interpreters[:10], cache))
+    env.update(_distributions([*files.ignored, *files.environment]))
     return env
+
+
+def probe_versions(paths: list[str], cache: Path | None = None) -> dict[str, str]:
+    """``--version`` (for Python: ``platform.python_version()``) of each interpreter, the
+    ones not in ``cache`` asked concurrently. Only binaries are cached: what a script (a
+    pyenv shim, a wrapper) runs depends on its environment, so it is asked every time."""
+    known = _load_cache(cache)
+    found: dict[str, str] = {}
+    ask: list[tuple[str, list | None]] = []
+    for path in paths:
+        stamp = _stamp(path)
+        hit = known.get(path)
+        if stamp is not None and hit is not None and hit[:-1] == stamp:
+            found[path] = hit[-1]
+        else:
+            ask.append((path, stamp))
+    if ask:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(4, len(ask))) as pool:
+            answers = list(pool.map(_probe_version, [path for path, _ in ask]))
+        for (path, stamp), version in zip(ask, answers, strict=True):
+            if version:
+                found[path] = version
+                if stamp is not None:
+                    known[path] = [*stamp, version]
+        if cache is not None and any(stamp is not None for _, stamp in ask):
+            _save_cache(cache, known)
+    return {path: found[path] for path in paths if path in found}
+
+
+def _stamp(path: str) -> list | None:
+    """What identifies an interpreter binary's build: None for scripts and missing files."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(2) == b"#!":
+                return None
+            st = os.fstat(fh.fileno())
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _load_cache(cache: Path | None) -> dict[str, list]:
+    if cache is None:
+        return {}
+    try:
+        data = json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, list) and len(v) == 6} \
+        if isinstance(data, dict) else {}
+
+
+def _save_cache(cache: Path, known: dict[str, list]) -> None:
+    import tempfile
+
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".interpreters-")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(known, fh)
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
 
 
 def _probe_version(path: str) -> str | None:

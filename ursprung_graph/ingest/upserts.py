@@ -33,21 +33,27 @@ UPSERT_PROCESSES = Cypher(
     "MERGE (p:Process {key: r.key}) "
     "ON CREATE SET p.host = r.host, p.pid = r.pid, p.start = r.start "
     f"SET {_span('p')} "
-    "MERGE (p)-[:RAN_ON]->(h)"
+    f"MERGE (p)-[:{g.RAN_ON.name}]->(h)"
 )
 
-#: The program and command line of a process change at exec: the latest one wins.
+#: The program and command line of a process change at exec: the latest one wins, by
+#: (time, exec before inherited-at-fork, order in the source), so that two facts of one
+#: millisecond are ordered the same whichever batch comes first.
 UPDATE_PROCESS_INFO = Cypher(
     "UNWIND $rows AS r "
     "MATCH (p:Process {key: r.key}) "
-    "WITH p, r WHERE p.info_ts IS NULL OR r.info_ts >= p.info_ts "
-    "SET p.info_ts = r.info_ts, p.exe = r.exe, p.argv = r.argv, p.cmdline = r.cmdline, "
+    "WITH p, r WHERE p.info_ts IS NULL OR r.info_ts > p.info_ts OR (r.info_ts = p.info_ts "
+    "AND (r.info_prio > p.info_prio OR (r.info_prio = p.info_prio "
+    "AND r.info_seq >= p.info_seq))) "
+    "SET p.info_ts = r.info_ts, p.info_prio = r.info_prio, p.info_seq = r.info_seq, "
+    "p.exe = r.exe, p.argv = r.argv, p.cmdline = r.cmdline, "
     "p.cwd = r.cwd, p.uid = r.uid, p.euid = r.euid, p.ppid = r.ppid"
 )
 
 UPDATE_PROCESS_END = Cypher(
     "UNWIND $rows AS r "
     "MATCH (p:Process {key: r.key}) "
+    "WITH p, r WHERE p.end IS NULL OR r.end >= p.end "
     "SET p.end = r.end, p.exit_code = r.exit_code"
 )
 
@@ -102,6 +108,14 @@ _EDGE_OF_KIND = {
 }
 
 
+def _seq_number(seq: str) -> int:
+    """Order within a source: "SERIAL.N" (audit serial, event N of it) as one integer."""
+    head, _, tail = seq.partition(".")
+    if head.isdigit() and (not tail or tail.isdigit()):
+        return int(head) * 4096 + int(tail or 0)
+    return 0
+
+
 def _widen(rows: dict[str, dict[str, Any]], key: str, ts: int, make: Any) -> None:
     row = rows.get(key)
     if row is None:
@@ -134,17 +148,20 @@ class Batch:
     def add(self, ev: Event) -> None:
         self.events += 1
         host, ts = ev.host, ev.ts
-        proc = self._process(host, ev.proc, ts, seq=ev.seq)
+        proc = self._process(host, ev.proc, ts, rank=(ts, int(ev.kind is Kind.EXEC),
+                                                        _seq_number(ev.seq)))
         kind = ev.kind
         if kind is Kind.FORK and ev.child is not None:
-            child = self._process(host, ev.child, ts, seq=ev.seq)
+            child = self._process(host, ev.child, ts, rank=(ts, 0, _seq_number(ev.seq)))
             self._edge(g.FORKED, proc, child, ts)
         elif kind in (Kind.RUN, Kind.VERSION):
             if ev.file is not None:
                 self._file(host, ev.file, ts)
             self.runs.add(ev)
         elif kind is Kind.EXIT:
-            self.ends[proc] = {"key": proc, "end": ts, "exit_code": ev.exit_code}
+            known = self.ends.get(proc)
+            if known is None or ts >= known["end"]:
+                self.ends[proc] = {"key": proc, "end": ts, "exit_code": ev.exit_code}
         elif kind in (Kind.RENAME, Kind.LINK):
             if ev.file is not None and ev.dst is not None:
                 self._edge(_EDGE_OF_KIND[kind], self._file(host, ev.file, ts),
@@ -163,16 +180,18 @@ class Batch:
         self.dead[key] = {"key": key, "source": dead.source, "reason": dead.reason,
                           "raw": dead.raw, "where": dead.where, "host": host}
 
-    def _process(self, host: str, info: Any, ts: int, *, seq: str) -> str:
+    def _process(self, host: str, info: Any, ts: int, *, rank: tuple[int, int, int]) -> str:
         key = g.process_key(host, info.pid, info.start)
         _widen(self.processes, key, ts,
                lambda: {"key": key, "host": host, "pid": info.pid, "start": info.start})
         if info.exe is not None or info.argv is not None:
             known = self.info.get(key)
-            if known is None or ts >= known["info_ts"]:
+            if known is None or rank >= (known["info_ts"], known["info_prio"],
+                                         known["info_seq"]):
                 argv = info.argv or []
                 self.info[key] = {
-                    "key": key, "info_ts": ts, "exe": info.exe, "argv": argv,
+                    "key": key, "info_ts": rank[0], "info_prio": rank[1], "info_seq": rank[2],
+                    "exe": info.exe, "argv": argv,
                     "cmdline": " ".join(argv), "cwd": info.cwd, "uid": info.uid,
                     "euid": info.euid, "ppid": info.ppid,
                 }

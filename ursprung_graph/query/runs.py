@@ -23,6 +23,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import posixpath
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,10 +209,25 @@ def run_files(store: GraphStore, run: dict[str, Any],
               classifier: Classifier | None = None,
               processes: list[dict[str, Any]] | None = None) -> RunFiles:
     """Inputs, outputs, intermediates, programs and environment files of ``run``."""
-    classifier = classifier or Classifier()
-    key = run["key"]
+    files = files_from_edges(store.read(RUN_FILE_EDGES, {"key": run["key"]}))
+
+    def renames(keys: list[str], start: int, end: int) -> list[dict[str, Any]]:
+        return store.read(RENAMES_FROM, {"keys": keys, "start": start, "end": end})
+
+    _follow_renames(renames, run, files)
+    procs = processes if processes is not None else run_processes(store, run)
+    out = classify_files(files, procs, run.get("cwd"), classifier)
+    _prior_writes(store, out.inputs)
+    _versions(store, run, out)
+    return out
+
+
+def files_from_edges(rows: Iterable[dict[str, Any]]) -> dict[str, RunFile]:
+    """The run's files from its processes' file edges, grouped by file and relation
+    (``key``, ``path``, ``rel`` READ/WROTE/DELETED/EXECUTED, min ``first``, max ``last``:
+    the rows of ``RUN_FILE_EDGES``)."""
     files: dict[str, RunFile] = {}
-    for row in store.read(RUN_FILE_EDGES, {"key": key}):
+    for row in rows:
         f = files.get(row["key"])
         if f is None:
             f = files[row["key"]] = RunFile(row["key"], row["path"])
@@ -226,9 +242,17 @@ def run_files(store: GraphStore, run: dict[str, Any],
             f.deleted = _max(f.deleted, last)
         elif rel == "EXECUTED":
             f.executed = _min(f.executed, first)
-    _follow_renames(store, run, files)
-    procs = processes if processes is not None else run_processes(store, run)
-    roots = _install_roots(procs, files, run.get("cwd"))
+    return files
+
+
+def classify_files(files: dict[str, RunFile], procs: list[dict[str, Any]], cwd: str | None,
+                   classifier: Classifier | None = None) -> RunFiles:
+    """Sort a run's files (renames already followed) into inputs, outputs, intermediates,
+    programs, environment and ignored files. ``procs`` are the run's processes (``exe``,
+    ``argv``, ``cwd``). The one definition for runs read from the graph and for the run
+    ``ursprung run`` has just traced (which knows its files without asking the store)."""
+    classifier = classifier or Classifier()
+    roots = _install_roots(procs, files, cwd)
     _mark_scripts(procs, files)
     out = RunFiles()
     for f in sorted(files.values(), key=lambda f: f.path):
@@ -250,8 +274,6 @@ def run_files(store: GraphStore, run: dict[str, Any],
                 out.inputs.append(f)
         elif f.first_read is not None and f.executed is None:
             (out.environment if system else out.inputs).append(f)
-    _prior_writes(store, out.inputs)
-    _versions(store, run, out)
     return out
 
 
@@ -263,7 +285,12 @@ def _max(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else max(a, b)
 
 
-def _follow_renames(store: GraphStore, run: dict[str, Any], files: dict[str, RunFile]) -> None:
+#: The RENAMED_TO edges from files ``keys`` that overlap [start, end], as rows ``src``,
+#: ``key``, ``path`` (the target), ``first``, ``last`` (``RENAMES_FROM``).
+Renames = Callable[[list[str], int, int], Iterable[dict[str, Any]]]
+
+
+def _follow_renames(renames: Renames, run: dict[str, Any], files: dict[str, RunFile]) -> None:
     """A file the run wrote and renamed during the run: the new name is written (at the
     rename), the old one is gone. Chains (a -> b -> c) are followed."""
     start = run.get("start") or 0
@@ -276,7 +303,7 @@ def _follow_renames(store: GraphStore, run: dict[str, Any], files: dict[str, Run
             break
         seen.update(frontier)
         nxt = []
-        for row in store.read(RENAMES_FROM, {"keys": frontier, "start": start, "end": end}):
+        for row in renames(frontier, start, end):
             src = files[row["src"]]
             at = _rename_time(row["first"], row["last"], start, end, src.last_write)
             src.renamed_away = _max(src.renamed_away, at)

@@ -9,12 +9,17 @@ from falkordb import Edge, FalkorDB, Node, Path
 
 from ..schema.graph import (
     DEAD_LETTER,
+    EDGE_TYPES,
     ENDPOINT,
     FILE,
     HOST,
+    NODE_LABELS,
     PIPE,
     PIPELINE_RUN,
     PROCESS,
+    RAN_ON,
+    RUN_EDGE_TYPES,
+    RUN_LABELS,
     VERSION,
 )
 from .base import Row, StoreError, StoreUnavailable
@@ -62,6 +67,7 @@ class FalkorDBStore:
         self.name = graph
 
     def ensure_schema(self) -> None:
+        self._register_types()
         existing = self._existing_indexes()
         for label, prop in INDEXES:
             if (label, prop) in existing:
@@ -71,6 +77,19 @@ class FalkorDBStore:
             except redis.ResponseError as exc:
                 if "already indexed" not in str(exc):
                     raise StoreError(f"could not index {label}.{prop}: {exc}") from exc
+
+    def _register_types(self) -> None:
+        """Make every label and edge type known to the graph before any MERGE.
+
+        FalkorDB can create a node or edge twice when two writers MERGE the first edge of a
+        type the graph has never seen (seen with two ingest workers on an empty graph).
+        Creating and deleting one of each in a single statement registers them all.
+        """
+        labels = ":".join(NODE_LABELS + RUN_LABELS)
+        types = sorted({e.name for e in (*EDGE_TYPES, *RUN_EDGE_TYPES, RAN_ON)})
+        parts = [f"(a{i}:{labels})-[e{i}:{t}]->(b{i}:{labels})" for i, t in enumerate(types)]
+        doomed = ", ".join(f"e{i}, a{i}, b{i}" for i in range(len(types)))
+        self._call(self._graph.query, f"CREATE {', '.join(parts)} DELETE {doomed}", None)
 
     def _existing_indexes(self) -> set[tuple[str, str]]:
         try:
@@ -90,7 +109,14 @@ class FalkorDBStore:
 
     def write(self, statements: list[tuple[Cypher, dict[str, Any]]]) -> None:
         for statement, params in statements:
-            self._call(self._graph.query, statement, params)
+            try:
+                self._call(self._graph.query, statement, params)
+            except StoreError:
+                if not _has_nul(params):
+                    raise
+                # FalkorDB's parameter header is a C string: a NUL ends it. File names
+                # cannot hold one, but event text (a dead letter, a Scale record) can.
+                self._call(self._graph.query, statement, _without_nul(params))
 
     def _call(self, method: Any, statement: str, params: dict[str, Any] | None) -> Any:
         try:
@@ -111,6 +137,26 @@ class FalkorDBStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\\x00")
+    if isinstance(value, dict):
+        return {k: _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 class _Empty:

@@ -11,8 +11,9 @@ from .model import SOURCE, OSModel
 from .records import AuditEvent, AuditParser
 from .records import DeadLetter as RawDeadLetter
 
-#: Cut a chunk here even if an event is still open (only a pathological log gets here).
-FORCE_CUT_FACTOR = 20
+#: Cut a chunk after this much input even if an event is still open (a pathological log
+#: that never pauses between events): memory stays bounded, at the price of that event.
+FORCE_CUT_BYTES = 256 * 2**20
 
 
 @dataclass(slots=True)
@@ -42,9 +43,10 @@ class AuditdSource:
         return self.model.snapshot()
 
     def _take(self, items: list, chunk: Chunk, where: str) -> None:
+        apply, events = self.model.apply, chunk.events
         for item in items:
-            if isinstance(item, AuditEvent):
-                chunk.events.extend(self.model.apply(item))
+            if type(item) is AuditEvent:
+                events += apply(item)
             else:
                 chunk.dead.append(dead_letter(item, where))
 
@@ -53,26 +55,26 @@ class AuditdSource:
         """Chunks of at least ``min_events`` events (the last may be smaller), each ending
         where no event is pending. The source's state matches a chunk while it is held."""
         parser = self.parser
+        feed, take = parser.feed, self._take
         chunk = Chunk(offset=offset)
-        lines_in_chunk = 0
         records_before = parser.records
         for line in lines:
-            items = parser.feed(line, offset)
+            items = feed(line, offset)
             offset += len(line)
-            lines_in_chunk += 1
-            if items:
-                self._take(items, chunk, where)
+            if not items:
+                continue
+            take(items, chunk, where)
             if len(chunk.events) >= min_events and (
-                    parser.pending == 0 or lines_in_chunk >= FORCE_CUT_FACTOR * min_events):
+                    parser.pending == 0 or offset - chunk.offset > FORCE_CUT_BYTES):
+                records = parser.records
+                chunk.records = records - records_before
+                records_before = records
                 chunk.offset = offset
-                chunk.records = parser.records - records_before
-                records_before = parser.records
                 yield chunk
                 chunk = Chunk(offset=offset)
-                lines_in_chunk = 0
-        self._take(parser.flush(), chunk, where)
-        chunk.offset = offset
+        take(parser.flush(), chunk, where)
         chunk.records = parser.records - records_before
+        chunk.offset = offset
         yield chunk
 
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 import pwd
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +26,14 @@ from ...content import ContentStore, hash_file
 from ...content.config import RunsConfig
 from ...ingest.runs import environment_of, params_of
 from ...ingest.upserts import Batch
-from ...query.runs import Classifier, find_run, run_files
+from ...query.runs import Classifier, RunFiles
 from ...schema.event import SCHEMA_VERSION, Event, FileRef, Kind, ProcessInfo, RunInfo, VersionInfo
 from ...store.base import GraphStore
-from .runner import TraceResult, trace
+from .ledger import RunLedger
+from .runner import Tracer, TraceResult
+
+#: Versions go to the store's queue in chunks of this many while the rest is hashed.
+VERSION_CHUNK = 500
 
 
 @dataclass(slots=True)
@@ -64,38 +69,65 @@ def record_run(store: GraphStore, argv: Sequence[str], *, host: str, pipeline: s
                params: dict[str, str] | None = None, config: RunsConfig | None = None,
                content_root: Path | None = None, cwd: str | None = None,
                env: dict[str, str] | None = None, live: bool = True,
-               run_id: str | None = None) -> RecordedRun:
+               run_id: str | None = None, check: bool = True,
+               cache_dir: Path | None = None) -> RecordedRun:
+    """Trace ``argv`` and record it as a run. Returns when everything is in the store."""
     config = config or RunsConfig()
     run_id = run_id or uuid.uuid4().hex
     cwd = os.path.abspath(cwd or os.getcwd())
     environ = env if env is not None else dict(os.environ)
-    sink = store_sink(store)
-    result = trace(argv, sink, host=host, cwd=cwd, env=env, live=live)
-    if result.sink_error is not None:
-        return RecordedRun(run_id, result, 0, 0,
-                           error=f"the trace could not be stored: {result.sink_error}")
+    ledger = RunLedger()
+    chunks = {} if live else {"chunk_events": 1 << 62, "chunk_seconds": float("inf")}
+    tracer = Tracer(argv, store_sink(store), host=host, cwd=cwd, env=env, check=check,
+                    observe=ledger.add, **chunks)
+    result = tracer.run()
+    # The command has ended and its trace is parsed; the last events may still be on their
+    # way to the store while the run's files are hashed.
     root_pid = result.root_pid if result.root_pid is not None else 0
     root_start = result.root_start if result.root_start is not None else result.start
     all_params = params_of(list(argv), environ, config.param_env)
     all_params.update(params or {})
-    info = RunInfo(
-        id=run_id, pipeline=pipeline or _default_pipeline(argv), argv=list(argv), cwd=cwd,
-        user=_user(), start=result.start, end=result.end, exit_code=result.returncode,
-        origin="trace", params=all_params, members=sorted(result.members),
-    )
+    classifier = Classifier(config.system_prefixes, config.ignore_patterns)
+    files = ledger.run_files({"start": result.start, "end": result.end, "cwd": cwd},
+                             classifier)
     root = ProcessInfo(pid=root_pid, start=root_start)
 
     def event(kind: Kind, seq: str, **kw) -> Event:  # noqa: ANN003
         return Event(v=SCHEMA_VERSION, source="strace", host=host, ts=result.end,
                      seq=f"run:{run_id}:{seq}", kind=kind, proc=root, **kw)
 
-    sink([event(Kind.RUN, "run", run=info)])
-    classifier = Classifier(config.system_prefixes, config.ignore_patterns)
-    run = find_run(store, run_id)
-    files = run_files(store, run, classifier)
+    info = RunInfo(
+        id=run_id, pipeline=pipeline or _default_pipeline(argv), argv=list(argv), cwd=cwd,
+        user=_user(), start=result.start, end=result.end, exit_code=result.returncode,
+        origin="trace", params=all_params, members=sorted(result.members),
+    )
+    # Into the store's queue, after the trace's events (its processes and files): the run,
+    # then the versions as they are hashed, then the run again with its environment. The
+    # interpreters are asked for their versions meanwhile.
+    tracer.put([event(Kind.RUN, "run", run=info)])
+    cache = cache_dir / "interpreters.json" if cache_dir is not None else None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        probing = pool.submit(environment_of, files, probe=True, cache=cache)
+        versions, stored = _versions(files, config, content_root, run_id, event, tracer.put)
+        environment = probing.result()
+    if environment:
+        final = RunInfo(**{**_fields(info), "environment": environment})
+        tracer.put([event(Kind.RUN, "run", run=final)])
+    result = tracer.wait_stored(result)
+    if result.sink_error is not None:
+        return RecordedRun(run_id, result, 0, 0,
+                           error=f"the trace could not be stored: {result.sink_error}")
+    return RecordedRun(run_id, result, versions, stored)
+
+
+def _versions(files: RunFiles, config: RunsConfig, content_root: Path | None, run_id: str,
+              event: Callable[..., Event], put: Callable[[list[Event]], None]) -> tuple[int, int]:
+    """Each observed file's version now (programs, inputs, outputs), handed to ``put`` in
+    chunks, and the bytes of some of them in the content store (programs first). Returns
+    how many versions and how many stored contents."""
     contents = ContentStore(content_root) if content_root is not None else None
     versions: list[Event] = []
-    stored = 0
+    count = stored = 0
     for f in files.observed():
         v = hash_file(f.path, config.hash_limit)
         if v is None:
@@ -106,13 +138,15 @@ def record_run(store: GraphStore, argv: Sequence[str], *, host: str, pipeline: s
                 and _matches(f.path, config.store_patterns)):
             keep = contents.put(f.path, v.sha256)
             stored += keep
-        versions.append(event(Kind.VERSION, f"v{len(versions)}", file=FileRef(f.path),
+        versions.append(event(Kind.VERSION, f"v{count}", file=FileRef(f.path),
                               version=VersionInfo(run=run_id, size=v.size, mtime=v.mtime,
                                                   sha256=v.sha256, stored=keep)))
-    environment = environment_of(files, probe=True)
-    final = RunInfo(**{**_fields(info), "environment": environment})
-    sink([*versions, event(Kind.RUN, "run", run=final)])
-    return RecordedRun(run_id, result, len(versions), stored)
+        count += 1
+        if len(versions) >= VERSION_CHUNK:
+            put(versions)
+            versions = []
+    put(versions)
+    return count, stored
 
 
 def _fields(info: RunInfo) -> dict:

@@ -2,9 +2,11 @@
 
 The command runs as strace's child with the caller's stdin, stdout and stderr untouched;
 strace writes its trace to a file in a private temporary directory (``-o``), never to the
-command's streams. A thread tails that file while the command runs and hands normalized
-events to a sink in chunks, so a long pipeline is in the graph while it runs and the
-tracee never waits for the parser (a file, unlike a pipe, does not push back).
+command's streams. Two threads work while the command runs: one tails that file, parses
+and converts it (and shows every event to an observer, the run ledger); the other hands
+the events to a sink (the store) in chunks. So a long pipeline is in the graph while it
+runs, the parser never waits for the store, and the tracee never waits for either (a
+file, unlike a pipe, does not push back).
 
 Before anything runs, :func:`check_tracing` makes sure strace exists and may trace here
 (it traces ``true``): a missing strace or a ptrace ban fails clearly and runs nothing.
@@ -13,7 +15,8 @@ strace flags: ``-f`` (children and threads), ``--seccomp-bpf`` (only the traced 
 stop the tracee), ``-ttt`` (epoch times in microseconds), ``-q`` (no attach notes, but exit
 lines, which tell how processes ended), ``-s 4096`` (whole paths and arguments),
 ``-e signal=none`` (no signal lines) and ``-e trace=`` the syscalls of
-:data:`~ursprung_graph.collectors.trace.strace.TRACED_SYSCALLS`.
+:data:`~ursprung_graph.collectors.trace.strace.TRACED_SYSCALLS`; strace itself runs with
+``TZ=UTC`` and gives the command the caller's ``TZ`` back (:func:`strace_command`).
 """
 
 from __future__ import annotations
@@ -37,8 +40,12 @@ from .strace import TRACED_SYSCALLS, StraceParser
 Sink = Callable[[list[Event]], None]
 
 STRING_LIMIT = 4096
-CHUNK_EVENTS = 5000
-CHUNK_SECONDS = 1.0
+#: While the command runs, events go to the store when this many have gathered or the
+#: oldest has waited this long (at most a few writes a second, and little left to write
+#: when the command ends).
+CHUNK_EVENTS = 2000
+CHUNK_SECONDS = 0.25
+POLL_SECONDS = 0.02
 
 
 class TraceUnavailable(RuntimeError):
@@ -59,6 +66,22 @@ def strace_args(strace: str, output: str) -> list[str]:
             "-e", "signal=none", "-e", "trace=" + ",".join(TRACED_SYSCALLS), "-o", output]
 
 
+def strace_command(strace: str, output: str, argv: Sequence[str],
+                   env: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """strace's command line and environment for tracing ``argv``.
+
+    strace formats every line's time through localtime(), and glibc then stats
+    /etc/localtime twice per traced syscall unless ``TZ`` is set. So strace runs with
+    ``TZ=UTC`` (the ``-ttt`` epoch times do not depend on it) and hands the command the
+    caller's own ``TZ`` back with ``-E`` (or removes it if the caller had none): the
+    command's environment is the caller's, unchanged."""
+    environ = dict(os.environ if env is None else env)
+    tz = environ.get("TZ")
+    environ["TZ"] = "UTC"
+    restore = ["-E", "TZ" if tz is None else f"TZ={tz}"]
+    return [*strace_args(strace, output), *restore, "--", *argv], environ
+
+
 def check_tracing(strace: str, env: dict[str, str] | None = None) -> None:
     """Trace ``true`` once; raise TraceUnavailable with strace's own words if that fails
     (ptrace forbidden by a seccomp profile, Yama, a container...)."""
@@ -66,9 +89,9 @@ def check_tracing(strace: str, env: dict[str, str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="ursprung-probe-") as tmp:
         out = os.path.join(tmp, "probe.trace")
         try:
-            probe = subprocess.run([*strace_args(strace, out), "--", true],
-                                   capture_output=True, text=True, timeout=30, env=env,
-                                   stdin=subprocess.DEVNULL)
+            argv, environ = strace_command(strace, out, [true], env)
+            probe = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                                   env=environ, stdin=subprocess.DEVNULL)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise TraceUnavailable(f"strace could not be started: {exc}; nothing was run") \
                 from exc
@@ -123,99 +146,216 @@ class _Forward:
             signal.signal(sig, handler)  # type: ignore[arg-type]
 
 
-def trace(argv: Sequence[str], sink: Sink, *, host: str, cwd: str | None = None,
-          env: dict[str, str] | None = None, strace: str | None = None,
-          live: bool = True, chunk_events: int = CHUNK_EVENTS,
-          check: bool = True) -> TraceResult:
-    """Run ``argv`` under strace; events go to ``sink`` in chunks (from a thread when
-    ``live``, else after the command ended). Raises TraceUnavailable before running
-    anything if tracing cannot work."""
-    if not argv:
-        raise ValueError("no command to run")
-    search = (env or os.environ).get("PATH")
-    strace = strace or strace_path(search)
-    if check:
-        check_tracing(strace, env)
-    cwd = os.path.abspath(cwd or os.getcwd())
-    converter = TraceConverter(host, cwd)
-    parser = StraceParser()
-    tmp = tempfile.mkdtemp(prefix="ursprung-trace-")
-    output = os.path.join(tmp, "trace")
-    Path(output).touch(mode=0o600)
-    done = threading.Event()
-    state = {"events": 0, "error": None}
+class _Writer:
+    """Hands event chunks to the sink from a thread of its own, in order, so that the thread
+    parsing the trace never waits for the store. What arrives while a chunk is being written
+    is delivered with the next one (fewer, larger writes when the store is the slower side);
+    a chunk goes out when it has ``min_events`` events, when its oldest event waited
+    ``max_delay`` seconds, or at the end. After a sink error the rest is dropped (the error
+    is reported when the command has ended)."""
 
-    def deliver(events: list[Event]) -> None:
-        if not events or state["error"] is not None:
+    def __init__(self, sink: Sink, *, min_events: int, max_delay: float) -> None:
+        self._sink = sink
+        self._min_events = min_events
+        self._max_delay = max_delay
+        self._cond = threading.Condition()
+        self._buffer: list[Event] = []
+        self._since = 0.0
+        self._closed = False
+        self._eager = False
+        self.delivered = 0
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="ursprung-store", daemon=True)
+        self._thread.start()
+
+    def put(self, events: list[Event]) -> None:
+        if not events:
             return
-        try:
-            sink(events)
-            state["events"] += len(events)
-        except BaseException as exc:  # noqa: BLE001 - reported after the command ended
-            state["error"] = exc
+        with self._cond:
+            if not self._buffer:
+                self._since = time.monotonic()
+            self._buffer.extend(events)
+            if len(self._buffer) >= self._min_events:
+                self._cond.notify()
 
-    def pump() -> None:
-        pending: list[Event] = []
-        last = time.monotonic()
+    def hurry(self) -> None:
+        """From now on, deliver what comes without waiting for more."""
+        with self._cond:
+            self._eager = True
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = self._eager = True
+            self._cond.notify()
+
+    def join(self) -> None:
+        self.close()
+        self._thread.join()
+
+    def _next(self) -> list[Event] | None:
+        with self._cond:
+            while True:
+                if self._buffer:
+                    waited = time.monotonic() - self._since
+                    if (self._eager or len(self._buffer) >= self._min_events
+                            or waited >= self._max_delay):
+                        chunk, self._buffer = self._buffer, []
+                        return chunk
+                    self._cond.wait(self._max_delay - waited)
+                elif self._closed:
+                    return None
+                else:
+                    self._cond.wait()
+
+    def _run(self) -> None:
+        while (chunk := self._next()) is not None:
+            if self.error is not None:
+                continue
+            try:
+                self._sink(chunk)
+                self.delivered += len(chunk)
+            except BaseException as exc:  # noqa: BLE001 - reported after the command ended
+                self.error = exc
+
+
+class Tracer:
+    """One traced command. :meth:`run` runs it and returns when it has ended and its whole
+    trace is parsed (``observe`` has seen every event); events may still be on their way to
+    the sink, which :meth:`wait_stored` waits for. This lets the caller work on the run
+    (hash its files) while the last chunk is being stored."""
+
+    def __init__(self, argv: Sequence[str], sink: Sink, *, host: str, cwd: str | None = None,
+                 env: dict[str, str] | None = None, strace: str | None = None,
+                 chunk_events: int = CHUNK_EVENTS, chunk_seconds: float = CHUNK_SECONDS,
+                 check: bool = True, observe: Sink | None = None) -> None:
+        if not argv:
+            raise ValueError("no command to run")
+        self.argv = list(argv)
+        search = (env or os.environ).get("PATH")
+        self.strace = strace or strace_path(search)
+        if check:
+            check_tracing(self.strace, env)
+        self.env = env
+        self.cwd = os.path.abspath(cwd or os.getcwd())
+        self.converter = TraceConverter(host, self.cwd)
+        self.parser = StraceParser()
+        self.observe = observe
+        self._writer = _Writer(sink, min_events=chunk_events, max_delay=chunk_seconds)
+        self._done = threading.Event()
+
+    def _pump(self, output: str) -> None:
+        """Tail the trace file until the command has ended and the file is read."""
+        parser, converter, writer, observe = (self.parser, self.converter, self._writer,
+                                              self.observe)
         with open(output, encoding="utf-8", errors="surrogateescape", newline="\n") as fh:
             rest = ""
             while True:
-                finished = done.is_set()
+                finished = self._done.is_set()
                 chunk = fh.read(1 << 20)
                 if not chunk:
                     if finished:
                         break
-                    if pending and time.monotonic() - last >= CHUNK_SECONDS:
-                        deliver(pending)
-                        pending, last = [], time.monotonic()
-                    time.sleep(0.02)
+                    self._done.wait(POLL_SECONDS)
                     continue
                 lines = (rest + chunk).split("\n")
                 rest = lines.pop()
+                events: list[Event] = []
                 for line in lines:
                     call = parser.feed(line)
                     if call is not None:
-                        pending.extend(converter.feed(call))
-                if len(pending) >= chunk_events:
-                    deliver(pending)
-                    pending, last = [], time.monotonic()
+                        events.extend(converter.feed(call))
+                self._emit(events, observe, writer)
+            events = []
             if rest:
                 call = parser.feed(rest)
                 if call is not None:
-                    pending.extend(converter.feed(call))
-        pending.extend(converter.finish())
-        deliver(pending)
+                    events.extend(converter.feed(call))
+        events.extend(converter.finish())
+        self._emit(events, observe, writer)
 
-    pumper = threading.Thread(target=pump, name="ursprung-trace", daemon=True) if live else None
-    start = time.time_ns()
-    try:
-        with _Forward() as forward:
-            try:
-                child = subprocess.Popen([*strace_args(strace, output), "--", *argv], cwd=cwd,
-                                         env=env)
-            except OSError as exc:
-                raise TraceUnavailable(f"strace could not be started: {exc}") from exc
-            forward.child = child
-            if pumper is not None:
-                pumper.start()
-            while True:
+    @staticmethod
+    def _emit(events: list[Event], observe: Sink | None, writer: _Writer) -> None:
+        if events:
+            if observe is not None:
+                observe(events)
+            writer.put(events)
+
+    def run(self) -> TraceResult:
+        tmp = tempfile.mkdtemp(prefix="ursprung-trace-")
+        output = os.path.join(tmp, "trace")
+        Path(output).touch(mode=0o600)
+        pumper = threading.Thread(target=self._pump, args=(output,), name="ursprung-trace",
+                                  daemon=True)
+        argv, env = strace_command(self.strace, output, self.argv, self.env)
+        start = time.time_ns()
+        try:
+            with _Forward() as forward:
                 try:
-                    code = child.wait()
-                    break
-                except KeyboardInterrupt:  # a second Ctrl-C before our handler was in place
-                    continue
-        end = time.time_ns()
-        done.set()
-        if pumper is not None:
+                    child = subprocess.Popen(argv, cwd=self.cwd, env=env)
+                except OSError as exc:
+                    raise TraceUnavailable(f"strace could not be started: {exc}") from exc
+                forward.child = child
+                pumper.start()
+                while True:
+                    try:
+                        code = child.wait()
+                        break
+                    except KeyboardInterrupt:  # a second Ctrl-C before our handler was in place
+                        continue
+            end = time.time_ns()
+            self._done.set()
             pumper.join()
-        else:
-            pump()
-    finally:
-        done.set()
-        shutil.rmtree(tmp, ignore_errors=True)
-    returncode = 128 - code if code < 0 else code
-    return TraceResult(
-        returncode=returncode, start=start, end=end, root_pid=converter.root,
-        root_start=converter.root_start, members=list(converter.members), calls=converter.calls,
-        events=state["events"], bad_lines=parser.bad, sink_error=state["error"],
-    )
+            self._writer.hurry()  # the run is over: nothing more is worth waiting for
+        except BaseException:
+            self._writer.close()
+            raise
+        finally:
+            self._done.set()
+            shutil.rmtree(tmp, ignore_errors=True)
+        returncode = 128 - code if code < 0 else code
+        conv = self.converter
+        return TraceResult(
+            returncode=returncode, start=start, end=end, root_pid=conv.root,
+            root_start=conv.root_start, members=list(conv.members), calls=conv.calls,
+            events=0, bad_lines=self.parser.bad,
+        )
+
+    def put(self, events: list[Event]) -> None:
+        """More events for the sink, after the trace's (before :meth:`wait_stored`)."""
+        self._writer.put(events)
+
+    def wait_stored(self, result: TraceResult) -> TraceResult:
+        """Wait until every event reached the sink; fills in ``events`` and
+        ``sink_error``."""
+        self._writer.join()
+        result.events = self._writer.delivered
+        result.sink_error = self._writer.error
+        return result
+
+
+def trace(argv: Sequence[str], sink: Sink, *, host: str, cwd: str | None = None,
+          env: dict[str, str] | None = None, strace: str | None = None,
+          live: bool = True, chunk_events: int = CHUNK_EVENTS,
+          check: bool = True) -> TraceResult:
+    """Run ``argv`` under strace; events go to ``sink`` in chunks while it runs (``live``;
+    else in one go after it ended). Returns when every event was delivered. Raises
+    TraceUnavailable before running anything if tracing cannot work."""
+    if live:
+        tracer = Tracer(argv, sink, host=host, cwd=cwd, env=env, strace=strace,
+                        chunk_events=chunk_events, check=check)
+        return tracer.wait_stored(tracer.run())
+    collected: list[Event] = []
+    tracer = Tracer(argv, collected.extend, host=host, cwd=cwd, env=env, strace=strace,
+                    chunk_events=1 << 62, chunk_seconds=float("inf"), check=check)
+    result = tracer.wait_stored(tracer.run())
+    result.events = 0
+    for i in range(0, len(collected), chunk_events):
+        chunk = collected[i:i + chunk_events]
+        try:
+            sink(chunk)
+        except BaseException as exc:  # noqa: BLE001 - reported like a live sink's error
+            result.sink_error = exc
+            break
+        result.events += len(chunk)
+    return result

@@ -39,6 +39,13 @@ _RESUMED = re.compile(r"<\.\.\. ([a-z0-9_]+) resumed>(.*)\Z", re.S)
 _CALL = re.compile(r"([a-z0-9_]+)\((.*)\) += (.*)\Z", re.S)
 _EXITED = re.compile(r"\+\+\+ (?:exited with (\d+)|killed by (SIG[A-Z0-9]+|\d+))")
 _RET = re.compile(r"(-?\d+|0x[0-9a-f]+|\?)(?: ([A-Z][A-Z0-9_]*))?")
+#: The two calls that make most of a trace, parsed without the general argument parser
+#: (same result): ``close(N)`` and ``openat(DIRFD, "plain path", FLAGS[, MODE])``. A path
+#: with escapes or cut by ``-s`` does not match and takes the general way.
+_FAST_CLOSE = re.compile(r"close\((\d+)\) += (-?\d+)(?: ([A-Z][A-Z0-9_]*))?")
+_FAST_OPENAT = re.compile(
+    r'openat\((AT_FDCWD|-?\d+), "([^"\\]*)", ([A-Z0-9_|]+)(?:, (0[0-7]*))?\) += '
+    r"(-?\d+)(?: ([A-Z][A-Z0-9_]*))?")
 
 SIGNALS = {
     "SIGHUP": 1, "SIGINT": 2, "SIGQUIT": 3, "SIGILL": 4, "SIGTRAP": 5, "SIGABRT": 6,
@@ -111,6 +118,19 @@ class StraceParser:
             return Call(tid, ts, "+++exit", [], code, None, self.lines)
         elif not rest[:1].isalpha():
             return None  # --- signals ---, notes
+        if rest[0] == "c" and rest.startswith("close("):
+            f = _FAST_CLOSE.match(rest)
+            if f is not None:
+                return Call(tid, ts, "close", [Word(f.group(1))], int(f.group(2)), f.group(3),
+                            self.lines)
+        elif rest[0] == "o" and rest.startswith("openat("):
+            f = _FAST_OPENAT.match(rest)
+            if f is not None:
+                args = [Word(f.group(1)), f.group(2).encode("utf-8", "surrogateescape"),
+                        Word(f.group(3))]
+                if f.group(4) is not None:
+                    args.append(Word(f.group(4)))
+                return Call(tid, ts, "openat", args, int(f.group(5)), f.group(6), self.lines)
         c = _CALL.match(rest)
         if c is None:
             self.bad += 1
@@ -278,6 +298,31 @@ def int_of(value: object, names: dict[str, int] | None = None) -> int:
         return value
     if not isinstance(value, str):
         return 0
+    if names is None and value.isdigit() and (value[0] != "0" or len(value) == 1):
+        return int(value)  # a descriptor, most of the time (a leading 0 is octal)
+    cache = _int_cache(names)
+    total = cache.get(value)
+    if total is None:
+        total = _int_of(value, names)
+        if len(cache) < _INT_CACHE_SIZE:
+            cache[value] = total
+    return total
+
+
+_INT_CACHE_SIZE = 4096
+_int_caches: dict[int, tuple[object, dict[str, int]]] = {}
+
+
+def _int_cache(names: dict[str, int] | None) -> dict[str, int]:
+    """Flag words repeat (``O_RDONLY|O_CLOEXEC`` thousands of times): one cache per name
+    table."""
+    entry = _int_caches.get(id(names))
+    if entry is None or entry[0] is not names:
+        entry = _int_caches[id(names)] = (names, {})
+    return entry[1]
+
+
+def _int_of(value: str, names: dict[str, int] | None) -> int:
     total = 0
     for part in value.split("|"):
         part = part.strip()

@@ -1,0 +1,107 @@
+"""The embedded FalkorDB store: durability across restarts, concurrent writers, hostile
+values. Each test that restarts a server gets a server of its own."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.events import Script
+from tests.graphdump import dump
+from ursprung_graph.config import Settings
+from ursprung_graph.ingest.importer import import_file
+from ursprung_graph.ingest.upserts import Batch
+from ursprung_graph.store import embedded_server, open_store
+from ursprung_graph.store.base import StoreUnavailable
+from ursprung_graph.store.cypher import Cypher
+
+DATA = Path(__file__).resolve().parent / "data"
+DUPLICATE_EDGES = Cypher(
+    "MATCH (a)-[e]->(b) WITH a.key AS a, b.key AS b, type(e) AS t, count(*) AS c "
+    "WHERE c > 1 RETURN a, b, t, c")
+
+
+@pytest.fixture()
+def own_server(tmp_path: Path):  # noqa: ANN201
+    settings = Settings(home=tmp_path / "home", store_url=None, graph="g")
+    yield settings
+    embedded_server(settings).stop()
+
+
+def test_data_survives_a_restart(own_server: Settings) -> None:
+    store = open_store(own_server, quiet=True)
+    store.ensure_schema()
+    import_file(store, DATA / "pipeline.audit.log", host="h")
+    before = dump(store)
+    store.close()
+    server = embedded_server(own_server)
+    assert server.stop() and not server.is_running()
+    with pytest.raises(StoreUnavailable):
+        open_store(own_server, autostart=False)
+    store = open_store(own_server, quiet=True)
+    assert dump(store) == before
+    store.close()
+
+
+def test_concurrent_writers_on_a_fresh_graph_make_no_duplicates(own_server: Settings) -> None:
+    """Two ingest workers MERGE the same new edges at once: one node and edge each, and the
+    server still loads its own data afterwards."""
+    store = open_store(own_server, quiet=True)
+    store.ensure_schema()
+    batches = []
+    for i in range(200):
+        s = Script(f"h{i}")
+        sh, py = s.proc(100, 1, ["bash"]), s.proc(101, 2, ["python3"])
+        s.fork(2, sh, py)
+        s.read(3, py, "/in")
+        s.write(4, py, "/out")
+        batch = Batch()
+        for ev in s.events:
+            batch.add(ev)
+        batches.append(batch.statements())
+
+    def writer() -> None:
+        for statements in batches:
+            store.write(statements)
+
+    threads = [threading.Thread(target=writer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.read(DUPLICATE_EDGES) == []
+    before = dump(store)
+    store.close()
+    embedded_server(own_server).stop()
+    store = open_store(own_server, quiet=True)
+    assert dump(store) == before
+    store.close()
+
+
+def test_hostile_values_round_trip(store) -> None:  # noqa: ANN001
+    s = Script()
+    names = ['/d/<script>alert("x")</script>.csv', "/d/it's \"quoted\" \\ back",
+             "/d/new\nline\ttab", "/d/ünïcödé ☃", "/d/$param {key: 1}) DETACH DELETE n //"]
+    p = s.proc(1, 0, ["sh", "-c", "x'); MATCH (n) DETACH DELETE n //"])
+    s.exec(1, p, "/bin/sh")
+    for i, name in enumerate(names):
+        s.write(2 + i, p, name)
+    batch = Batch()
+    for ev in s.events:
+        batch.add(ev)
+    store.write(batch.statements())
+    paths = {r["p"] for r in store.read("MATCH (f:File) RETURN f.path AS p")}
+    assert set(names) <= paths
+    cmd = store.read("MATCH (p:Process) RETURN p.cmdline AS c")
+    assert cmd == [{"c": "sh -c x'); MATCH (n) DETACH DELETE n //"}]
+
+
+def test_nul_in_event_text_is_escaped_not_fatal(store) -> None:  # noqa: ANN001
+    from ursprung_graph.schema.event import DeadLetter
+
+    batch = Batch()
+    batch.add_dead(DeadLetter(source="scale", reason="bad", raw="a\x00b", where="f:1"), "h")
+    store.write(batch.statements())
+    assert store.read("MATCH (d:DeadLetter) RETURN d.raw AS raw") == [{"raw": "a\\x00b"}]
