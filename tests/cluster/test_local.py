@@ -141,8 +141,8 @@ def test_collect_to_local_killed_after_a_checkpoint(
             fh.writelines(lines[written:cut])
         written = cut
         collector = local_procs.start("collector", *args, "--follow")
-        wait_until(lambda: (c := checkpoint(ckdir)) is not None  # noqa: B023
-                   and c.offset > previous, 60, "a new checkpoint", 0.01)
+        wait_until(lambda after=previous: (c := checkpoint(ckdir)) is not None
+                   and c.offset > after, 60, "a new checkpoint", 0.01)
         os.kill(collector.pid, signal.SIGKILL)
         collector.wait()
         saved = checkpoint(ckdir)

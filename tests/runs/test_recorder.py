@@ -183,3 +183,68 @@ def test_interpreter_versions_are_cached_for_binaries_only(tmp_path: Path,
     binary.write_bytes(b"\x7fELF another build")
     third = ingest_runs.probe_versions([str(binary)], cache)
     assert asked == [str(binary)] and third[str(binary)] != first[str(binary)]
+
+
+def test_the_recorders_sink_writes_what_a_plain_batch_writes(store):  # noqa: ANN001
+    from tests.graphdump import dump
+    from ursprung_graph.ingest.upserts import Batch
+    from ursprung_graph.schema.event import (
+        SCHEMA_VERSION,
+        Event,
+        FileRef,
+        Kind,
+        ProcessInfo,
+        RunInfo,
+        VersionInfo,
+    )
+
+    root = ProcessInfo(pid=10, start=5)
+
+    def ev(kind: Kind, ts: int, **kw) -> Event:  # noqa: ANN003
+        return Event(v=SCHEMA_VERSION, source="strace", host="h", ts=ts, seq=str(ts),
+                     kind=kind, proc=root, **kw)
+
+    events = [
+        ev(Kind.EXEC, 5, file=FileRef("/bin/x")),
+        ev(Kind.WRITE, 6, file=FileRef("/w/out")),
+        ev(Kind.READ, 7, file=FileRef("/w/in", fs="gpfs1")),
+        ev(Kind.RUN, 9, run=RunInfo(id="r1", pipeline="p", argv=["x"], cwd="/w", start=5,
+                                    end=9, exit_code=0, members=[(10, 5)])),
+        ev(Kind.VERSION, 9, file=FileRef("/w/out"),
+           version=VersionInfo(run="r1", size=3, mtime=8, sha256="ab" * 32, stored=True)),
+        ev(Kind.VERSION, 9, file=FileRef("/w/in", fs="gpfs1"),
+           version=VersionInfo(run="r1", size=30, mtime=4)),
+        ev(Kind.VERSION, 9, file=FileRef("/w/never-seen"),
+           version=VersionInfo(run="r1", size=1, mtime=2, sha256="cd" * 32)),
+    ]
+    sink = store_sink(store)
+    sink(events[:3])
+    sink(events[3:])
+    mine = dump(store)
+    store.clear()
+    batch = Batch()
+    for e in events:
+        batch.add(e)
+    store.write(batch.statements())
+    assert dump(store) == mine
+
+
+def test_hashing_skips_fifos_without_waiting(tmp_path: Path):
+    from ursprung_graph.content import hash_file
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    assert hash_file(str(fifo)) is None
+    assert time.monotonic() - started < 5
+
+
+@needs_strace
+def test_not_live_delivers_everything_after_the_command(tmp_path: Path):
+    chunks: list[int] = []
+    script = tmp_path / "work.py"
+    script.write_text(WORKLOAD)
+    result = trace([sys.executable, str(script), "0"], lambda evs: chunks.append(len(evs)),
+                   host="h", cwd=str(tmp_path), live=False, chunk_events=50)
+    assert result.returncode == 0 and result.sink_error is None
+    assert sum(chunks) == result.events > 50 and max(chunks) == 50

@@ -6,7 +6,10 @@
     ursprung collect scale --from kafka://scale-kafka:9092/gpfs --to kafka://central:9092
 
 ``--to local`` runs the single-machine path instead: an in-process bus and an ingest worker
-writing to the configured store.
+writing to the configured store. There the publisher's ``flush`` (after which a collector
+moves its checkpoint or commits its source offsets) returns only once the worker has
+committed the events, i.e. once the store has them: the in-process bus is memory, and a
+kill must not lose what a checkpoint already counts as delivered.
 """
 
 from __future__ import annotations
@@ -30,9 +33,6 @@ from .common import config_or_fail, setup_logging, stop_on_signals
 log = logging.getLogger("ursprung.collect")
 
 
-
-
-
 @contextmanager
 def _target(to: str, config: Config, stop: threading.Event) -> Iterator[Any]:
     """The publisher for ``--to``; for ``local`` also the worker that drains it."""
@@ -52,8 +52,14 @@ def _target(to: str, config: Config, stop: threading.Event) -> Iterator[Any]:
         worker = IngestWorker(bus, store, opt)
         thread = threading.Thread(target=worker.run, args=(worker_stop,), daemon=True)
         thread.start()
+        # flush = the worker committed = the store has it (or BusError: checkpoint kept).
+        # Scale events may wait up to resolve_wait for their host's audit stream.
+        publisher = bus.publisher(
+            ack_group=opt.group, ack_topics=[opt.events_topic], alive=thread.is_alive,
+            cancelled=lambda: getattr(stop, "hard", False),
+            min_wait=opt.resolve_wait + opt.batch_seconds + 30.0)
         try:
-            yield bus.publisher()
+            yield publisher
         finally:
             # Let the worker take everything, then stop it.
             while bus.committed(opt.group, opt.events_topic) != {
@@ -61,6 +67,8 @@ def _target(to: str, config: Config, stop: threading.Event) -> Iterator[Any]:
                 if not thread.is_alive() or getattr(stop, "hard", False):
                     break
                 thread.join(0.05)
+            if getattr(stop, "hard", False):
+                worker_stop.hard = True  # type: ignore[attr-defined]
             worker_stop.set()
             thread.join()
             store.close()

@@ -12,13 +12,21 @@ A checkpoint is taken only where no audit event is half read (``pending == 0``),
 saved model state is exact. Events that never complete (single records without EOE) are
 flushed from the parser after ``IDLE_FLUSH`` quiet seconds, like the end of a file import.
 
-Rotation (auditd renames ``audit.log`` to ``audit.log.1`` and starts a new file): at the end
-of the file the follower checks whether the path now names another inode; if so it reads
-the old file (still open) to its end, then continues with the new one from offset 0. The
-parser and model carry on across the switch, as if the files were one stream. After a
-restart, a checkpoint whose inode is no longer at the path is looked for among the
-rotated siblings (``audit.log.*`` in the same directory) and that file is finished first.
-A file that shrank below the checkpoint (truncated in place) is read again from 0.
+Rotation (auditd renames ``audit.log.N`` to ``audit.log.N+1``, ``audit.log`` to
+``audit.log.1``, and starts a new file): at the end of the file the follower checks whether
+the path still names its inode; if not, it reads the old file (still open) to its end, then
+goes on with the oldest file of the rotation set (``audit.log`` and ``audit.log.<digits>``
+in the same directory) that it has not read and that is newer than the one it finished
+(``st_mtime_ns``, ties broken by rotation number: a higher number is older), and with the
+file at the path only when there is none. So a follower several rotations behind (slow, or
+paused) reads every file in between, in order; files older than the one it started with
+(the history before a fresh start) are not read. The inodes (with their size and head
+hash, against inode reuse) of the last ``MAX_FINISHED`` finished files are remembered and
+never read again. The parser and model carry on across the switches, as if the files were
+one stream. After a restart, a checkpoint whose inode is no longer at the path is looked
+for among the rotated siblings (``audit.log.*``); that file is finished first and the
+follower continues the same way. A file that shrank below the checkpoint (truncated in
+place) is read again from 0.
 
 Publishing does not wait for a clean point (a busy log may have a half-read event at any
 moment): the checkpoint moves to the latest clean point at or before what is published, so
@@ -35,6 +43,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +59,7 @@ from .scale import ScaleChunk, ScaleMapper
 log = logging.getLogger("ursprung.collect")
 
 IDLE_FLUSH = 2.0  # quiet seconds after which half-read audit events are completed
+MAX_FINISHED = 64  # rotated files remembered as read to their end (auditd keeps num_logs)
 
 
 @dataclass(slots=True)
@@ -70,7 +80,8 @@ class FollowStats:
     chunks: int = 0
     rotations: int = 0
     resumed_from: int = 0
-    files: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # each file read, by its name when opened
+    inodes: list[int] = field(default_factory=list)  # ... and its inode
 
 
 class Sink(Protocol):
@@ -215,6 +226,8 @@ class Follower:
         self.source: LineSource | None = None
         self.kind = source_factory(None).kind
         self.stream = stream_name(self.kind, host, self.path)
+        # (st_dev, st_ino) -> (size, head hash) of files read to their end, oldest first
+        self._finished: OrderedDict[tuple[int, int], tuple[int, str]] = OrderedDict()
 
     # checkpoint ---------------------------------------------------------------
 
@@ -263,7 +276,7 @@ class Follower:
             fh = self._open_current(wait=self.opt.follow)
             if fh is None:
                 return self.stats
-        self.stats.files.append(os.path.realpath(fh.name))
+        self._opened(fh)
         chunk = _Chunk()
         self._candidate: Checkpoint | None = None  # clean point not yet published
         want_point = True
@@ -301,8 +314,8 @@ class Follower:
                     fh.close()
                     fh, offset = nxt, 0
                     self.stats.rotations += 1
-                    self.stats.files.append(os.path.realpath(fh.name))
-                    log.info("followed rotation of %s", self.path)
+                    self._opened(fh)
+                    log.info("followed rotation of %s: now reading %s", self.path, fh.name)
                     continue
                 now = time.monotonic()
                 if self.source.pending and now - last_data >= IDLE_FLUSH:
@@ -344,15 +357,19 @@ class Follower:
                     return None
                 self.stop.wait(self.opt.poll_seconds)
 
+    def _opened(self, fh: BinaryIO) -> None:
+        self.stats.files.append(os.path.realpath(fh.name))
+        self.stats.inodes.append(os.fstat(fh.fileno()).st_ino)
+
     def _rotated(self, fh: BinaryIO, offset: int) -> BinaryIO | None:
-        """The new file at the path if the one we read was rotated away; None otherwise.
-        A file truncated in place is reopened from the start."""
+        """The next file to read if the one we read (to its end) was rotated away; None
+        otherwise. A file truncated in place is reopened from the start."""
+        mine = os.fstat(fh.fileno())
         try:
             st = self.path.stat()
         except FileNotFoundError:
-            return None  # rotated, the new one not yet created: keep waiting
-        mine = os.fstat(fh.fileno())
-        if st.st_ino == mine.st_ino:
+            st = None  # rotated, the new one not yet created: maybe a rotated one to read
+        if st is not None and _same(st, mine):
             if mine.st_size < offset:
                 log.warning("%s was truncated: reading it again from the start", self.path)
                 return self.path.open("rb")
@@ -360,7 +377,88 @@ class Follower:
         # Rotated: anything appended to the old file before the switch must be read first.
         if mine.st_size > offset:
             return None
-        return self.path.open("rb")
+        nxt = self._next_file(mine)
+        if nxt is not None:
+            self._finish(fh, mine, offset)
+        return nxt
+
+    def _finish(self, fh: BinaryIO, st: os.stat_result, offset: int) -> None:
+        self._finished[(st.st_dev, st.st_ino)] = (offset, head_of(fh, offset))
+        self._finished.move_to_end((st.st_dev, st.st_ino))
+        while len(self._finished) > MAX_FINISHED:
+            self._finished.popitem(last=False)
+
+    def _was_finished(self, fh: BinaryIO, st: os.stat_result) -> bool:
+        """A file read to its end before (not merely a new file on a reused inode)."""
+        known = self._finished.get((st.st_dev, st.st_ino))
+        if known is None:
+            return False
+        size, head = known
+        return st.st_size >= size and head_of(fh, size) == head
+
+    def _rotation_set(self) -> list[tuple[int, BinaryIO, os.stat_result]]:
+        """(rotation number, open file, its stat) of the path (0) and ``path.N``, each
+        file once. Opened in increasing N: auditd renames from the highest N down, so a
+        file renamed while we look is met at its new, higher number, never missed."""
+        base = self.path.name
+        numbers = {0}
+        try:
+            names = os.listdir(self.path.parent)
+        except OSError:
+            names = []
+        for name in names:
+            if name.startswith(base + ".") and name[len(base) + 1:].isdigit():
+                numbers.add(int(name[len(base) + 1:]))
+        out: list[tuple[int, BinaryIO, os.stat_result]] = []
+        seen: set[tuple[int, int]] = set()
+        for n in range(max(numbers) + 2):  # +1: the top one may move up while we look
+            path = self.path if n == 0 else self.path.with_name(f"{base}.{n}")
+            try:
+                f = path.open("rb")
+            except OSError:
+                continue
+            st = os.fstat(f.fileno())
+            if (st.st_dev, st.st_ino) in seen:
+                f.close()
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            out.append((n, f, st))
+        return out
+
+    def _next_file(self, done: os.stat_result) -> BinaryIO | None:
+        """After ``done`` (read to its end, no longer at the path): the oldest rotated file
+        newer than it that was not read yet; else the file at the path; else None."""
+        files = self._rotation_set()
+        chosen: BinaryIO | None = None
+        try:
+            where = next((n for n, _, st in files if _same(st, done)), None)
+            # Not found (deleted): it was the oldest, so equal times count as newer.
+            done_key = (done.st_mtime_ns, -where if where is not None else float("-inf"))
+            best: tuple[tuple[int, int], BinaryIO] | None = None
+            current: BinaryIO | None = None
+            for n, f, st in files:
+                if _same(st, done):
+                    continue
+                if n == 0:
+                    current = f
+                    continue
+                key = (st.st_mtime_ns, -n)
+                if key <= done_key or self._was_finished(f, st):
+                    continue  # older than what we read (history), or read already
+                if best is None or key < best[0]:
+                    best = (key, f)
+            chosen = best[1] if best is not None else current
+            if chosen is not None and chosen is not current and current is not None:
+                log.info("%s is more than one rotation behind", self.path)
+            return chosen
+        finally:
+            for _, f, _ in files:
+                if f is not chosen:
+                    f.close()
+
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return a.st_ino == b.st_ino and a.st_dev == b.st_dev
 
 
 def audit_factory(host: str) -> Callable[[bytes | None], LineSource]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from stat import S_ISREG
 
 CHUNK = 1 << 20
 DEFAULT_HASH_LIMIT = 256 << 20
@@ -26,26 +27,28 @@ class FileVersion:
 
 def hash_file(path: str, limit: int = DEFAULT_HASH_LIMIT) -> FileVersion | None:
     """The version of the regular file at ``path`` now; None if it is gone or not a regular
-    file."""
+    file. Plain descriptors, not file objects: a run can have thousands of small files, and
+    this is on the way between the command's end and ``ursprung run``'s. ``O_NONBLOCK``
+    makes opening a FIFO return at once (it is then skipped) instead of waiting for a
+    writer."""
     try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            if not _regular(st.st_mode):
-                return None
-            if st.st_size > limit:
-                return FileVersion(st.st_size, st.st_mtime_ns, None)
-            digest = hashlib.sha256()
-            while chunk := fh.read(CHUNK):
-                digest.update(chunk)
-            after = os.fstat(fh.fileno())
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        st = os.fstat(fd)
+        if not S_ISREG(st.st_mode):
+            return None
+        if st.st_size > limit:
+            return FileVersion(st.st_size, st.st_mtime_ns, None)
+        digest = hashlib.sha256()
+        while chunk := os.read(fd, CHUNK):
+            digest.update(chunk)
+        after = os.fstat(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
         return FileVersion(after.st_size, after.st_mtime_ns, None)
     return FileVersion(st.st_size, st.st_mtime_ns, digest.hexdigest())
-
-
-def _regular(mode: int) -> bool:
-    import stat
-
-    return stat.S_ISREG(mode)

@@ -5,7 +5,11 @@ compression and batching (linger), and consumer groups with automatic offset com
 off, so an offset is committed only when the caller says so (after the store has the
 batch). `InProcessBus` is the same contract inside one process (the single-machine path and
 unit tests): partitions, consumer groups with committed offsets, rebalancing among the
-group's live members.
+group's live members. Its messages live in the process's memory, so for a collector that
+publishes to it (``collect --to local``) "the bus has it" is worth nothing after a crash:
+that publisher is made with ``ack_group``, and its `flush` returns only once that consumer
+group (the ingest worker, which commits only after the store has the batch) has committed
+past everything it published.
 
 A message is (topic, key, value, headers). Collectors put a batch of encoded events in the
 value (`encode_batch`: msgpack, each event carrying its schema version) and say what it is in
@@ -429,7 +433,8 @@ class InProcessBus:
         return logs
 
     def _append(self, topic: str, key: bytes | None, value: bytes,
-                headers: dict[str, bytes] | None) -> None:
+                headers: dict[str, bytes] | None) -> tuple[int, int]:
+        """Append; (partition, offset) of the message."""
         with self._lock:
             logs = self._log(topic)
             p = (zlib.crc32(key) if key is not None else len(logs[0])) % len(logs)
@@ -437,9 +442,20 @@ class InProcessBus:
             log.append(Message(topic, p, len(log), key, value, dict(headers or {}),
                                int(time.time() * 1000)))
             self._lock.notify_all()
+            return p, len(log) - 1
 
-    def publisher(self) -> InProcessPublisher:
-        return InProcessPublisher(self)
+    def publisher(self, *, ack_group: str | None = None, ack_topics: Iterable[str] = (),
+                  alive: Callable[[], bool] | None = None,
+                  cancelled: Callable[[], bool] | None = None,
+                  min_wait: float = 0.0) -> InProcessPublisher:
+        """A publisher. Without ``ack_group`` its `flush` returns at once (the message is
+        in memory: enough for a worker's own dead-letter publisher, and for tests). With
+        it, `flush` waits until the group has committed every offset this publisher wrote
+        to ``ack_topics`` (the topics the group consumes), at most max(timeout,
+        ``min_wait``) seconds, and raises `BusError` then, or as soon as ``alive()`` says
+        the consumer is gone or ``cancelled()`` says to stop waiting."""
+        return InProcessPublisher(self, ack_group=ack_group, ack_topics=ack_topics,
+                                  alive=alive, cancelled=cancelled, min_wait=min_wait)
 
     def subscribe(self, group: str, topics: list[str], *,
                   on_assign: RebalanceCallback | None = None,
@@ -480,15 +496,49 @@ class InProcessBus:
 
 
 class InProcessPublisher:
-    def __init__(self, bus: InProcessBus) -> None:
+    def __init__(self, bus: InProcessBus, *, ack_group: str | None = None,
+                 ack_topics: Iterable[str] = (), alive: Callable[[], bool] | None = None,
+                 cancelled: Callable[[], bool] | None = None, min_wait: float = 0.0) -> None:
         self._bus = bus
+        self._group = ack_group
+        self._topics = frozenset(ack_topics)
+        self._alive = alive
+        self._cancelled = cancelled
+        self._min_wait = min_wait
+        self._sent: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset
 
     def publish(self, topic: str, key: bytes | None, value: bytes,
                 headers: dict[str, bytes] | None = None) -> None:
-        self._bus._append(topic, key, value, headers)
+        p, offset = self._bus._append(topic, key, value, headers)
+        if self._group is not None and topic in self._topics:
+            self._sent[(topic, p)] = max(self._sent.get((topic, p), 0), offset + 1)
 
     def flush(self, timeout: float = 30.0) -> None:
-        pass  # appended synchronously
+        """Without an ack group: nothing to wait for (appended synchronously). With one:
+        return when the group committed past everything published here, else BusError."""
+        if self._group is None or not self._sent:
+            return
+        timeout = max(timeout, self._min_wait)
+        deadline = time.monotonic() + timeout
+        lock = self._bus._lock
+        with lock:
+            while True:
+                behind = sum(o - self._bus._committed.get((self._group, *tp), 0)
+                             for tp, o in self._sent.items()
+                             if self._bus._committed.get((self._group, *tp), 0) < o)
+                if not behind:
+                    self._sent.clear()
+                    return
+                if self._alive is not None and not self._alive():
+                    raise BusError(f"the ingest worker stopped before the store had "
+                                   f"{behind} message(s)")
+                if self._cancelled is not None and self._cancelled():
+                    raise BusError(f"stopping: {behind} message(s) not in the store yet")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise BusError(f"{behind} message(s) not in the store within "
+                                   f"{timeout:.0f}s")
+                lock.wait(min(left, 0.05))
 
     def close(self) -> None:
         pass
@@ -556,6 +606,7 @@ class InProcessSubscription:
                 if (topic, partition) not in self._assigned:
                     raise BusError(f"commit refused: {topic}/{partition} is not assigned")
                 self._bus._committed[(self.group, topic, partition)] = offset
+            self._bus._lock.notify_all()  # publishers waiting in flush
 
     def assignment(self) -> Partitions:
         return list(self._assigned)

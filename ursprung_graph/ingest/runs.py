@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import re
 import subprocess
 from pathlib import Path
@@ -38,9 +39,14 @@ LINK_RUN_PROCESSES = Cypher(
     "MERGE (x)-[:INCLUDES]->(p)"
 )
 
+#: The file of a version is seen at the version's time, as any event's file is (the same
+#: node and span ``UPSERT_FILES`` gives it), so a version needs no separate file row.
 UPSERT_VERSIONS = Cypher(
     "UNWIND $rows AS r "
-    "MATCH (f:File {key: r.file}) "
+    "MERGE (f:File {key: r.file}) "
+    "ON CREATE SET f.path = r.path, f.host = r.host, f.fs = r.fs, f.name = r.name "
+    "SET f.first = CASE WHEN f.first IS NULL OR r.at < f.first THEN r.at ELSE f.first END, "
+    "f.last = CASE WHEN f.last IS NULL OR r.at > f.last THEN r.at ELSE f.last END "
     "MERGE (v:Version {key: r.key}) "
     "ON CREATE SET v.path = r.path, v.sha256 = r.sha256, v.size = r.size, v.mtime = r.mtime "
     "SET v.stored = CASE WHEN r.stored THEN true ELSE coalesce(v.stored, false) END, "
@@ -100,7 +106,8 @@ class RunRows:
         self.versions[(key, run)] = {
             "key": key, "file": file, "path": ref.path, "sha256": version.sha256,
             "size": version.size, "mtime": version.mtime, "stored": version.stored,
-            "run": run, "at": ev.ts,
+            "run": run, "at": ev.ts, "host": None if ref.fs else ev.host, "fs": ref.fs,
+            "name": posixpath.basename(ref.path),
         }
 
     def statements(self) -> list[tuple[Cypher, dict[str, Any]]]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from ...ingest.upserts import _seq_number
 from ...query.runs import Classifier, RunFile, RunFiles, _follow_renames, classify_files
 from ...schema import graph as g
 from ...schema.event import Event, Kind
@@ -40,9 +41,13 @@ class RunLedger:
         files = self.files
         for ev in events:
             kind = ev.kind
-            self._process(ev.host, ev.proc, ev.ts)
-            if ev.child is not None:
-                self._process(ev.host, ev.child, ev.ts)
+            if ev.proc.exe is not None or ev.proc.argv is not None or ev.child is not None:
+                seq = _seq_number(ev.seq)
+                self._process(ev.host, ev.proc, (ev.ts, int(kind is _EXEC), seq))
+                if ev.child is not None:
+                    self._process(ev.host, ev.child, (ev.ts, 0, seq))
+            else:
+                self._process(ev.host, ev.proc, None)
             ref = ev.file
             if ref is None:
                 continue
@@ -81,17 +86,17 @@ class RunLedger:
         else:
             span[0], span[1] = min(span[0], ts), max(span[1], ts)
 
-    def _process(self, host: str, info: Any, ts: int) -> None:  # noqa: ANN401
+    def _process(self, host: str, info: Any, rank: tuple[int, int, int] | None) -> None:  # noqa: ANN401
         ident = (host, info.pid, info.start)
         proc = self.processes.get(ident)
         if proc is None:
             proc = self.processes[ident] = {
                 "key": g.process_key(host, info.pid, info.start), "pid": info.pid,
-                "start": info.start, "exe": None, "argv": None, "cwd": None, "info_ts": None}
-        if (info.exe is not None or info.argv is not None) and (
-                proc["info_ts"] is None or ts >= proc["info_ts"]):
-            # the latest exec wins, as UPDATE_PROCESS_INFO has it in the graph
-            proc.update(info_ts=ts, exe=info.exe, argv=info.argv or [], cwd=info.cwd)
+                "start": info.start, "exe": None, "argv": None, "cwd": None, "rank": None}
+        if rank is not None and (info.exe is not None or info.argv is not None) and (
+                proc["rank"] is None or rank >= proc["rank"]):
+            # the latest exec wins, ranked as the graph ranks it (UPDATE_PROCESS_INFO)
+            proc.update(rank=rank, exe=info.exe, argv=info.argv or [], cwd=info.cwd)
 
     def renames(self, keys: list[str], start: int, end: int) -> list[dict[str, Any]]:
         wanted = set(keys)

@@ -60,7 +60,12 @@ def store_sink(store: GraphStore):  # noqa: ANN201
     def sink(events: list[Event]) -> None:
         batch = Batch()
         for ev in events:
-            batch.add(ev)
+            if ev.kind is Kind.VERSION:
+                # its file (and that file's span) is upserted by the version statement; its
+                # process is the run's root, which the run event (queued first) upserts
+                batch.runs.add(ev)
+            else:
+                batch.add(ev)
         store.write(batch.statements())
     return sink
 
@@ -101,18 +106,30 @@ def record_run(store: GraphStore, argv: Sequence[str], *, host: str, pipeline: s
         user=_user(), start=result.start, end=result.end, exit_code=result.returncode,
         origin="trace", params=all_params, members=sorted(result.members),
     )
-    # Into the store's queue, after the trace's events (its processes and files): the run,
-    # then the versions as they are hashed, then the run again with its environment. The
-    # interpreters are asked for their versions meanwhile.
-    tracer.put([event(Kind.RUN, "run", run=info)])
+    # Into the store's queue, after the trace's events (its processes and files): the run
+    # (with its environment: the interpreters are asked for their versions while the files
+    # are hashed), then the versions it observed, in chunks as they are hashed.
     cache = cache_dir / "interpreters.json" if cache_dir is not None else None
     with ThreadPoolExecutor(max_workers=1) as pool:
         probing = pool.submit(environment_of, files, probe=True, cache=cache)
-        versions, stored = _versions(files, config, content_root, run_id, event, tracer.put)
-        environment = probing.result()
-    if environment:
-        final = RunInfo(**{**_fields(info), "environment": environment})
-        tracer.put([event(Kind.RUN, "run", run=final)])
+        held: list[Event] = []
+        queued = False
+
+        def put(versions: list[Event]) -> None:
+            nonlocal queued
+            if not queued and (probing.done() or not versions):
+                environment = probing.result()
+                tracer.put([event(Kind.RUN, "run", run=RunInfo(
+                    **{**_fields(info), "environment": environment}))])
+                queued = True
+            if queued:
+                tracer.put([*held, *versions])
+                held.clear()
+            else:
+                held.extend(versions)
+
+        versions, stored = _versions(files, config, content_root, run_id, event, put)
+        put([])  # the run, if its environment came last, and what waited for it
     result = tracer.wait_stored(result)
     if result.sink_error is not None:
         return RecordedRun(run_id, result, 0, 0,
@@ -145,7 +162,8 @@ def _versions(files: RunFiles, config: RunsConfig, content_root: Path | None, ru
         if len(versions) >= VERSION_CHUNK:
             put(versions)
             versions = []
-    put(versions)
+    if versions:
+        put(versions)
     return count, stored
 
 

@@ -46,6 +46,7 @@ STRING_LIMIT = 4096
 CHUNK_EVENTS = 2000
 CHUNK_SECONDS = 0.25
 POLL_SECONDS = 0.02
+MAX_WAIT = 3600.0  # longer delays (no chunking by time) wait for a notification
 
 
 class TraceUnavailable(RuntimeError):
@@ -202,7 +203,8 @@ class _Writer:
                             or waited >= self._max_delay):
                         chunk, self._buffer = self._buffer, []
                         return chunk
-                    self._cond.wait(self._max_delay - waited)
+                    left = self._max_delay - waited
+                    self._cond.wait(left if left < MAX_WAIT else None)
                 elif self._closed:
                     return None
                 else:
