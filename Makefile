@@ -35,6 +35,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m compileall -q ursprung_graph  # `ursprung run` starts faster, even without write access
 	touch $@
 
 node: tools/cypher-lint/node_modules/.installed

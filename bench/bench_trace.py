@@ -14,6 +14,11 @@ Three timings per workload, each the median of ``--repeat`` runs:
 * ``ursprung``: the whole `ursprung run` (trace, live ingest into the embedded store, run
   facts, hashing, until everything is stored): what the user waits for.
 
+A third timing, ``fixed_cost``, runs the CPU-bound program with almost nothing to do, more
+often: a CPU-bound command makes no syscalls while it computes, so what `ursprung run`
+costs it is this fixed cost whatever its length (the ratio it gives for the CPU-bound run
+is printed too; seconds-long runs drift by more than 5 % on a shared machine).
+
 With ``--baseline DIR`` (a checkout of an older version of the code), a fourth timing,
 ``baseline``, runs that version's `ursprung run` the same way, interleaved with the others,
 so that before and after are measured under the same load.
@@ -122,12 +127,16 @@ def measure(name: str, argv: list[str], work: Path, env: dict[str, str], repeat:
         # runs taken side by side, which cancels most of the drift)
         "ursprung_minus_strace": statistics.median(
             u - t for u, t in zip(times["ursprung"], times["strace"], strict=True)),
+        "ursprung_minus_plain": statistics.median(
+            u - t for u, t in zip(times["ursprung"], times["plain"], strict=True)),
     }
     if baseline is not None:
         out["ratio_baseline"] = med["baseline"] / med["plain"]
         out["cpu_ratio_baseline"] = med_cpu["baseline"] / med_cpu["plain"]
         out["baseline_minus_strace"] = statistics.median(
             b - t for b, t in zip(times["baseline"], times["strace"], strict=True))
+        out["baseline_minus_plain"] = statistics.median(
+            b - t for b, t in zip(times["baseline"], times["plain"], strict=True))
     return out
 
 
@@ -172,13 +181,19 @@ def main() -> int:
                                   baseline),
             "cpu_bound": measure("cpu", [py, "cpu.py", str(args.cpu_iterations)], work, env,
                                  args.repeat, lambda: None, baseline),
+            # the same program with almost nothing to do, many times: what `ursprung run`
+            # costs a CPU-bound command whatever its length (it makes no syscalls while it
+            # computes, so strace does not stop it), measured without the drift of
+            # seconds-long runs
+            "fixed_cost": measure("cpu", [py, "cpu.py", "1000"], work, env, 3 * args.repeat,
+                                  lambda: None, baseline),
         }
     finally:
         subprocess.run([URSPRUNG, "db", "stop"], env=env, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         shutil.rmtree(root, ignore_errors=True)
 
-    targets = {"file_heavy": 1.3, "cpu_bound": 1.05}
+    targets = {"file_heavy": 1.3, "cpu_bound": 1.05, "fixed_cost": float("nan")}
     print(f"{'workload':12} {'plain':>8} {'strace':>8} {'ursprung':>9} "
           f"{'strace/plain':>13} {'run/plain':>10} {'target':>7}")
     for name, r in results.items():
@@ -194,6 +209,16 @@ def main() -> int:
                   f"   (CPU time: {r['cpu_ratio_baseline']:.3f}x; "
                   f"baseline - strace {r['baseline_minus_strace']:+.3f} s)")
         r["target"] = targets[name]
+    fixed, cpu = results["fixed_cost"], results["cpu_bound"]
+    at = cpu["median"]["plain"]
+    cpu["ratio_from_fixed_cost"] = 1 + fixed["ursprung_minus_plain"] / at
+    print(f"fixed cost of `ursprung run`: {fixed['ursprung_minus_plain']:+.3f} s "
+          f"(strace alone {fixed['median']['strace'] - fixed['median']['plain']:+.3f} s): "
+          f"{cpu['ratio_from_fixed_cost']:.3f}x on the {at:.1f} s CPU-bound run")
+    if "baseline_minus_plain" in fixed:
+        cpu["baseline_ratio_from_fixed_cost"] = 1 + fixed["baseline_minus_plain"] / at
+        print(f"  baseline: {fixed['baseline_minus_plain']:+.3f} s: "
+              f"{cpu['baseline_ratio_from_fixed_cost']:.3f}x")
     report = {"files": args.files, "repeat": args.repeat,
               "cpu_iterations": args.cpu_iterations, "cpus": os.cpu_count(),
               "load": {"before": load_before, "after": os.getloadavg()},

@@ -1,24 +1,45 @@
 """The `ursprung` command line: one module per command group, each a thin layer over the
-collectors, ingest and query layer."""
+collectors, ingest and query layer.
+
+Commands are imported only when invoked: `ursprung run` starts the user's command sooner
+when it does not first import the Kafka client and everything else.
+"""
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from . import collect, cypher, db, imports, ingest, lineage, run, runs
+#: command name -> (module, attribute, one-line help shown in `ursprung --help`)
+COMMANDS = {
+    "collect": ("collect", "collect", "Collect events on this node and publish them."),
+    "cypher": ("cypher", "cypher_cmd", "Run a read-only Cypher query."),
+    "db": ("db", "db", "Start, stop or inspect the embedded graph store."),
+    "import": ("imports", "import_cmd", "Import audit logs or Scale events into the graph."),
+    "ingest": ("ingest", "ingest_cmd", "Consume events from Kafka into the graph store."),
+    "lineage": ("lineage", "lineage_cmd", "Upstream or downstream lineage of a file."),
+    "run": ("run", "run_cmd", "Run a command traced, recorded as a pipeline run."),
+    "runs": ("runs", "runs", "Pipeline runs: define, list, show, compare."),
+}
 
 
-@click.group()
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][2]) for name in sorted(COMMANDS)])
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(package_name="ursprung-graph")
 def main() -> None:
     """ursprung-graph: provenance of data-science pipelines, as a graph."""
-
-
-main.add_command(db.db)
-main.add_command(imports.import_cmd)
-main.add_command(lineage.lineage_cmd)
-main.add_command(cypher.cypher_cmd)
-main.add_command(run.run_cmd)
-main.add_command(runs.runs)
-main.add_command(collect.collect)
-main.add_command(ingest.ingest_cmd)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import click
 
@@ -13,7 +14,7 @@ from ..collectors.trace.runner import TraceUnavailable, check_tracing, strace_pa
 from ..config import load_settings
 from ..content.config import load_runs_config
 from ..ingest.importer import default_host
-from ..store import StoreError, open_store
+from ..store import GraphStore, StoreError, open_store
 
 
 def _param(values: tuple[str, ...]) -> dict[str, str]:
@@ -55,18 +56,13 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
         raise click.ClickException(str(exc)) from exc
     try:
         strace = strace_path(os.environ.get("PATH"))
-        check_tracing(strace)
     except TraceUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
     program = command[0]
     if "/" not in program and shutil.which(program) is None:
         click.echo(f"ursprung run: {program}: command not found", err=True)
         sys.exit(127)
-    try:
-        store = open_store(settings, quiet=True)
-        store.ensure_schema()
-    except StoreError as exc:
-        raise click.ClickException(f"{exc}; the command was not run") from exc
+    store = _open_checked(settings, strace)
     try:
         recorded = record_run(store, list(command), host=host or default_host(),
                               pipeline=pipeline, params=params, config=config,
@@ -87,6 +83,32 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
                    f"{t.events} events, {recorded.versions} file versions "
                    f"({recorded.stored} stored), exit status {t.returncode}", err=True)
     _exit(recorded.returncode)
+
+
+def _open_checked(settings, strace: str) -> GraphStore:  # noqa: ANN001
+    """The store, once tracing is known to work here: both are checked at the same time
+    (tracing ``true`` and the store's round trips are each some milliseconds the command
+    would otherwise wait for). A tracing problem is reported first."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        checking = pool.submit(check_tracing, strace)
+        store: GraphStore | None = None
+        failure: StoreError | None = None
+        try:
+            store = open_store(settings, quiet=True)
+            store.ensure_schema()
+        except StoreError as exc:
+            failure = exc
+        try:
+            checking.result()
+        except TraceUnavailable as exc:
+            if store is not None:
+                store.close()
+            raise click.ClickException(str(exc)) from exc
+    if failure is not None or store is None:
+        if store is not None:
+            store.close()
+        raise click.ClickException(f"{failure}; the command was not run") from failure
+    return store
 
 
 def _exit(code: int) -> None:

@@ -11,6 +11,7 @@ replayed batch changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
@@ -257,11 +258,15 @@ def _save_cache(cache: Path, known: dict[str, list]) -> None:
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".interpreters-")
+    except OSError:
+        return  # a cache that cannot be written only costs time
+    try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(known, fh)
-        os.replace(tmp, cache)
+        os.replace(tmp, cache)  # whole or not at all, whoever else writes it
     except OSError:
-        pass  # a cache that cannot be written only costs time
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def _probe_version(path: str) -> str | None:

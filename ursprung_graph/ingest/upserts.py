@@ -108,12 +108,18 @@ _EDGE_OF_KIND = {
 }
 
 
-def _seq_number(seq: str) -> int:
+def seq_number(seq: str) -> int:
     """Order within a source: "SERIAL.N" (audit serial, event N of it) as one integer."""
     head, _, tail = seq.partition(".")
     if head.isdigit() and (not tail or tail.isdigit()):
         return int(head) * 4096 + int(tail or 0)
     return 0
+
+
+def info_rank(ev: Event, *, child: bool = False) -> tuple[int, int, int]:
+    """How recent the process facts an event carries are: (time, an exec's own facts
+    before those inherited at fork, order in the source). The latest rank wins."""
+    return ev.ts, int(ev.kind is Kind.EXEC and not child), seq_number(ev.seq)
 
 
 def _widen(rows: dict[str, dict[str, Any]], key: str, ts: int, make: Any) -> None:
@@ -148,11 +154,10 @@ class Batch:
     def add(self, ev: Event) -> None:
         self.events += 1
         host, ts = ev.host, ev.ts
-        proc = self._process(host, ev.proc, ts, rank=(ts, int(ev.kind is Kind.EXEC),
-                                                        _seq_number(ev.seq)))
+        proc = self._process(host, ev.proc, ts, rank=info_rank(ev))
         kind = ev.kind
         if kind is Kind.FORK and ev.child is not None:
-            child = self._process(host, ev.child, ts, rank=(ts, 0, _seq_number(ev.seq)))
+            child = self._process(host, ev.child, ts, rank=info_rank(ev, child=True))
             self._edge(g.FORKED, proc, child, ts)
         elif kind in (Kind.RUN, Kind.VERSION):
             if ev.file is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ...ingest.upserts import _seq_number
+from ...ingest.upserts import info_rank
 from ...query.runs import Classifier, RunFile, RunFiles, _follow_renames, classify_files
 from ...schema import graph as g
 from ...schema.event import Event, Kind
@@ -42,10 +42,9 @@ class RunLedger:
         for ev in events:
             kind = ev.kind
             if ev.proc.exe is not None or ev.proc.argv is not None or ev.child is not None:
-                seq = _seq_number(ev.seq)
-                self._process(ev.host, ev.proc, (ev.ts, int(kind is _EXEC), seq))
+                self._process(ev.host, ev.proc, info_rank(ev))
                 if ev.child is not None:
-                    self._process(ev.host, ev.child, (ev.ts, 0, seq))
+                    self._process(ev.host, ev.child, info_rank(ev, child=True))
             else:
                 self._process(ev.host, ev.proc, None)
             ref = ev.file

@@ -1,15 +1,17 @@
 """`ursprung run`: trace a command into the graph and record it as a pipeline run.
 
 1. The command runs under strace (:mod:`.runner`); its events go into the store in chunks
-   while it runs.
-2. The run is written as a ``run`` event (``PipelineRun`` with its member processes).
-3. The query layer derives its inputs, outputs and programs from the graph
-   (:func:`ursprung_graph.query.runs.run_files`: one definition for traced and audited runs).
-4. Each of those files is hashed (streaming, size limit) and written as a ``version`` event;
-   files matching the content patterns are copied into the content store (at most
-   ``store_max_files`` per run: programs first, then inputs, then outputs).
-5. The environment (interpreter versions, Python distributions the run imported) completes
-   the run's facts.
+   while it runs, and into the run's ledger (:mod:`.ledger`).
+2. When it has ended, its inputs, outputs and programs are taken from the ledger by the
+   query layer's rules (:func:`ursprung_graph.query.runs.classify_files`: one definition
+   for traced runs, stored runs and runs from audit data), without reading the graph.
+3. While the last events are being stored, each of those files is hashed (streaming, size
+   limit) and queued as a ``version`` event, after the ``run`` event (``PipelineRun`` with
+   its member processes and its environment: interpreter versions, Python distributions
+   the run imported, asked meanwhile); files matching the content patterns are copied into
+   the content store (at most ``store_max_files`` per run: programs first, then inputs,
+   then outputs).
+4. :func:`record_run` returns once the store has acknowledged all of it.
 """
 
 from __future__ import annotations
@@ -110,6 +112,25 @@ def record_run(store: GraphStore, argv: Sequence[str], *, host: str, pipeline: s
     # (with its environment: the interpreters are asked for their versions while the files
     # are hashed), then the versions it observed, in chunks as they are hashed.
     cache = cache_dir / "interpreters.json" if cache_dir is not None else None
+    try:
+        versions, stored = _queue_facts(tracer, files, config, content_root, run_id, event,
+                                        info, cache)
+    except BaseException:
+        tracer.wait_stored(result)  # what the run did is stored even so
+        raise
+    result = tracer.wait_stored(result)
+    if result.sink_error is not None:
+        return RecordedRun(run_id, result, 0, 0,
+                           error=f"the trace could not be stored: {result.sink_error}")
+    return RecordedRun(run_id, result, versions, stored)
+
+
+def _queue_facts(tracer: Tracer, files: RunFiles, config: RunsConfig,
+                 content_root: Path | None, run_id: str, event: Callable[..., Event],
+                 info: RunInfo, cache: Path | None) -> tuple[int, int]:
+    """Queue the run (once its environment is known) and its versions (as they are hashed,
+    held back until the run is queued, whose node their edges need); returns how many
+    versions and stored contents."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         probing = pool.submit(environment_of, files, probe=True, cache=cache)
         held: list[Event] = []
@@ -128,13 +149,9 @@ def record_run(store: GraphStore, argv: Sequence[str], *, host: str, pipeline: s
             else:
                 held.extend(versions)
 
-        versions, stored = _versions(files, config, content_root, run_id, event, put)
+        counts = _versions(files, config, content_root, run_id, event, put)
         put([])  # the run, if its environment came last, and what waited for it
-    result = tracer.wait_stored(result)
-    if result.sink_error is not None:
-        return RecordedRun(run_id, result, 0, 0,
-                           error=f"the trace could not be stored: {result.sink_error}")
-    return RecordedRun(run_id, result, versions, stored)
+    return counts
 
 
 def _versions(files: RunFiles, config: RunsConfig, content_root: Path | None, run_id: str,

@@ -46,6 +46,7 @@ STRING_LIMIT = 4096
 CHUNK_EVENTS = 2000
 CHUNK_SECONDS = 0.25
 POLL_SECONDS = 0.02
+HURRY_EVENTS = 500
 MAX_WAIT = 3600.0  # longer delays (no chunking by time) wait for a notification
 
 
@@ -179,11 +180,13 @@ class _Writer:
             if len(self._buffer) >= self._min_events:
                 self._cond.notify()
 
-    def hurry(self) -> None:
-        """From now on, deliver what comes without waiting for more."""
+    def hurry(self, unless_below: int = 0) -> None:
+        """From now on, deliver what comes without waiting for more; unless fewer than
+        ``unless_below`` events wait (then they can as well go with what comes next)."""
         with self._cond:
-            self._eager = True
-            self._cond.notify()
+            if len(self._buffer) >= unless_below:
+                self._eager = True
+                self._cond.notify()
 
     def close(self) -> None:
         with self._cond:
@@ -308,7 +311,9 @@ class Tracer:
             end = time.time_ns()
             self._done.set()
             pumper.join()
-            self._writer.hurry()  # the run is over: nothing more is worth waiting for
+            # The run is over: what is left of its trace goes now (the caller hashes
+            # meanwhile), unless it is little; then it goes with what the caller adds.
+            self._writer.hurry(unless_below=HURRY_EVENTS)
         except BaseException:
             self._writer.close()
             raise
