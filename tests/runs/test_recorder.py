@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from ursprung_graph.collectors.trace import environment as trace_environment
 from ursprung_graph.collectors.trace import strace as strace_mod
 from ursprung_graph.collectors.trace.ledger import RunLedger
 from ursprung_graph.collectors.trace.record import record_run, store_sink
 from ursprung_graph.collectors.trace.runner import Tracer, _Writer, trace
 from ursprung_graph.collectors.trace.strace import StraceParser
-from ursprung_graph.ingest import runs as ingest_runs
 from ursprung_graph.query.runs import find_run, run_files
 
 from .test_trace_real import WORKLOAD
@@ -170,18 +170,18 @@ def test_interpreter_versions_are_cached_for_binaries_only(tmp_path: Path,
         asked.append(path)
         return f"v-{next(answers)}"
 
-    monkeypatch.setattr(ingest_runs, "_probe_version", probe)
+    monkeypatch.setattr(trace_environment, "_probe_version", probe)
     cache = tmp_path / "cache" / "interpreters.json"
-    first = ingest_runs.probe_versions([str(binary), str(script)], cache)
+    first = trace_environment.probe_versions([str(binary), str(script)], cache)
     assert first == {str(binary): first[str(binary)], str(script): first[str(script)]}
     assert sorted(asked) == sorted([str(binary), str(script)])
     asked.clear()
-    second = ingest_runs.probe_versions([str(binary), str(script)], cache)
+    second = trace_environment.probe_versions([str(binary), str(script)], cache)
     assert asked == [str(script)]  # a script is asked again, the binary is not
     assert second[str(binary)] == first[str(binary)]
     asked.clear()
     binary.write_bytes(b"\x7fELF another build")
-    third = ingest_runs.probe_versions([str(binary)], cache)
+    third = trace_environment.probe_versions([str(binary)], cache)
     assert asked == [str(binary)] and third[str(binary)] != first[str(binary)]
 
 

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
+from ursprung_graph.ingest.define import define_runs
 from ursprung_graph.ingest.importer import import_file
-from ursprung_graph.ingest.runs import define_runs
 from ursprung_graph.query.compare import compare
 from ursprung_graph.query.runs import list_runs, run_facts
 

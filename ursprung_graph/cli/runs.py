@@ -11,10 +11,10 @@ import click
 
 from ..config import load_settings
 from ..content.config import load_runs_config
-from ..ingest.runs import define_runs
+from ..ingest.define import define_runs
 from ..query.compare import compare, render
 from ..query.runs import Classifier, find_run, list_runs, run_facts
-from .common import open_graph
+from .common import open_graph, printable
 
 
 @click.group("runs")
@@ -34,6 +34,11 @@ def _when(ns: int | None) -> str:
     if not ns:
         return "-"
     return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _text(value: Any) -> str:
+    """A value from the graph as one line of text (see :func:`.common.printable`)."""
+    return printable("None" if value is None else str(value))
 
 
 def _seconds(value: float | None) -> str:
@@ -62,7 +67,8 @@ def define_cmd(name: str, pattern: str, host: str | None, as_json: bool) -> None
         return
     click.echo(f"defined {len(found)} runs of {name}")
     for run in found:
-        click.echo(f"  {run['id'][:12]}  {_when(run['start'])}  {run['command']}")
+        click.echo(f"  {run['id'][:12]}  {_when(run['start'])}  "
+                   f"{printable(run['command'] or '')}")
 
 
 @runs.command("list")
@@ -79,9 +85,9 @@ def list_cmd(pipeline: str | None, as_json: bool) -> None:
         return
     click.echo(f"{'id':12}  {'pipeline':16}  {'start (UTC)':19}  {'time':>8}  exit  command")
     for r in found:
-        cmd = r["command"] or ""
+        cmd = printable(r["command"] or "")
         cmd = cmd if len(cmd) <= 70 else cmd[:67] + "..."
-        click.echo(f"{r['id'][:12]:12}  {(r['pipeline'] or '')[:16]:16}  "
+        click.echo(f"{r['id'][:12]:12}  {printable(r['pipeline'] or '')[:16]:16}  "
                    f"{_when(r['start']):19}  {_seconds(r['duration']):>8}  "
                    f"{'-' if r['exit_code'] is None else r['exit_code']:>4}  {cmd}")
 
@@ -103,24 +109,24 @@ def show_cmd(run_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return
-    click.echo(f"run {facts['id']}  ({facts['origin']})")
+    click.echo(f"run {_text(facts['id'])}  ({_text(facts['origin'])})")
     for label, value in (("pipeline", facts["pipeline"]), ("command", facts["command"]),
                          ("cwd", facts["cwd"]), ("host", facts["host"]),
                          ("user", facts["user"]), ("start", _when(facts["start"])),
                          ("end", _when(facts["end"])),
                          ("duration", _seconds(facts["duration"])),
                          ("exit code", facts["exit_code"])):
-        click.echo(f"  {label:10} {value}")
+        click.echo(f"  {label:10} {_text(value)}")
     for section in ("params", "environment", "metrics"):
         if facts[section]:
             click.echo(f"\n{section}:")
             for k, v in sorted(facts[section].items()):
-                click.echo(f"  {k} = {v}")
+                click.echo(f"  {_text(k)} = {_text(v)}")
     for section in ("inputs", "outputs", "intermediates", "programs"):
         click.echo(f"\n{section} ({len(facts[section])}):")
         for f in facts[section]:
             digest = (f.get("sha256") or "")[:12] or "-"
-            click.echo(f"  {digest:12}  {f.get('rel') or f['path']}")
+            click.echo(f"  {_text(digest):12}  {_text(f.get('rel') or f['path'])}")
     click.echo(f"\nprocesses ({len(facts['processes'])}); "
                f"{facts['environment_files']} files of the software environment read")
 
@@ -140,4 +146,4 @@ def compare_cmd(run_a: str, run_b: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    click.echo(render(result))
+    click.echo(render(result, printable))

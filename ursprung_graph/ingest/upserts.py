@@ -242,18 +242,18 @@ class Batch:
             (UPSERT_DEAD_LETTERS, self.dead),
         ]
         for statement, rows in node_rows:
-            _chunked(out, statement, list(rows.values()))
+            chunked(out, statement, list(rows.values()))
         by_type: dict[g.EdgeType, list[dict[str, Any]]] = {}
         for (edge, src, dst), (first, last) in self.edges.items():
             by_type.setdefault(edge, []).append(
                 {"src": src, "dst": dst, "first": first, "last": last})
         for edge, rows in by_type.items():
-            _chunked(out, UPSERT_EDGES[edge], rows)
+            chunked(out, UPSERT_EDGES[edge], rows)
         out.extend(self.runs.statements())
         return out
 
 
-def _chunked(out: list[tuple[Cypher, dict[str, Any]]], statement: Cypher,
+def chunked(out: list[tuple[Cypher, dict[str, Any]]], statement: Cypher,
              rows: list[dict[str, Any]]) -> None:
     for i in range(0, len(rows), ROWS_PER_STATEMENT):
         out.append((statement, {"rows": rows[i:i + ROWS_PER_STATEMENT]}))

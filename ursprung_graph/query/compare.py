@@ -18,6 +18,7 @@ as the graph knows); for outputs without versions by their write times.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from typing import Any
 
 SECTIONS = ("params", "inputs", "outputs", "programs", "environment", "metrics", "exit",
@@ -163,35 +164,41 @@ def _files(a: list[dict[str, Any]], b: list[dict[str, Any]], role: str, *,
 # --------------------------------------------------------------------------- text
 
 
-def _short(value: Any, width: int = 40) -> str:
+def _short(value: Any, text: Callable[[str], str] = str, width: int = 40) -> str:
     if isinstance(value, dict):
         if value.get("sha256"):
-            text = value["sha256"][:12]
+            shown = value["sha256"][:12]
         elif value.get("size") is not None:
-            text = f"{value['size']} B"
+            shown = f"{value['size']} B"
         elif "prior_write" in value:
-            text = "written before" if value["prior_write"] else "no write seen"
+            shown = "written before" if value["prior_write"] else "no write seen"
         else:
-            text = value.get("path", "?")
+            shown = value.get("path", "?")
     else:
-        text = str(value)
-    return text if len(text) <= width else text[:width - 3] + "..."
+        shown = str(value)
+    shown = text(shown)
+    return shown if len(shown) <= width else shown[:width - 3] + "..."
 
 
-def render(result: dict[str, Any]) -> str:
-    """The human-readable table."""
+def render(result: dict[str, Any], text: Callable[[str], str] = str) -> str:
+    """The human-readable table. ``text`` makes each string from the runs (ids, command
+    lines, names, values) fit for the output, e.g. escapes control characters for a
+    terminal (:func:`ursprung_graph.cli.common.printable`)."""
     a, b = result["a"], result["b"]
-    lines = [f"A: {a['id']}  {a.get('command') or ''}",
-             f"B: {b['id']}  {b.get('command') or ''}", ""]
+    lines = [f"A: {text(str(a['id']))}  {text(a.get('command') or '')}",
+             f"B: {text(str(b['id']))}  {text(b.get('command') or '')}", ""]
     rows: list[tuple[str, str, str, str, str]] = []
     for section in SECTIONS:
         part = result[section]
         for e in part["changed"]:
-            rows.append((section, "changed", str(e["name"]), _short(e["a"]), _short(e["b"])))
+            rows.append((section, "changed", text(str(e["name"])), _short(e["a"], text),
+                         _short(e["b"], text)))
         for e in part["only_a"]:
-            rows.append((section, "only in A", str(e["name"]), _short(e["value"]), ""))
+            rows.append((section, "only in A", text(str(e["name"])), _short(e["value"], text),
+                         ""))
         for e in part["only_b"]:
-            rows.append((section, "only in B", str(e["name"]), "", _short(e["value"])))
+            rows.append((section, "only in B", text(str(e["name"])), "",
+                         _short(e["value"], text)))
     if rows:
         head = ("section", "status", "name", "A", "B")
         widths = [max(len(r[i]) for r in [head, *rows]) for i in range(5)]

@@ -23,7 +23,8 @@ from __future__ import annotations
 import fnmatch
 import json
 import posixpath
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,26 @@ RUN_VERSIONS = Cypher(
     "RETURN f.key AS file, v.sha256 AS sha256, v.size AS size, v.mtime AS mtime, "
     "v.stored AS stored, o.at AS at"
 )
+
+CANDIDATE_PROCESSES = Cypher(
+    "MATCH (p:Process) WHERE p.cmdline IS NOT NULL AND ($host IS NULL OR p.host = $host) "
+    "RETURN p.key AS key, p.cmdline AS cmdline, p.argv AS argv, p.cwd AS cwd, "
+    "p.host AS host, p.pid AS pid, p.start AS start, p.end AS end, "
+    "p.exit_code AS exit_code, p.uid AS uid, p.first AS first, p.last AS last"
+)
+
+PROCESS_PARENTS = Cypher(
+    "UNWIND $keys AS k MATCH (a:Process)-[:FORKED]->(b:Process {key: k}) "
+    "RETURN b.key AS key, a.key AS parent"
+)
+
+PROCESS_CHILDREN = Cypher(
+    "UNWIND $keys AS k MATCH (a:Process {key: k})-[:FORKED]->(b:Process) "
+    "RETURN b.key AS key, b.pid AS pid, b.start AS start, b.last AS last"
+)
+
+#: How deep process trees are walked (ancestors of a candidate root, a root's subtree).
+MAX_TREE_DEPTH = 200
 
 #: Interpreters whose script arguments count as programs of the run.
 INTERPRETERS = ("python", "sh", "bash", "dash", "zsh", "ksh", "Rscript", "R", "perl",
@@ -257,7 +278,7 @@ def classify_files(files: dict[str, RunFile], procs: list[dict[str, Any]], cwd: 
     out = RunFiles()
     for f in sorted(files.values(), key=lambda f: f.path):
         if classifier.ignored(f.path):
-            if f.executed is not None and _is_interpreter(f.path):
+            if f.executed is not None and is_interpreter(f.path):
                 out.programs.append(f)  # the interpreter itself, wherever it lives
             out.ignored.append(f)
             continue
@@ -347,7 +368,9 @@ def _install_roots(procs: list[dict[str, Any]], files: dict[str, RunFile],
     return tuple(sorted(roots))
 
 
-def _is_interpreter(name: str) -> bool:
+def is_interpreter(name: str) -> bool:
+    """Whether the program ``name`` (a path or a name) is one of :data:`INTERPRETERS`
+    (a versioned name too: ``python3.11``)."""
     base = posixpath.basename(name)
     return any(base == i or (base.startswith(i) and base[len(i):].replace(".", "").isdigit())
                for i in INTERPRETERS)
@@ -358,7 +381,7 @@ def _mark_scripts(procs: list[dict[str, Any]], files: dict[str, RunFile]) -> Non
     by_path = {f.path: f for f in files.values() if f.first_read is not None}
     for p in procs:
         argv = p.get("argv") or []
-        if not argv or not (_is_interpreter(argv[0]) or _is_interpreter(p.get("exe") or "")):
+        if not argv or not (is_interpreter(argv[0]) or is_interpreter(p.get("exe") or "")):
             continue
         cwd = p.get("cwd") or "/"
         for arg in argv[1:]:
@@ -412,6 +435,68 @@ def run_facts(store: GraphStore, ref: str | dict[str, Any],
         for p in procs
     ]
     return facts
+
+
+# --------------------------------------------------------------------------- run roots
+
+
+@dataclass(slots=True)
+class RunRoot:
+    """A process that roots a run (``process``: its ``CANDIDATE_PROCESSES`` row), the
+    (pid, start) of every process of its subtree and the last time any of them was seen."""
+
+    process: dict[str, Any]
+    members: list[tuple[int, int]]
+    last: int
+
+
+def run_roots(store: GraphStore, pattern: str, host: str | None = None) -> list[RunRoot]:
+    """The processes whose command line matches ``pattern`` (a Python regex, searched) and
+    that have no matching ancestor (a match inside another match's subtree belongs to that
+    one's run), with their subtrees; by host, start and pid."""
+    regex = re.compile(pattern)
+    candidates = {r["key"]: r for r in store.read(CANDIDATE_PROCESSES, {"host": host})
+                  if regex.search(r["cmdline"] or "")}
+    roots = [r for k, r in candidates.items() if not has_ancestor_in(store, k, candidates)]
+    out = []
+    for root in sorted(roots, key=lambda r: (r["host"], r["start"] or 0, r["pid"])):
+        members, last = subtree(store, root)
+        out.append(RunRoot(root, members, last))
+    return out
+
+
+def has_ancestor_in(store: GraphStore, key: str, keys: Container[str]) -> bool:
+    """Whether an ancestor (by ``FORKED``) of process ``key`` is one of ``keys``."""
+    seen = {key}
+    frontier = [key]
+    for _ in range(MAX_TREE_DEPTH):
+        rows = store.read(PROCESS_PARENTS, {"keys": frontier})
+        frontier = [r["parent"] for r in rows if r["parent"] not in seen]
+        if not frontier:
+            return False
+        if any(k in keys for k in frontier):
+            return True
+        seen.update(frontier)
+    return False
+
+
+def subtree(store: GraphStore, root: dict[str, Any]) -> tuple[list[tuple[int, int]], int]:
+    """The (pid, start) of ``root`` and of its descendants, sorted, and the last time any of
+    them was seen."""
+    members = {root["key"]: (root["pid"], root["start"] or 0)}
+    last = root["last"] or 0
+    frontier = [root["key"]]
+    for _ in range(MAX_TREE_DEPTH):
+        rows = store.read(PROCESS_CHILDREN, {"keys": frontier})
+        frontier = []
+        for r in rows:
+            if r["key"] not in members:
+                members[r["key"]] = (r["pid"], r["start"])
+                frontier.append(r["key"])
+                last = max(last, r["last"] or 0)
+        if not frontier:
+            break
+    return sorted(members.values()), last
 
 
 def run_key_of(run_id: str) -> str:

@@ -28,22 +28,11 @@ import msgspec
 from ...schema.event import Event
 from ..auditd.model import AT_FDCWD, OSModel, Proc
 from ..auditd.records import AuditEvent, PathItem, SockAddr
-from ..auditd.syscalls import CLONE_THREAD
+from ..linux import CLONE_THREAD, O_CREAT, O_TRUNC, O_WRONLY, OPEN_FLAGS
 from .strace import Call, Struct, int_of, text_of
 
 SOURCE = "strace"
 
-O_WRONLY = 0o1
-O_CREAT = 0o100
-O_TRUNC = 0o1000
-OPEN_FLAGS = {
-    "O_RDONLY": 0, "O_WRONLY": 0o1, "O_RDWR": 0o2, "O_CREAT": 0o100, "O_EXCL": 0o200,
-    "O_NOCTTY": 0o400, "O_TRUNC": 0o1000, "O_APPEND": 0o2000, "O_NONBLOCK": 0o4000,
-    "O_DSYNC": 0o10000, "O_DIRECT": 0o40000, "O_LARGEFILE": 0o100000,
-    "O_DIRECTORY": 0o200000, "O_NOFOLLOW": 0o400000, "O_NOATIME": 0o1000000,
-    "O_CLOEXEC": 0o2000000, "O_SYNC": 0o4010000, "O_PATH": 0o10000000,
-    "O_TMPFILE": 0o20200000,
-}
 CLONE_FLAGS = {"CLONE_THREAD": CLONE_THREAD}
 #: connect on a non-blocking socket "fails" with these while the connection goes ahead.
 CONNECT_PENDING = ("EINPROGRESS", "EALREADY")

@@ -26,11 +26,12 @@ from pathlib import Path
 
 from ...content import ContentStore, hash_file
 from ...content.config import RunsConfig
-from ...ingest.runs import environment_of, params_of
+from ...ingest.runs import params_of
 from ...ingest.upserts import Batch
 from ...query.runs import Classifier, RunFiles
 from ...schema.event import SCHEMA_VERSION, Event, FileRef, Kind, ProcessInfo, RunInfo, VersionInfo
 from ...store.base import GraphStore
+from .environment import environment_of
 from .ledger import RunLedger
 from .runner import Tracer, TraceResult
 
