@@ -18,7 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from ursprung_graph.config import Settings
 from ursprung_graph.ingest.bus import KafkaBus
+from ursprung_graph.store import embedded_server
+from ursprung_graph.store.falkordb import FalkorDBStore
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
@@ -171,3 +174,14 @@ def drained(bus: KafkaBus, topics: Topics) -> bool:
     ends = {p: o for p, o in bus.end_offsets(topics.events).items() if o > 0}
     committed = bus.committed(topics.group, topics.events)
     return bool(ends) and all(committed.get(p, 0) >= o for p, o in ends.items())
+
+
+@pytest.fixture()
+def reference_store(settings: Settings) -> Iterator[FalkorDBStore]:
+    """A second graph on the session's server: what a direct local import gives."""
+    s = FalkorDBStore(unix_socket=str(embedded_server(settings).socket),
+                      graph=settings.graph + "_ref")
+    s.ensure_schema()
+    yield s
+    s.clear()
+    s.close()

@@ -5,29 +5,14 @@ direct local import of the same input."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.graphdump import dump
-from ursprung_graph.config import Settings
 from ursprung_graph.ingest.bus import KafkaBus
-from ursprung_graph.store import embedded_server
 from ursprung_graph.store.falkordb import FalkorDBStore
 
 from .conftest import Procs, Topics, copy_fixture, drained, wait_until
 from .reference import local_import, make_scale_events
-
-
-@pytest.fixture()
-def reference_store(settings: Settings) -> Iterator[FalkorDBStore]:
-    s = FalkorDBStore(unix_socket=str(embedded_server(settings).socket),
-                      graph=settings.graph + "_ref")
-    s.ensure_schema()
-    yield s
-    s.clear()
-    s.close()
 
 
 def inputs(tmp: Path, reference: FalkorDBStore) -> tuple[list[tuple[Path, str]], Path]:

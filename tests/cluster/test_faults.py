@@ -11,15 +11,11 @@ import signal
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.graphdump import dump
 from ursprung_graph.config import Settings
 from ursprung_graph.ingest.bus import KafkaBus
-from ursprung_graph.store import embedded_server
 from ursprung_graph.store.embedded import EmbeddedServer
 from ursprung_graph.store.falkordb import FalkorDBStore
 
@@ -29,16 +25,6 @@ from .reference import local_import, make_scale_events
 #: Small messages and batches: many commit points for a kill to fall between.
 FINE = {"URSPRUNG_COLLECT_MESSAGE_EVENTS": "50", "URSPRUNG_COLLECT_CHUNK_EVENTS": "400",
         "URSPRUNG_INGEST_BATCH_EVENTS": "300"}
-
-
-@pytest.fixture()
-def reference_store(settings: Settings) -> Iterator[FalkorDBStore]:
-    s = FalkorDBStore(unix_socket=str(embedded_server(settings).socket),
-                      graph=settings.graph + "_ref")
-    s.ensure_schema()
-    yield s
-    s.clear()
-    s.close()
 
 
 def three_hosts(tmp: Path, reference: FalkorDBStore) -> tuple[list[tuple[Path, str]], Path]:

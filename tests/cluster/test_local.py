@@ -19,7 +19,6 @@ from tests.graphdump import dump
 from ursprung_graph.config import Settings
 from ursprung_graph.ingest.bus import BusError, InProcessBus
 from ursprung_graph.ingest.checkpoint import Checkpoint
-from ursprung_graph.store import embedded_server
 from ursprung_graph.store.falkordb import FalkorDBStore
 
 from .conftest import REPO, Procs, copy_fixture, wait_until
@@ -91,16 +90,6 @@ def local_procs(settings: Settings, tmp_path: Path) -> Iterator[Procs]:
     p = Procs(env, tmp_path)
     yield p
     p.stop_all()
-
-
-@pytest.fixture()
-def reference_store(settings: Settings) -> Iterator[FalkorDBStore]:
-    s = FalkorDBStore(unix_socket=str(embedded_server(settings).socket),
-                      graph=settings.graph + "_ref")
-    s.ensure_schema()
-    yield s
-    s.clear()
-    s.close()
 
 
 def checkpoint(directory: Path) -> Checkpoint | None:
