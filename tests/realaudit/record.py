@@ -241,9 +241,6 @@ def record(
     audit format, lost-record count, auditd version, kernel, times). If ``info`` is given,
     the same recording details are also put there even when recording fails.
     """
-    reason = auditd_available()
-    if reason:
-        raise RecordError(reason)
     script = Path(script).resolve()
     workdir = Path(workdir).absolute()
     out = Path(out).absolute()
@@ -258,6 +255,11 @@ def record(
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(LOCK_PATH, "a+") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)  # released when the file is closed
+        # checked under the lock: another recording may have just finished (or still be
+        # cleaning up) when this one was asked for
+        reason = auditd_available()
+        if reason:
+            raise RecordError(reason)
         _prepare_workdir(workdir)
         _run(["bash", str(script), "prepare", str(workdir)], timeout=60)
         return _record_locked(
