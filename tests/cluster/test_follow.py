@@ -77,6 +77,20 @@ def rotate(log: Path) -> None:
     os.rename(log, log.with_name(log.name + ".1"))
 
 
+def finish_after_three_rotations(ck, follower, log, stop, thread, sink, want,  # noqa: ANN001
+                                 inodes) -> None:  # noqa: ANN001
+    """Wait until the follower is at the end of the newest file, stop it, and check that it
+    delivered every event exactly once, in order, from the four files in turn."""
+    wait_until(caught_up(ck, follower, log), 60, "the follower at the end of the newest file")
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert len(sink.events) == len(want)
+    assert sink.events == want
+    assert follower.stats.rotations == 3
+    assert follower.stats.inodes == inodes
+
+
 def event_end(lines: list[bytes], i: int) -> int:
     """The first index at or after i where an event has just ended (after a PROCTITLE)."""
     while not lines[i - 1].startswith(b"type=PROCTITLE"):
@@ -121,15 +135,8 @@ def test_rotation_while_following_loses_nothing(tmp_path: Path, slow: bool) -> N
             rotate(log)
             time.sleep(0.02)
             log.write_bytes(b"")
-    wait_until(caught_up(ck, follower, log), 60, "the follower at the end of the newest file")
-    stop.set()
-    thread.join(10)
-    assert not thread.is_alive()
-    assert len(sink.events) == len(want)
-    assert sink.events == want
-    assert follower.stats.rotations == 3
-    assert follower.stats.inodes == inodes  # four distinct files, each once, in order
-    assert len(set(follower.stats.inodes)) == 4
+    finish_after_three_rotations(ck, follower, log, stop, thread, sink, want, inodes)
+    assert len(set(follower.stats.inodes)) == 4  # four distinct files, each read once
 
 
 class GatedSink(ListSink):
@@ -173,14 +180,7 @@ def test_follower_paused_while_the_log_rotates_three_times(tmp_path: Path) -> No
     assert sorted(p.name for p in tmp_path.glob("audit.log*")) == [
         "audit.log", "audit.log.1", "audit.log.2", "audit.log.3"]
     sink.gate.set()
-    wait_until(caught_up(ck, follower, log), 60, "the follower at the end of the newest file")
-    stop.set()
-    thread.join(10)
-    assert not thread.is_alive()
-    assert len(sink.events) == len(want)
-    assert sink.events == want
-    assert follower.stats.rotations == 3
-    assert follower.stats.inodes == inodes
+    finish_after_three_rotations(ck, follower, log, stop, thread, sink, want, inodes)
 
 
 def test_resume_two_rotations_behind(tmp_path: Path) -> None:

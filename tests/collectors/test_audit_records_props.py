@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.collectors.test_audit_records import run
 from ursprung_graph.collectors.auditd.records import (
     RAW_LIMIT,
     AuditEvent,
@@ -42,15 +43,9 @@ def is_header_like(line: bytes) -> bool:
 
 
 def outputs(lines: list[bytes], **kw: object) -> tuple[list[AuditEvent], list[DeadLetter]]:
-    p = AuditParser(**kw)  # type: ignore[arg-type]
-    out = []
-    for i, line in enumerate(lines):
-        out += p.feed(line, i)
-    out += p.flush()
-    assert p.pending == 0
-    dead = [o for o in out if isinstance(o, DeadLetter)]
-    assert not [d for d in dead if d.reason.startswith("internal error")], dead
-    return [o for o in out if isinstance(o, AuditEvent)], dead
+    """Feed, flush, split (shared with the hand-written tests)."""
+    events, dead, _ = run(lines, **kw)
+    return events, dead
 
 
 # --------------------------------------------------------------------------- (1) junk
