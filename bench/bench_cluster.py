@@ -92,6 +92,7 @@ class Run:
                     "PYTHONPATH": str(REPO)}
         self.bus.ensure_topics([self.events_topic, f"{name}.dead"], PARTITIONS)
         self.procs: list[subprocess.Popen] = []
+        self._watch = None
 
     def workers(self, n: int, logdir: Path) -> subprocess.Popen:
         port = free_port()
@@ -116,11 +117,22 @@ class Run:
         return total >= PARTITIONS
 
     def drained(self) -> bool:
-        ends = {p: o for p, o in self.bus.end_offsets(self.events_topic).items() if o}
-        done = self.bus.committed(self.group, self.events_topic)
-        return bool(ends) and all(done.get(p, 0) >= o for p, o in ends.items())
+        """Every message on the topic committed by the group. One long-lived consumer asks
+        (a new client per check costs ~0.1 s, which the measured time would include)."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        if self._watch is None:
+            self._watch = Consumer({"bootstrap.servers": self.broker, "group.id": self.group,
+                                    "enable.auto.commit": False})
+        tps = [TopicPartition(self.events_topic, p) for p in range(PARTITIONS)]
+        ends = {tp.partition: self._watch.get_watermark_offsets(tp, timeout=10)[1]
+                for tp in tps}
+        done = {tp.partition: tp.offset for tp in self._watch.committed(tps, timeout=10)}
+        return any(ends.values()) and all(done.get(p, 0) >= o for p, o in ends.items() if o)
 
     def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
         for p in self.procs:
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGTERM)
@@ -129,6 +141,49 @@ class Run:
                 except subprocess.TimeoutExpired:
                     os.killpg(p.pid, signal.SIGKILL)
                     p.wait()
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(pids: list[int], pgids: tuple[int, ...] = ()) -> float:
+    """CPU seconds (user + system) used so far by ``pids`` and every process in ``pgids``."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) in pids or int(fields[2]) in pgids:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICK
+
+
+class CpuMeter:
+    """CPU seconds of the parts of the pipeline over one phase (store, broker, workers and,
+    from this process's reaped children, the collector)."""
+
+    def __init__(self, store_pid: int, broker_pid: int) -> None:
+        self.store, self.broker = store_pid, broker_pid
+
+    def start(self, workers: int) -> None:
+        self.workers_pgid = workers
+        self.before = self._sample()
+
+    def _sample(self) -> dict[str, float]:
+        import resource
+
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {"store": cpu_of([self.store]), "broker": cpu_of([self.broker]),
+                "workers": cpu_of([], (self.workers_pgid,)),
+                "collector": ru.ru_utime + ru.ru_stime}
+
+    def stop(self) -> dict[str, float]:
+        after = self._sample()
+        return {k: round(after[k] - self.before[k], 2) for k in after}
 
 
 def wait(pred, timeout: float, what: str, interval: float = 0.05) -> float:  # noqa: ANN001
@@ -149,39 +204,46 @@ def multi_host_log(path: Path, hosts: int, prefix: str = "h") -> None:
 
 
 def throughput(broker: str, home: Path, logdir: Path, workers: int, log: Path,
-               events: list[Event]) -> dict:
+               events: list[Event], meter: CpuMeter) -> dict:
     # 1. ingest only: messages on the broker, workers joined first
     run = Run(broker, home, f"ingest{workers}")
     try:
-        run.workers(workers, logdir)
+        pgid = run.workers(workers, logdir).pid
         wait(run.joined, 60, "the group to form")
         pub = run.bus.publisher()
+        pub.publish(f"{run.name}.dead", None, b"warm-up")  # a new idempotent producer's
+        pub.flush()  # set-up (~0.5 s on Tansu) is not the workers' time
         start = time.monotonic()
+        meter.start(pgid)
         publish_events(pub, run.events_topic, "auditd", events, [], "bench", per_message=1000)
         pub.flush()
-        end = wait(run.drained, 600, "ingest", 0.1)
+        end = wait(run.drained, 600, "ingest", 0.01)
         ingest = len(events) / (end - start)
+        ingest_cpu = meter.stop()
     finally:
         run.stop()
     # 2. the pipeline: a collector publishing the log while the workers ingest
     run = Run(broker, home, f"pipeline{workers}")
     try:
-        run.workers(workers, logdir)
+        pgid = run.workers(workers, logdir).pid
         wait(run.joined, 60, "the group to form")
+        meter.start(pgid)
         start = time.monotonic()
         r = subprocess.run(cmd("collect", "auditd", str(log), "--to", run.url), env=run.env,
                            capture_output=True, text=True)
         if r.returncode:
             raise SystemExit(r.stderr)
         collected = time.monotonic()
-        end = wait(run.drained, 600, "pipeline", 0.1)
+        end = wait(run.drained, 600, "pipeline", 0.01)
+        pipeline_cpu = meter.stop()
         pipeline = len(events) / (end - start)
         collector = len(events) / (collected - start)
     finally:
         run.stop()
     return {"workers": workers, "events": len(events),
             "ingest_events_per_s": round(ingest), "pipeline_events_per_s": round(pipeline),
-            "collector_events_per_s": round(collector)}
+            "collector_events_per_s": round(collector),
+            "ingest_cpu_seconds": ingest_cpu, "pipeline_cpu_seconds": pipeline_cpu}
 
 
 def latency(broker: str, home: Path, logdir: Path, seconds: float, rate: int) -> dict:
@@ -280,12 +342,18 @@ def main() -> None:
         results = {"input": {"hosts": args.hosts, "events": len(events),
                              "log": SOURCE_LOG.name}, "throughput": [], "machine": {
                                  "cpus": os.cpu_count()}}
+        meter = CpuMeter(server.pid(), broker_proc.pid)
         for w in () if args.skip_throughput else (1, 2):
-            t = throughput(broker, home, tmp, w, log, events)
+            t = throughput(broker, home, tmp, w, log, events, meter)
             results["throughput"].append(t)
             print(f"{w} worker(s): ingest {t['ingest_events_per_s']:,} events/s; pipeline "
                   f"(collector -> broker -> store) {t['pipeline_events_per_s']:,} events/s; "
                   f"collector alone {t['collector_events_per_s']:,} events/s")
+            for phase in ("ingest", "pipeline"):
+                used = t[f"{phase}_cpu_seconds"]
+                print(f"    {phase} CPU seconds: " + ", ".join(
+                    f"{k} {v:.2f}" for k, v in used.items() if phase == "pipeline"
+                    or k != "collector"))
         lat = latency(broker, home, tmp, args.latency_seconds, args.rate)
         results["latency"] = lat
         print(f"latency at {lat['rate_events_per_s']:,} events/s, 2 workers: p50 "

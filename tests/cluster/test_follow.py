@@ -310,3 +310,45 @@ def test_stdin_plugin_stream_publishes_every_event(tmp_path: Path) -> None:
         writer.join()
     assert sink.events == reference(tmp_path, data)
     assert stats.events == len(sink.events)
+
+
+class FailingSink(GatedSink):
+    """The first delivery waits at the gate and then succeeds; the second fails."""
+
+    def emit(self, events: list[Event], dead: list[DeadLetter], host: str) -> None:
+        if self.calls == 1:
+            raise ConnectionError("broker gone")
+        super().emit(events, dead, host)
+
+
+def test_delivery_overlaps_reading_and_checkpoints_follow_deliveries(tmp_path: Path) -> None:
+    """While chunk 1 is being delivered the follower reads chunk 2 (it does not wait in
+    line), but nothing is checkpointed before the sink returned; when the next delivery
+    fails, the follower stops with that error and the checkpoint stays at chunk 1."""
+    data = (DATA / "pipeline.audit.log").read_bytes()
+    log = tmp_path / "audit.log"
+    log.write_bytes(data)
+    sink = FailingSink()
+    ck = CheckpointStore(tmp_path / "ck")
+    follower = Follower(log, audit_factory("h"), sink, host="h", checkpoints=ck,
+                        options=opts(follow=False))
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            follower.run()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert sink.entered.wait(60), "the follower did not deliver its first chunk"
+    # Delivery 1 is held: reading goes on into chunk 2, and then waits for delivery 1.
+    wait_until(lambda: follower.stats.chunks >= 2, 60, "the follower reading on")
+    assert ck.load(follower.stream) is None
+    sink.gate.set()
+    thread.join(60)
+    assert not thread.is_alive()
+    assert [type(e) for e in errors] == [ConnectionError]
+    saved = ck.load(follower.stream)
+    assert saved is not None and saved.events == len(sink.events) > 0
