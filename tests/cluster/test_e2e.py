@@ -54,3 +54,47 @@ def test_collectors_to_two_workers_equals_local_import(
     assert workers.wait(30) == 0, procs.log(workers)
     log = procs.log(workers)
     assert "worker 0:" in log and "worker 1:" in log
+
+
+def test_scale_from_its_kafka_sink_topic_equals_local_import(
+        procs: Procs, topics: Topics, broker: str, store: FalkorDBStore,
+        reference_store: FalkorDBStore, tmp_path: Path) -> None:
+    """`collect scale --from kafka://.../TOPIC` reads Scale's own sink topic (one JSON event
+    per message, as mmwatch's Kafka sink writes them) instead of a file: same graph, and it
+    commits its source offsets, so a restart does not read the topic again."""
+    audit, scale = inputs(tmp_path, reference_store)
+    expected = dump(reference_store)
+    url = f"kafka://{broker}"
+    sink_topic = f"{topics.events}.gpfs-sink"
+    bus = KafkaBus(broker)
+    bus.ensure_topics([sink_topic], 1)
+    pub = bus.publisher()
+    lines = scale.read_bytes().splitlines()
+    for line in lines:
+        pub.publish(sink_topic, None, line)
+    pub.flush()
+
+    procs.start("ingest", "ingest", "--from", url, "--workers", "2")
+    group = f"{topics.group}-scale"
+    scale_collector = procs.start("scale", "collect", "scale", "--from",
+                                  f"{url}/{sink_topic}", "--group", group, "--to", url)
+    for path, host in audit:
+        r = procs.run("collect", "auditd", str(path), "--host", host, "--to", url)
+        assert r.returncode == 0, r.stderr
+
+    def read_whole_sink() -> bool:
+        return bus.committed(group, sink_topic).get(0, 0) >= len(lines)
+
+    wait_until(read_whole_sink, 90, "the Scale collector to commit the sink topic", 0.5)
+    wait_until(lambda: drained(bus, topics), 90, "the workers to commit everything", 0.5)
+    scale_collector.send_signal(signal.SIGTERM)
+    assert scale_collector.wait(30) == 0, procs.log(scale_collector)
+    assert f"{len(lines):,} records" in procs.log(scale_collector)
+    assert "1 dead letters" in procs.log(scale_collector)
+    # The same graph; only the dead letter's origin is a topic position, not a file line.
+    nodes, edges = dump(store)
+    dead = [n for n in nodes if '"DeadLetter"' in n]
+    assert (nodes, edges) == (sorted([n for n in expected[0] if '"DeadLetter"' not in n]
+                                     + dead), expected[1])
+    assert len(dead) == 1 and f'"where": "{sink_topic}/0/' in dead[0]
+    assert '"raw": "{not json"' in dead[0]
