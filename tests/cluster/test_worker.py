@@ -23,7 +23,12 @@ from ursprung_graph.ingest.bus import (
 )
 from ursprung_graph.ingest.metrics import Metrics, MetricsServer
 from ursprung_graph.ingest.upserts import Batch
-from ursprung_graph.ingest.worker import IngestWorker, OffsetTracker, WorkerOptions
+from ursprung_graph.ingest.worker import (
+    IngestWorker,
+    OffsetTracker,
+    StoreDeadLetters,
+    WorkerOptions,
+)
 from ursprung_graph.schema.event import DeadLetter, encode_batch
 from ursprung_graph.store.falkordb import FalkorDBStore
 
@@ -56,12 +61,12 @@ def expected_graph(store: FalkorDBStore, events: list, dead: list[tuple[DeadLett
     return out
 
 
-def run_worker(bus, store, topics: Topics, **kw):  # noqa: ANN001, ANN003, ANN201
+def run_worker(bus, store, topics: Topics, dead_letters=None, **kw):  # noqa: ANN001, ANN003, ANN201
     stop = threading.Event()
     metrics = Metrics("t")
     opts = WorkerOptions(events_topic=topics.events, deadletter_topic=topics.dead,
                          group=topics.group, batch_seconds=0.05, resolve_wait=0.5, **kw)
-    worker = IngestWorker(bus, store, opts, metrics=metrics)
+    worker = IngestWorker(bus, store, opts, metrics=metrics, dead_letters=dead_letters)
     thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
     thread.start()
     return worker, stop, thread, metrics
@@ -179,3 +184,34 @@ def test_offsets_commit_below_the_oldest_unfinished_message() -> None:
     assert t.due([]) == {}  # only partitions still assigned
     t.forget([tp])
     assert t.due([tp]) == {}
+
+
+def test_in_process_bus_keeps_its_dead_letters_in_the_store(store: FalkorDBStore) -> None:
+    """On the single-machine path the dead-letter topic would be memory, gone at exit: the
+    worker's dead letters become DeadLetter nodes with the reason and where they came from,
+    and the good messages around them are written."""
+    topics = Topics()
+    bus = InProcessBus(partitions=2)
+    bus.ensure_topics([topics.events, topics.dead], 2)
+    good = story()
+    expected_events = expected_graph(store, good, [])
+    pub = bus.publisher()
+    pub.publish(topics.events, b"h1", b"\x00junk\xff" + b"x" * 5000, event_headers("auditd"))
+    pub.publish(topics.events, b"h1", encode_batch(good), event_headers("auditd"))
+    worker, stop, thread, _ = run_worker(bus, store, topics, dead_letters=StoreDeadLetters(store))
+    try:
+        wait_until(lambda: drained_on(bus, topics), 30, "all messages committed", 0.1)
+    finally:
+        stop.set()
+        thread.join(30)
+    rows = store.read("MATCH (d:DeadLetter) RETURN d.source AS source, d.reason AS reason, "
+                      "d.where AS where, d.host AS host, d.raw AS raw")
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["source"] == "ingest" and row["host"] == "h1"
+    assert "not a batch" in row["reason"]
+    assert row["where"].startswith(f"{topics.events}/")
+    assert row["raw"].startswith("\\x00junk\\xff") and row["raw"].endswith("(5,006 bytes in all)")
+    assert bus.end_offsets(topics.dead) in ({}, {0: 0, 1: 0})  # nothing left in memory
+    nodes, edges = dump(store)
+    assert ([n for n in nodes if '"DeadLetter"' not in n], edges) == expected_events

@@ -37,7 +37,7 @@ log = logging.getLogger("ursprung.collect")
 def _target(to: str, config: Config, stop: threading.Event) -> Iterator[Any]:
     """The publisher for ``--to``; for ``local`` also the worker that drains it."""
     if to == "local":
-        from ..ingest.worker import IngestWorker, WorkerOptions
+        from ..ingest.worker import IngestWorker, StoreDeadLetters, WorkerOptions
         from ..store import StoreError, open_store
 
         try:
@@ -49,7 +49,8 @@ def _target(to: str, config: Config, stop: threading.Event) -> Iterator[Any]:
         opt = WorkerOptions.from_config(config)
         bus.ensure_topics([opt.events_topic, opt.deadletter_topic], 1)
         worker_stop = threading.Event()
-        worker = IngestWorker(bus, store, opt)
+        # The in-process bus is memory: the worker's dead letters go to the store instead.
+        worker = IngestWorker(bus, store, opt, dead_letters=StoreDeadLetters(store))
         thread = threading.Thread(target=worker.run, args=(worker_stop,), daemon=True)
         thread.start()
         # flush = the worker committed = the store has it (or BusError: checkpoint kept).

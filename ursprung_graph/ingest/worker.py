@@ -56,6 +56,7 @@ from .upserts import Batch
 log = logging.getLogger("ursprung.ingest")
 
 POLL_MESSAGES = 500
+DEAD_RAW_LIMIT = 4096  # bytes of a dead message kept in a DeadLetter node's raw
 _SCHEMA = str(SCHEMA_VERSION).encode()
 
 
@@ -129,11 +130,49 @@ class OffsetTracker:
         return out
 
 
+class StoreDeadLetters:
+    """A dead-letter "topic" that is the store itself: each message becomes a DeadLetter
+    node (reason, origin, raw bytes as text) when flushed. For the single-machine path,
+    whose in-process bus is memory: a dead letter published there would be gone at exit."""
+
+    SOURCE = "ingest"
+
+    def __init__(self, store: GraphStore) -> None:
+        self.store = store
+        self._batch = Batch()
+
+    def publish(self, topic: str, key: bytes | None, value: bytes,
+                headers: dict[str, bytes] | None = None) -> None:
+        h = headers or {}
+        text = value[:DEAD_RAW_LIMIT].decode("utf-8", "backslashreplace").replace("\x00",
+                                                                                 "\\x00")
+        if len(value) > DEAD_RAW_LIMIT:
+            text += f"... ({len(value):,} bytes in all)"
+        dead = DeadLetter(source=self.SOURCE, raw=text,
+                          reason=h.get(HEADER_REASON, b"").decode("utf-8", "replace"),
+                          where=h.get(HEADER_ORIGIN, b"").decode("utf-8", "replace"))
+        host = (key or b"").decode("utf-8", "replace").split("/", 1)[0] or "unknown"
+        self._batch.add_dead(dead, host)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        if not self._batch.dead:
+            return
+        try:
+            self.store.write(self._batch.statements())
+        except StoreError as exc:
+            raise BusError(f"dead letters not stored: {exc}") from exc
+        self._batch = Batch()
+
+    def close(self) -> None:
+        self.flush()
+
+
 class IngestWorker:
     def __init__(self, bus: Bus, store: GraphStore, options: WorkerOptions | None = None,
-                 *, metrics: Metrics | None = None,
+                 *, metrics: Metrics | None = None, dead_letters: Publisher | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.bus = bus
+        self._dead_target = dead_letters
         self.store = store
         self.opt = options or WorkerOptions()
         self.metrics = metrics or Metrics()
@@ -153,7 +192,7 @@ class IngestWorker:
         """Consume until ``stop`` is set (or the parent process is gone), then write what
         was gathered, commit and leave the group."""
         opt = self.opt
-        self._dlq = self.bus.publisher()
+        self._dlq = self._dead_target or self.bus.publisher()
         self._sub = self.bus.subscribe(opt.group, [opt.events_topic],
                                        on_assign=self._assigned, on_revoke=self._revoked)
         try:
