@@ -14,7 +14,7 @@ from ursprung_graph.config import Settings
 from ursprung_graph.ingest.importer import import_file
 from ursprung_graph.ingest.upserts import Batch
 from ursprung_graph.store import embedded_server, open_store
-from ursprung_graph.store.base import StoreUnavailable
+from ursprung_graph.store.base import StoreError, StoreUnavailable
 from ursprung_graph.store.cypher import Cypher
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -30,19 +30,50 @@ def own_server(tmp_path: Path):  # noqa: ANN201
     embedded_server(settings).stop()
 
 
-def test_data_survives_a_restart(own_server: Settings) -> None:
+def query_log_bytes(settings: Settings) -> int:
+    """Size of the append-only file's query part (what a start must replay)."""
+    aof = embedded_server(settings).data_dir / "appendonlydir"
+    return sum(p.stat().st_size for p in aof.glob("*.incr.aof"))
+
+
+@pytest.mark.parametrize("compact", [True, False], ids=["compacted", "query-log"])
+def test_data_survives_a_restart(own_server: Settings, compact: bool) -> None:
+    """From the snapshot `db stop` leaves, and from a query log (as after a crash)."""
     store = open_store(own_server, quiet=True)
     store.ensure_schema()
     import_file(store, DATA / "pipeline.audit.log", host="h")
     before = dump(store)
     store.close()
     server = embedded_server(own_server)
-    assert server.stop() and not server.is_running()
+    assert query_log_bytes(own_server) > 100_000
+    assert server.stop(compact=compact) and not server.is_running()
+    # A stop folds the queries into a snapshot base, which loads without replaying them.
+    assert (query_log_bytes(own_server) == 0) == compact
     with pytest.raises(StoreUnavailable):
         open_store(own_server, autostart=False)
     store = open_store(own_server, quiet=True)
     assert dump(store) == before
     store.close()
+
+
+def test_a_server_that_is_alive_is_never_started_twice(own_server: Settings) -> None:
+    """A pidfile naming a live process that does not answer (a server still busy, or hung):
+    `start` reports it instead of starting a second server on the same socket and data."""
+    import subprocess
+
+    server = embedded_server(own_server)
+    server.root.mkdir(parents=True)
+    busy = subprocess.Popen(["sleep", "60"])
+    try:
+        server.pidfile.write_text(f"{busy.pid}\n")
+        with pytest.raises(StoreError, match=f"pid {busy.pid}.* does not answer"):
+            server.start(timeout=0.5)
+        assert not server.data_dir.exists()  # nothing was started
+    finally:
+        busy.kill()
+        busy.wait()
+    assert server.start(timeout=20)  # the stale pidfile is ignored once the process is gone
+    assert server.is_running()
 
 
 def test_concurrent_writers_on_a_fresh_graph_make_no_duplicates(own_server: Settings) -> None:
@@ -74,7 +105,7 @@ def test_concurrent_writers_on_a_fresh_graph_make_no_duplicates(own_server: Sett
     assert store.read(DUPLICATE_EDGES) == []
     before = dump(store)
     store.close()
-    embedded_server(own_server).stop()
+    embedded_server(own_server).stop(compact=False)  # the start replays the query log
     store = open_store(own_server, quiet=True)
     assert dump(store) == before
     store.close()
