@@ -248,3 +248,43 @@ def test_not_live_delivers_everything_after_the_command(tmp_path: Path):
                    host="h", cwd=str(tmp_path), live=False, chunk_events=50)
     assert result.returncode == 0 and result.sink_error is None
     assert sum(chunks) == result.events > 50 and max(chunks) == 50
+
+
+@needs_strace
+def test_the_store_is_opened_while_the_command_runs(tmp_path: Path, store):  # noqa: ANN001
+    """`record_run` given a function that opens the store calls it beside the command,
+    which does not wait for it: here the opener waits until the command has started."""
+    marker = tmp_path / "started"
+    script = tmp_path / "wait.py"
+    script.write_text(
+        "import pathlib, sys, time\n"
+        f"pathlib.Path({str(marker)!r}).write_text('x')\n"
+        "time.sleep(1.0)\n")
+    seen: list[bool] = []
+
+    def opener():  # noqa: ANN202
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append(marker.exists())
+        return store
+
+    recorded = record_run(opener, [sys.executable, str(script)], host="h", pipeline="p",
+                          cwd=str(tmp_path))
+    assert recorded.error is None and recorded.returncode == 0
+    assert seen == [True]
+    assert find_run(store, recorded.id) is not None
+
+
+@needs_strace
+def test_a_store_that_cannot_be_opened_is_reported_after_the_command(tmp_path: Path):
+    from ursprung_graph.store import StoreError
+
+    def opener():  # noqa: ANN202
+        raise StoreError("no such server")
+
+    out = tmp_path / "out.txt"
+    recorded = record_run(opener, ["sh", "-c", f"echo hi > {out}; exit 3"], host="h",
+                          pipeline="p", cwd=str(tmp_path))
+    assert recorded.returncode == 3 and out.read_text() == "hi\n"
+    assert recorded.error is not None and "no such server" in recorded.error

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import click
@@ -14,7 +15,7 @@ from ..collectors.trace.runner import TraceUnavailable, check_tracing, strace_pa
 from ..config import load_settings
 from ..content.config import load_runs_config
 from ..ingest.importer import default_host
-from ..store import GraphStore, StoreError, open_store
+from ..store import GraphStore, StoreError, embedded_server, open_store
 
 
 def _param(values: tuple[str, ...]) -> dict[str, str]:
@@ -62,7 +63,8 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
     if "/" not in program and shutil.which(program) is None:
         click.echo(f"ursprung run: {program}: command not found", err=True)
         sys.exit(127)
-    store = _open_checked(settings, strace)
+    opened: list[GraphStore] = []
+    store = _checked(settings, strace, opened)
     try:
         recorded = record_run(store, list(command), host=host or default_host(),
                               pipeline=pipeline, params=params, config=config,
@@ -71,7 +73,8 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
     except TraceUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
-        store.close()
+        for s in opened:
+            s.close()
     if recorded.error:
         click.echo(f"ursprung run: {recorded.error}", err=True)
     if id_file:
@@ -85,28 +88,47 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
     _exit(recorded.returncode)
 
 
-def _open_checked(settings, strace: str) -> GraphStore:  # noqa: ANN001
-    """The store, once tracing is known to work here: both are checked at the same time
-    (tracing ``true`` and the store's round trips are each some milliseconds the command
-    would otherwise wait for). A tracing problem is reported first."""
+def _checked(settings, strace: str,  # noqa: ANN001
+             opened: list[GraphStore]) -> Callable[[], GraphStore] | GraphStore:
+    """Check, before anything runs, that tracing works here and that the store is there.
+
+    Both are checked at the same time. The embedded store is checked by its server's
+    answer (starting it if needed) and connected to once the command runs: the client
+    library alone takes ~150 ms to import, which the command would otherwise wait for. A
+    store given by URL is connected to now, so that a wrong address stops us before the
+    command runs. A tracing problem is reported first."""
+
+    def connect() -> GraphStore:
+        store = open_store(settings, quiet=True)
+        opened.append(store)
+        store.ensure_schema()
+        return store
+
+    def check_store() -> Callable[[], GraphStore] | GraphStore:
+        if settings.store_url:
+            return connect()
+        server = embedded_server(settings)
+        if not server.is_running():
+            server.start()
+        return connect
+
     with ThreadPoolExecutor(max_workers=1) as pool:
         checking = pool.submit(check_tracing, strace)
-        store: GraphStore | None = None
+        store: Callable[[], GraphStore] | GraphStore | None = None
         failure: StoreError | None = None
         try:
-            store = open_store(settings, quiet=True)
-            store.ensure_schema()
+            store = check_store()
         except StoreError as exc:
             failure = exc
         try:
             checking.result()
         except TraceUnavailable as exc:
-            if store is not None:
-                store.close()
+            for s in opened:
+                s.close()
             raise click.ClickException(str(exc)) from exc
     if failure is not None or store is None:
-        if store is not None:
-            store.close()
+        for s in opened:
+            s.close()
         raise click.ClickException(f"{failure}; the command was not run") from failure
     return store
 

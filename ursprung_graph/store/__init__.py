@@ -1,5 +1,9 @@
 """Graph stores: one interface (`base.GraphStore`), the FalkorDB backend (embedded by
-default), and later Neo4j. `open_store` picks one from the settings."""
+default), and later Neo4j. `open_store` picks one from the settings.
+
+The backends' client libraries are imported when a store is opened, not with this package:
+importing redis-py alone takes ~150 ms, which every command that only needs `Cypher` or
+the interface would pay, and `ursprung run` opens its store while the command runs."""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from urllib.parse import urlparse
 from ..config import Settings
 from .base import GraphStore, StoreError, StoreUnavailable
 from .embedded import EmbeddedServer
-from .falkordb import FalkorDBStore
 
 __all__ = ["GraphStore", "StoreError", "StoreUnavailable", "embedded_server", "open_store"]
 
@@ -30,10 +33,14 @@ def open_store(settings: Settings, *, autostart: bool = True, quiet: bool = Fals
         if not quiet:
             print(f"started the embedded store in {server.root} (ursprung db stop ends it)",
                   file=sys.stderr)
+    from .falkordb import FalkorDBStore
+
     return FalkorDBStore(unix_socket=str(server.socket), graph=settings.graph)
 
 
 def _from_url(url: str, graph: str) -> GraphStore:
+    from .falkordb import FalkorDBStore
+
     parsed = urlparse(url)
     if parsed.scheme == "falkordb+unix":
         return FalkorDBStore(unix_socket=parsed.path, graph=graph)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -59,8 +60,31 @@ def _user() -> str:
         return str(os.getuid())
 
 
-def store_sink(store: GraphStore):  # noqa: ANN201
-    def sink(events: list[Event]) -> None:
+class StoreSink:
+    """The tracer's sink: event chunks -> upserts -> the store, which is opened by `open`
+    (in the tracer's writing thread, while the command runs: connecting, and importing the
+    store's client library, then costs the command nothing)."""
+
+    def __init__(self, store: GraphStore | Callable[[], GraphStore]) -> None:
+        self._opener = store if callable(store) else None
+        self.store: GraphStore | None = None if callable(store) else store
+        self._lock = threading.Lock()
+        self._failed: BaseException | None = None
+
+    def open(self) -> GraphStore:
+        """The store, opened on the first call (from any thread); a failure is final."""
+        with self._lock:
+            if self.store is None:
+                if self._failed is not None:
+                    raise self._failed
+                try:
+                    self.store = self._opener()  # type: ignore[misc]
+                except BaseException as exc:
+                    self._failed = exc
+                    raise
+            return self.store
+
+    def __call__(self, events: list[Event]) -> None:
         batch = Batch()
         for ev in events:
             if ev.kind is Kind.VERSION:
@@ -69,25 +93,33 @@ def store_sink(store: GraphStore):  # noqa: ANN201
                 batch.runs.add(ev)
             else:
                 batch.add(ev)
-        store.write(batch.statements())
-    return sink
+        self.open().write(batch.statements())
 
 
-def record_run(store: GraphStore, argv: Sequence[str], *, host: str, pipeline: str | None,
+def store_sink(store: GraphStore) -> StoreSink:
+    return StoreSink(store)
+
+
+def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str], *,
+               host: str, pipeline: str | None,
                params: dict[str, str] | None = None, config: RunsConfig | None = None,
                content_root: Path | None = None, cwd: str | None = None,
                env: dict[str, str] | None = None, live: bool = True,
                run_id: str | None = None, check: bool = True,
                cache_dir: Path | None = None) -> RecordedRun:
-    """Trace ``argv`` and record it as a run. Returns when everything is in the store."""
+    """Trace ``argv`` and record it as a run. Returns when everything is in the store.
+
+    ``store`` may be a function that opens it: it is called once the command has started,
+    and a failure is reported like a failed write (``RecordedRun.error``)."""
     config = config or RunsConfig()
     run_id = run_id or uuid.uuid4().hex
     cwd = os.path.abspath(cwd or os.getcwd())
     environ = env if env is not None else dict(os.environ)
     ledger = RunLedger()
     chunks = {} if live else {"chunk_events": 1 << 62, "chunk_seconds": float("inf")}
-    tracer = Tracer(argv, store_sink(store), host=host, cwd=cwd, env=env, check=check,
-                    observe=ledger.add, **chunks)
+    sink = StoreSink(store)
+    tracer = Tracer(argv, sink, host=host, cwd=cwd, env=env, check=check,
+                    observe=ledger.add, prepare=sink.open, **chunks)
     result = tracer.run()
     # The command has ended and its trace is parsed; the last events may still be on their
     # way to the store while the run's files are hashed.

@@ -233,7 +233,11 @@ class Tracer:
     def __init__(self, argv: Sequence[str], sink: Sink, *, host: str, cwd: str | None = None,
                  env: dict[str, str] | None = None, strace: str | None = None,
                  chunk_events: int = CHUNK_EVENTS, chunk_seconds: float = CHUNK_SECONDS,
-                 check: bool = True, observe: Sink | None = None) -> None:
+                 check: bool = True, observe: Sink | None = None,
+                 prepare: Callable[[], None] | None = None) -> None:
+        """``prepare`` runs in a thread of its own as soon as the command has started
+        (connecting to the store there costs the command nothing); if it fails, the sink
+        is expected to fail the same way, which is reported as the sink's error."""
         if not argv:
             raise ValueError("no command to run")
         self.argv = list(argv)
@@ -247,6 +251,7 @@ class Tracer:
         self.parser = StraceParser()
         self.observe = observe
         self._writer = _Writer(sink, min_events=chunk_events, max_delay=chunk_seconds)
+        self._prepare = prepare
         self._done = threading.Event()
 
     def _pump(self, output: str) -> None:
@@ -302,6 +307,9 @@ class Tracer:
                     raise TraceUnavailable(f"strace could not be started: {exc}") from exc
                 forward.child = child
                 pumper.start()
+                if self._prepare is not None:
+                    threading.Thread(target=self._prepare_quietly, name="ursprung-prepare",
+                                     daemon=True).start()
                 while True:
                     try:
                         code = child.wait()
@@ -327,6 +335,10 @@ class Tracer:
             root_start=conv.root_start, members=list(conv.members), calls=conv.calls,
             events=0, bad_lines=self.parser.bad,
         )
+
+    def _prepare_quietly(self) -> None:
+        with contextlib.suppress(BaseException):
+            self._prepare()  # type: ignore[misc]
 
     def put(self, events: list[Event]) -> None:
         """More events for the sink, after the trace's (before :meth:`wait_stored`)."""
