@@ -164,7 +164,8 @@ def cpu_of(pids: list[int], pgids: tuple[int, ...] = ()) -> float:
 
 class CpuMeter:
     """CPU seconds of the parts of the pipeline over one phase (store, broker, workers and,
-    from this process's reaped children, the collector)."""
+    from this process's reaped children, the collector), and of this process (which
+    publishes in the ingest phase and watches the offsets)."""
 
     def __init__(self, store_pid: int, broker_pid: int) -> None:
         self.store, self.broker = store_pid, broker_pid
@@ -177,9 +178,11 @@ class CpuMeter:
         import resource
 
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        me = resource.getrusage(resource.RUSAGE_SELF)
         return {"store": cpu_of([self.store]), "broker": cpu_of([self.broker]),
                 "workers": cpu_of([], (self.workers_pgid,)),
-                "collector": ru.ru_utime + ru.ru_stime}
+                "collector": ru.ru_utime + ru.ru_stime,
+                "bench": me.ru_utime + me.ru_stime}
 
     def stop(self) -> dict[str, float]:
         after = self._sample()

@@ -7,6 +7,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from tests.events import Script
 from tests.graphdump import dump
@@ -136,3 +139,37 @@ def test_nul_in_event_text_is_escaped_not_fatal(store) -> None:  # noqa: ANN001
     batch.add_dead(DeadLetter(source="scale", reason="bad", raw="a\x00b", where="f:1"), "h")
     store.write(batch.statements())
     assert store.read("MATCH (d:DeadLetter) RETURN d.raw AS raw") == [{"raw": "a\\x00b"}]
+
+
+_texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                 max_size=30)
+_values = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), _texts,
+                    st.floats(allow_nan=False, allow_infinity=False),
+                    st.lists(_texts, max_size=3))
+_rows = st.lists(st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True),
+                                 _values, min_size=1, max_size=5), min_size=1, max_size=4)
+ECHO = Cypher("UNWIND $rows AS r CREATE (n:Echo) SET n = r, n.i = r.i")
+ECHO_READ = Cypher("MATCH (n:Echo) RETURN n.i AS i, properties(n) AS row ORDER BY i")
+
+
+@hsettings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=_rows)
+def test_parameters_reach_the_store_as_the_clients_own_header_sends_them(
+        store, settings, rows) -> None:  # noqa: ANN001
+    """Writes build FalkorDB's parameter header with a JSON encoder (`params_header`):
+    whatever the text (quotes, backslashes, braces, control characters, any script) or
+    number, the store gets what the FalkorDB client's own header would have given it."""
+    from falkordb import FalkorDB
+
+    rows = [{**row, "i": n} for n, row in enumerate(rows)]
+    store.write([(ECHO, {"rows": rows})])
+    fast = store.read(ECHO_READ)
+    store.clear()
+    client = FalkorDB(unix_socket_path=str(embedded_server(settings).socket))
+    try:
+        client.select_graph(settings.graph).query(str(ECHO), {"rows": rows})
+    finally:
+        client.close()
+    assert fast == store.read(ECHO_READ)
+    store.clear()

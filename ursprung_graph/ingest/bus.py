@@ -39,6 +39,11 @@ HEADER_ORIGIN = "ursprung-origin"  # on the dead-letter topic: topic/partition/o
 KIND_EVENTS = b"events"
 KIND_DEAD = b"dead"
 
+#: How long the broker may hold a fetch that has no data yet. librdkafka's 500 ms default
+#: relies on the broker answering as soon as data arrives; brokers that wait the full time
+#: (Tansu does) then add up to that much latency per fetch. Override in [kafka.consumer].
+FETCH_WAIT_MS = 100
+
 
 class BusError(RuntimeError):
     """The bus refused or lost a message, or cannot be reached."""
@@ -342,6 +347,7 @@ class KafkaSubscription:
             "max.poll.interval.ms": 300000,
             "statistics.interval.ms": 1000,
             "stats_cb": stats,
+            "fetch.wait.max.ms": FETCH_WAIT_MS,
             **bus.consumer_options,
         })
         self._user_assign = on_assign

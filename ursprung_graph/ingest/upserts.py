@@ -154,10 +154,10 @@ class Batch:
     def add(self, ev: Event) -> None:
         self.events += 1
         host, ts = ev.host, ev.ts
-        proc = self._process(host, ev.proc, ts, rank=info_rank(ev))
+        proc = self._process(host, ev.proc, ts, ev)
         kind = ev.kind
         if kind is Kind.FORK and ev.child is not None:
-            child = self._process(host, ev.child, ts, rank=info_rank(ev, child=True))
+            child = self._process(host, ev.child, ts, ev, child=True)
             self._edge(g.FORKED, proc, child, ts)
         elif kind in (Kind.RUN, Kind.VERSION):
             if ev.file is not None:
@@ -185,11 +185,19 @@ class Batch:
         self.dead[key] = {"key": key, "source": dead.source, "reason": dead.reason,
                           "raw": dead.raw, "where": dead.where, "host": host}
 
-    def _process(self, host: str, info: Any, ts: int, *, rank: tuple[int, int, int]) -> str:
+    def _process(self, host: str, info: Any, ts: int, ev: Event, *,  # noqa: ANN401
+                 child: bool = False) -> str:
         key = g.process_key(host, info.pid, info.start)
-        _widen(self.processes, key, ts,
-               lambda: {"key": key, "host": host, "pid": info.pid, "start": info.start})
+        row = self.processes.get(key)  # _widen, inlined: this runs for every event
+        if row is None:
+            self.processes[key] = {"key": key, "host": host, "pid": info.pid,
+                                   "start": info.start, "first": ts, "last": ts}
+        elif ts < row["first"]:
+            row["first"] = ts
+        elif ts > row["last"]:
+            row["last"] = ts
         if info.exe is not None or info.argv is not None:
+            rank = info_rank(ev, child=child)
             known = self.info.get(key)
             if known is None or rank >= (known["info_ts"], known["info_prio"],
                                          known["info_seq"]):
@@ -204,10 +212,16 @@ class Batch:
 
     def _file(self, host: str, ref: Any, ts: int) -> str:
         key = g.file_key(host, ref)
-        _widen(self.files, key, ts, lambda: {
-            "key": key, "path": ref.path, "host": None if ref.fs else host, "fs": ref.fs,
-            "name": posixpath.basename(ref.path),
-        })
+        row = self.files.get(key)
+        if row is None:
+            self.files[key] = {
+                "key": key, "path": ref.path, "host": None if ref.fs else host, "fs": ref.fs,
+                "name": posixpath.basename(ref.path), "first": ts, "last": ts,
+            }
+        elif ts < row["first"]:
+            row["first"] = ts
+        elif ts > row["last"]:
+            row["last"] = ts
         return key
 
     def _pipe(self, host: str, pipe_id: str, ts: int) -> str:
