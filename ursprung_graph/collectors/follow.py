@@ -109,7 +109,7 @@ class InFlight:
     the depth covers a slow first acknowledgement (a new idempotent producer's set-up).
     """
 
-    def __init__(self, depth: int = 8) -> None:
+    def __init__(self, depth: int = 16) -> None:
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None

@@ -281,6 +281,11 @@ class KafkaPublisher:
             "linger.ms": bus.linger_ms,
             "batch.size": 1_000_000,
             "message.max.bytes": 8_000_000,
+            # Connect to the partition leaders at once, not on first use: the idempotent
+            # producer asks a connected broker for its id on a 500 ms timer, and a lazy
+            # connection made it miss the first tick (1.0 s instead of 0.5 s before the
+            # first acknowledgement). A collector produces to every leader anyway.
+            "enable.sparse.connections": False,
             **bus.producer_options,
         })
         self._failed: list[str] = []
