@@ -14,10 +14,12 @@ Three timings per workload, each the median of ``--repeat`` runs:
 * ``ursprung``: the whole `ursprung run` (trace, live ingest into the embedded store, run
   facts, hashing, until everything is stored): what the user waits for.
 
-A third timing, ``fixed_cost``, runs the CPU-bound program with almost nothing to do, more
-often: a CPU-bound command makes no syscalls while it computes, so what `ursprung run`
-costs it is this fixed cost whatever its length (the ratio it gives for the CPU-bound run
-is printed too; seconds-long runs drift by more than 5 % on a shared machine).
+A third workload, ``fixed_cost``, runs a program that sleeps for two seconds, more often: a
+CPU-bound command makes no syscalls while it computes, and neither does a sleeping one, so
+what `ursprung run` costs either is this fixed cost whatever its length (start-up and
+checks before the command, what cannot overlap with it after). Sleeping keeps the machine's
+load out of the measurement: seconds-long computations drift by more than 5 % on a shared
+machine. The ratio it gives for the CPU-bound run is printed too.
 
 With ``--baseline DIR`` (a checkout of an older version of the code), a fourth timing,
 ``baseline``, runs that version's `ursprung run` the same way, interleaved with the others,
@@ -71,6 +73,11 @@ with open(out, "w") as fh:
     fh.write(f"{total}\\n")
 """
 
+
+IDLE = """
+import sys, time
+time.sleep(float(sys.argv[1]))
+"""
 
 CPU_FIXED = """
 import sys
@@ -161,6 +168,7 @@ def main() -> int:
     (work / "gen.py").write_text(GEN)
     (work / "agg.py").write_text(AGG)
     (work / "cpu.py").write_text(CPU_FIXED)
+    (work / "idle.py").write_text(IDLE)
     py = sys.executable
     # Bytecode as an installed package has it: without it (PYTHONDONTWRITEBYTECODE, a
     # read-only tree) every `ursprung` start compiles the package again, ~0.2 s here.
@@ -181,11 +189,10 @@ def main() -> int:
                                   baseline),
             "cpu_bound": measure("cpu", [py, "cpu.py", str(args.cpu_iterations)], work, env,
                                  args.repeat, lambda: None, baseline),
-            # the same program with almost nothing to do, many times: what `ursprung run`
-            # costs a CPU-bound command whatever its length (it makes no syscalls while it
-            # computes, so strace does not stop it), measured without the drift of
-            # seconds-long runs
-            "fixed_cost": measure("cpu", [py, "cpu.py", "1000"], work, env, 3 * args.repeat,
+            # a program that makes no syscalls for two seconds, as a CPU-bound one does while
+            # it computes, many times: what `ursprung run` costs such a command whatever its
+            # length, without the drift of seconds-long computations
+            "fixed_cost": measure("idle", [py, "idle.py", "2"], work, env, 2 * args.repeat,
                                   lambda: None, baseline),
         }
     finally:
