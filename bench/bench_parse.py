@@ -15,7 +15,9 @@ tool in its own child process pinned to one core, best of --repeat runs:
              process (its start-up is a millisecond or two).
 (c) ours     ``for item in normalize_file(path, host="bench"): n += 1`` with
              ``ursprung_graph.collectors.auditd.normalize_file``. Timed inside the child,
-             around the loop only (imports excluded).
+             around the loop only (imports excluded). The parser implementation measured
+             (``records.IMPLEMENTATION``: "c" for the compiled core, "python" without it or
+             with URSPRUNG_PURE_PYTHON=1) is printed and written to the JSON.
 (d) import   ``ursprung import --source auditd --host bench LOG`` end to end (parse,
              normalize, bus, graph store), URSPRUNG_HOME in a fresh temp dir, wall time
              (including starting the embedded store; ``ursprung db stop`` afterwards is
@@ -93,6 +95,7 @@ OURS_CHILD = r"""
 import json, sys, time
 try:
     from ursprung_graph.collectors.auditd import normalize_file
+    from ursprung_graph.collectors.auditd.records import IMPLEMENTATION
 except ImportError as exc:
     msg = f"ursprung_graph.collectors.auditd.normalize_file is missing ({exc})"
     print(json.dumps({"error": msg}))
@@ -105,7 +108,8 @@ for item in normalize_file(path, host="bench"):
     n += 1
 dt = time.perf_counter() - t0
 cpu = time.process_time() - c0
-print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "items": n}))
+print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "items": n,
+                  "implementation": IMPLEMENTATION}))
 """
 
 
@@ -444,6 +448,9 @@ def _print_table(res: dict) -> None:
         f"{large.get('records', '?')} records ({large.get('copies', '?')} shifted copies), "
         f"best of {res['repeat']}, pinned to cpu {res['cpu_pinned']}"
     )
+    impl = res.get("throughput", {}).get("ours", {}).get("implementation")
+    if impl:
+        print(f"ours: audit parser implementation {impl!r} (records.IMPLEMENTATION)")
     print(
         f"{'part':<10} {'seconds':>9} {'records/s':>12} {'CPU s':>7} {'records/CPU-s':>14} "
         f"{'max RSS MiB':>12}"

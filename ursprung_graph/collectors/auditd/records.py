@@ -12,6 +12,14 @@ regexes and no per-field objects; other record types are never parsed. Values th
 across events (the process identity part of SYSCALL, PATH, CWD, PROCTITLE bodies) are
 memoised in small bounded dicts: in real logs they repeat 10-200 times.
 
+Two implementations, one behaviour. ``AuditParser`` is the compiled core (``_records.c``,
+built by ``pip install -e .``) when it is built and ``URSPRUNG_PURE_PYTHON`` is not set, else
+``PyAuditParser``, the pure-Python parser below (``IMPLEMENTATION`` says which). The core
+scans headers, groups records and builds the common events itself; every unusual event goes
+to ``_build_event`` here, so the policies below are written once, in Python, and
+``PyAuditParser`` is the oracle the core is tested against (tests/collectors/
+test_audit_records_c.py). ``feed_block`` feeds a buffer of whole lines in one call.
+
 Completion. An event is tried at its PROCTITLE or EOE record (the kernel writes PROCTITLE
 last before EOE, and auditd does not write EOE to audit.log at all), then:
 
@@ -45,23 +53,32 @@ Broken input never raises. Policy:
 from __future__ import annotations
 
 import binascii
+import dataclasses
+import io
 import ipaddress
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ursprung_graph.collectors.auditd.syscalls import syscall_name
 
 __all__ = [
+    "BLOCK",
+    "IMPLEMENTATION",
     "RAW_LIMIT",
     "AuditEvent",
     "AuditParser",
+    "CAuditParser",
+    "Completed",
     "DeadLetter",
     "PathItem",
+    "PyAuditParser",
     "SockAddr",
     "decode_sockaddr",
     "iter_file",
+    "line_blocks",
 ]
 
 #: DeadLetter.raw is capped at this many bytes.
@@ -131,6 +148,9 @@ class DeadLetter:
 
 
 Output = AuditEvent | DeadLetter
+#: What ``feed_block`` returns per line that completed something: (offset after the line,
+#: events pending after it, records read so far, outputs).
+Completed = tuple[int, int, int, list[Output]]
 
 # --------------------------------------------------------------------------- regexes
 
@@ -509,19 +529,26 @@ def _parse_fd_pair(body: bytes) -> tuple[int, int]:
     return int(m[1]), int(m[2])
 
 
-# --------------------------------------------------------------------------- parser
+# --------------------------------------------------------------------------- events
+#
+# Building an event from its records is written once, here, for both parsers: the
+# pure-Python one below calls `_build_event` for every event, the compiled core
+# (`_records.c`) builds the common case itself and calls `_build_event` for everything
+# else (duplicates, conflicts, malformed or unusual records, truncated events). `p` is the
+# parser: any object with the attributes of `_ParserState`.
 
 
-class _Pending:
-    """Records of one event that has not been emitted yet."""
+class _ParserState(Protocol):
+    """What event building reads and updates on a parser (both implementations)."""
 
-    __slots__ = ("seq", "offset", "waiting", "recs")
-
-    def __init__(self, seq: int, rec: _Rec) -> None:
-        self.seq = seq
-        self.offset = rec[3]
-        self.waiting = False  # tried and incomplete: re-try when SYSCALL/PATH/EXECVE arrive
-        self.recs = [rec]
+    default_node: str | None
+    skipped: int
+    _m_ident: dict[bytes, _Identity]
+    _m_ts: dict[bytes, int]
+    _m_name: dict[bytes | tuple[bytes, bytes], str]
+    _m_path: dict[bytes, tuple]
+    _m_cwd: dict[bytes, str | None]
+    _m_title: dict[bytes, tuple[str, ...] | None]
 
 
 def _junk_reason(line: bytes) -> str:
@@ -553,6 +580,11 @@ def _bad_bytes(line: bytes) -> str | None:
     return None
 
 
+def _late_reason(rtype: bytes, key: bytes) -> str:
+    """Reason for a record whose event was already emitted."""
+    return f"{rtype.decode()} record for serial {_serial(key)} arrived after its event"
+
+
 def _ts_serial(stamp: bytes) -> tuple[int, int]:
     """``SEC.FRAC:SERIAL`` -> (epoch ns, serial); FRAC is milliseconds in practice."""
     sec, frac, serial = stamp.replace(b".", b":").split(b":")
@@ -577,13 +609,270 @@ def _dead(reason: str, rec: _Rec) -> DeadLetter:
     return DeadLetter(reason, rec[1][:RAW_LIMIT], rec[3])
 
 
-class AuditParser:
+def _build_event(
+    p: _ParserState, key: bytes, recs: list[_Rec], offset: int, final: bool
+) -> list[Output] | None:
+    """The output of one event (None: incomplete and not final). Never raises."""
+    try:
+        return _build(p, key, recs, offset, final)
+    except Exception as e:  # noqa: BLE001 - a parser bug must not stop the stream
+        why = f"internal error in event serial {_serial(key)}: {e!r}"
+        return [DeadLetter(why, _joined(recs), offset)]
+
+
+def _build(
+    p: _ParserState, key: bytes, recs: list[_Rec], offset: int, final: bool
+) -> list[Output] | None:
+    """Group, dedupe and parse the event's records (policy: module docstring)."""
+    single: dict[bytes, _Rec] = {}
+    paths: list[_Rec] = []
+    execs: list[_Rec] = []
+    extra: list[_Rec] = []
+    for rec in recs:
+        t = rec[0]
+        if t in _SINGLE:
+            if t in single:
+                extra.append(rec)
+            else:
+                single[t] = rec
+        elif t == b"PATH":
+            paths.append(rec)
+        elif t == b"EXECVE":
+            execs.append(rec)
+    sysrec = single.get(b"SYSCALL")
+    if sysrec is None:
+        if not final:
+            return None
+        p.skipped += 1
+        return []
+    out: list[Output] = []
+    node, sep, stamp = key.rpartition(b" ")  # key: [NODE ]SEC.MSEC:SERIAL
+    if not sep:
+        node = None
+    tsb, _, serial_b = stamp.partition(b":")
+    serial = int(serial_b)
+    ts = p._m_ts.get(tsb)  # events share their millisecond: memoised too
+    if ts is None:
+        ts = _ts_serial(stamp)[0]
+        _memo_put(p._m_ts, tsb, ts)
+    nrec = len(recs)
+    if extra or len(execs) > 1 or len(paths) > 1:
+        dropped, fatal = _dedupe(single, extra, paths, execs, serial, out)
+        if fatal is not None:
+            return [fatal]
+        nrec -= dropped
+    try:
+        sc = _syscall(p, sysrec[1], sysrec[2])
+    except _Malformed as e:
+        return [_dead(f"event serial {serial} dropped: malformed SYSCALL record: {e}", sysrec)]
+    name, success, exit_, args, items, ident = sc
+    plist: list[PathItem] = []
+    if paths:
+        memo = p._m_path
+        for rec in paths:
+            body = rec[1][rec[2] :]
+            f = memo.get(body)
+            if f is None:
+                try:
+                    f = _path_fields(body)
+                except _Malformed as e:
+                    why = f"event serial {serial} dropped: malformed PATH record: {e}"
+                    return [_dead(why, rec)]
+                _memo_put(memo, body, f)
+            plist.append(PathItem(*f))
+        if len(plist) > 1:
+            plist.sort(key=_item_of)
+            if len({x.item for x in plist}) < len(plist):
+                why = f"event serial {serial} dropped: conflicting PATH records (same item)"
+                return [_dead(why, paths[-1])]
+    n_paths = len(plist)
+    if n_paths > items:
+        why = f"event serial {serial} dropped: {n_paths} PATH records but items={items}"
+        return [_dead(why, sysrec)]
+    missing = f"{n_paths} of {items} PATH records" if n_paths < items else None
+    argv = None
+    if execs:
+        try:
+            argv = _parse_execve([r[1][r[2] :] for r in execs])
+        except _Malformed as e:
+            why = f"event serial {serial} dropped: malformed EXECVE record: {e}"
+            return [_dead(why, execs[0])]
+    if argv is None and missing is None and success and name in _EXECS:
+        missing = "EXECVE arguments incomplete" if execs else "no EXECVE record"
+    if missing is not None:
+        if not final:
+            return None
+        why = f"truncated event serial {serial}: {missing}"
+        return [*out, DeadLetter(why, _joined(recs), offset)]
+    cwd = title = sock = fdp = None
+    if len(single) > 1:
+        cwd, title, sock, fdp = _aux(p, single, serial, out)
+    ppid, pid, auid, uid, gid, euid, comm, exe, k = ident
+    # Positional on purpose: keyword construction of this 24-field class costs 3x more.
+    out.append(
+        AuditEvent(
+            p.default_node if node is None else node.decode("ascii"),
+            serial, ts, name, success, exit_, args, pid, ppid, uid, euid, gid, auid,
+            comm, exe, k, cwd, plist, argv, title, sock, fdp, nrec, offset,
+        )
+    )  # fmt: skip
+    return out
+
+
+def _syscall(p: _ParserState, line: bytes, pos: int) -> tuple:
+    """SYSCALL record -> (name, success, exit, args, items, identity)."""
+    m = _SYSCALL.match(line, pos)
+    if m is not None:
+        archsys, succ, ex, a0, a1, a2, a3, items = m.groups()
+        i = line.find(b"\x1d", m.end())
+        if i < 0:
+            ident, enriched = line[m.end() :], None
+        else:
+            ident, enriched = line[m.end() : i], line[i + 1 :]
+    else:
+        archsys, succ, ex, a0, a1, a2, a3, items, ident, enriched = _syscall_slow(line[pos:])
+    if succ is None or succ == b"yes":  # absent for calls that never return (exit_group)
+        success = True
+    elif succ == b"no":
+        success = False
+    else:
+        raise _Malformed(f"bad success value {_show(succ)}")
+    try:
+        args = (int(a0, 16), int(a1, 16), int(a2, 16), int(a3, 16))
+        exit_ = None if ex is None else int(ex)
+        n_items = int(items)
+    except ValueError as e:
+        raise _Malformed(f"bad number: {e}") from None
+    name_key = (archsys, enriched) if enriched else archsys
+    name = p._m_name.get(name_key)
+    if name is None:
+        name = _syscall_name(archsys, enriched)
+        _memo_put(p._m_name, name_key, name)
+    identity = p._m_ident.get(ident)
+    if identity is None:
+        identity = _parse_identity(ident)
+        _memo_put(p._m_ident, ident, identity)
+    return name, success, exit_, args, n_items, identity
+
+
+def _aux(p: _ParserState, single: dict[bytes, _Rec], serial: int, out: list[Output]) -> tuple:
+    """CWD, PROCTITLE, SOCKADDR, FD_PAIR values; a malformed one is dead-lettered alone."""
+    cwd = title = sock = fdp = None
+    seen = 1  # SYSCALL
+    rec = single.get(b"PROCTITLE")
+    if rec is not None:
+        seen += 1
+        body = rec[1][rec[2] :]
+        parts = p._m_title.get(body, _MISSING)
+        if parts is _MISSING:
+            parts = _aux_parse(_proctitle_parts, rec, body, serial, out, p._m_title)
+        title = None if parts is None else list(parts)  # type: ignore[call-overload]
+    rec = single.get(b"CWD")
+    if rec is not None:
+        seen += 1
+        body = rec[1][rec[2] :]
+        cwd = p._m_cwd.get(body, _MISSING)
+        if cwd is _MISSING:
+            cwd = _aux_parse(_parse_cwd, rec, body, serial, out, p._m_cwd)
+    if len(single) > seen:
+        rec = single.get(b"SOCKADDR")
+        if rec is not None:
+            sock = _aux_parse(_parse_sockaddr, rec, rec[1][rec[2] :], serial, out)
+        rec = single.get(b"FD_PAIR")
+        if rec is not None:
+            fdp = _aux_parse(_parse_fd_pair, rec, rec[1][rec[2] :], serial, out)
+    return cwd, title, sock, fdp
+
+
+def _aux_parse(
+    parse: Callable[[bytes], object],
+    rec: _Rec,
+    body: bytes,
+    serial: int,
+    out: list[Output],
+    memo: dict | None = None,
+) -> Any:
+    """Parse one aux record; None plus a DeadLetter if malformed."""
+    try:
+        val = parse(body)
+    except _Malformed as e:
+        out.append(_dead(f"malformed {rec[0].decode()} record (serial {serial}): {e}", rec))
+        return None
+    if memo is not None:
+        _memo_put(memo, body, val)
+    return val
+
+
+def _dedupe(
+    single: dict[bytes, _Rec],
+    extra: list[_Rec],
+    paths: list[_Rec],
+    execs: list[_Rec],
+    serial: int,
+    out: list[Output],
+) -> tuple[int, DeadLetter | None]:
+    """Drop byte-identical repeats (a DeadLetter each) and conflicting aux records.
+
+    Returns (records dropped, fatal DeadLetter if a SYSCALL conflicts).
+    """
+    dropped = 0
+    for rec in extra:
+        t = rec[0].decode()
+        dropped += 1
+        if single[rec[0]][1] == rec[1]:
+            out.append(_dead(f"duplicate {t} record in event serial {serial}", rec))
+        elif t == "SYSCALL":
+            return dropped, _dead(f"event serial {serial} dropped: conflicting SYSCALL", rec)
+        else:
+            out.append(_dead(f"conflicting {t} record in event serial {serial}", rec))
+    for recs in (paths, execs):
+        if len(recs) < 2:
+            continue
+        seen: set[bytes] = set()
+        keep = []
+        for rec in recs:
+            if rec[1] in seen:
+                out.append(
+                    _dead(f"duplicate {rec[0].decode()} record in event serial {serial}", rec)
+                )
+            else:
+                seen.add(rec[1])
+                keep.append(rec)
+        dropped += len(recs) - len(keep)
+        recs[:] = keep
+    return dropped, None
+
+
+def _item_of(p: PathItem) -> int:
+    """Sort key for PATH records."""
+    return p.item
+
+
+# --------------------------------------------------------------------------- parser
+
+
+class _Pending:
+    """Records of one event that has not been emitted yet."""
+
+    __slots__ = ("seq", "offset", "waiting", "recs")
+
+    def __init__(self, seq: int, rec: _Rec) -> None:
+        self.seq = seq
+        self.offset = rec[3]
+        self.waiting = False  # tried and incomplete: re-try when SYSCALL/PATH/EXECVE arrive
+        self.recs = [rec]
+
+
+class PyAuditParser:
     """Incremental parser: feed raw lines, get completed events and dead letters.
 
     ``window``: an event not completed by its PROCTITLE/EOE is completed once more than
     ``window`` newer events have started. Memory is bounded by the pending events, the
     memo dicts (``MEMO_LIMIT`` entries each) and the keys of the last ``2 * max(4 *
     window, 1024)`` emitted events (kept to recognise late records).
+
+    This is the pure-Python implementation: the reference the compiled ``AuditParser``
+    (``_records.c``) is tested against, and the parser used where that is not built.
     """
 
     def __init__(self, default_node: str | None = None, window: int = 256) -> None:
@@ -650,6 +939,22 @@ class AuditParser:
             return res
         return []
 
+    def feed_block(self, data: bytes, offset: int) -> list[Completed]:
+        """Feed every line of ``data`` that ends in a newline (``data[0]`` is at byte
+        ``offset``); what follows the last newline is left to the caller. Returns
+        (offset after the line, pending, records, outputs) for each line with outputs:
+        what a caller cutting the stream where no event is pending needs."""
+        out: list[Completed] = []
+        feed = self.feed
+        for line in io.BytesIO(data):  # split after each newline, as iterating a file does
+            if line[-1:] != b"\n":
+                break  # the rest: left to the caller
+            items = feed(line, offset)
+            offset += len(line)
+            if items:
+                out.append((offset, len(self._pending), self.records, items))
+        return out
+
     def flush(self) -> list[Output]:
         """End of input: emit complete pending events, dead-letter truncated ones."""
         out: list[Output] = []
@@ -669,8 +974,7 @@ class AuditParser:
             self._seq -= 1  # not a new serial
             if rtype == b"EOE":
                 return []
-            why = f"{rtype.decode()} record for serial {_serial(key)} arrived after its event"
-            return [_dead(why, rec)]
+            return [_dead(_late_reason(rtype, key), rec)]
         out = self._expire() if self._seq > self._expire_at else []
         if rtype in _USER_TYPES:
             self.skipped += 1
@@ -707,11 +1011,7 @@ class AuditParser:
 
     def _finish(self, key: bytes, ev: _Pending, final: bool) -> list[Output] | None:
         """Build the event's output (None: incomplete and not final); remember its key."""
-        try:
-            res = self._build(key, ev, final)
-        except Exception as e:  # noqa: BLE001 - a parser bug must not stop the stream
-            why = f"internal error in event serial {_serial(key)}: {e!r}"
-            res = [DeadLetter(why, _joined(ev.recs), ev.offset)]
+        res = _build_event(self, key, ev.recs, ev.offset, final)
         if res is not None:
             done = self._done
             done.add(key)
@@ -720,229 +1020,95 @@ class AuditParser:
                 self._done = set()
         return res
 
-    def _build(self, key: bytes, ev: _Pending, final: bool) -> list[Output] | None:
-        """Group, dedupe and parse the event's records (policy: module docstring)."""
-        recs = ev.recs
-        single: dict[bytes, _Rec] = {}
-        paths: list[_Rec] = []
-        execs: list[_Rec] = []
-        extra: list[_Rec] = []
-        for rec in recs:
-            t = rec[0]
-            if t in _SINGLE:
-                if t in single:
-                    extra.append(rec)
-                else:
-                    single[t] = rec
-            elif t == b"PATH":
-                paths.append(rec)
-            elif t == b"EXECVE":
-                execs.append(rec)
-        sysrec = single.get(b"SYSCALL")
-        if sysrec is None:
-            if not final:
-                return None
-            self.skipped += 1
-            return []
-        out: list[Output] = []
-        node, sep, stamp = key.rpartition(b" ")  # key: [NODE ]SEC.MSEC:SERIAL
-        if not sep:
-            node = None
-        tsb, _, serial_b = stamp.partition(b":")
-        serial = int(serial_b)
-        ts = self._m_ts.get(tsb)  # events share their millisecond: memoised too
-        if ts is None:
-            ts = _ts_serial(stamp)[0]
-            _memo_put(self._m_ts, tsb, ts)
-        nrec = len(recs)
-        if extra or len(execs) > 1 or len(paths) > 1:
-            dropped, fatal = self._dedupe(single, extra, paths, execs, serial, out)
-            if fatal is not None:
-                return [fatal]
-            nrec -= dropped
-        try:
-            sc = self._syscall(sysrec[1], sysrec[2])
-        except _Malformed as e:
-            return [_dead(f"event serial {serial} dropped: malformed SYSCALL record: {e}", sysrec)]
-        name, success, exit_, args, items, ident = sc
-        plist: list[PathItem] = []
-        if paths:
-            memo = self._m_path
-            for rec in paths:
-                body = rec[1][rec[2] :]
-                f = memo.get(body)
-                if f is None:
-                    try:
-                        f = _path_fields(body)
-                    except _Malformed as e:
-                        why = f"event serial {serial} dropped: malformed PATH record: {e}"
-                        return [_dead(why, rec)]
-                    _memo_put(memo, body, f)
-                plist.append(PathItem(*f))
-            if len(plist) > 1:
-                plist.sort(key=_item_of)
-                if len({p.item for p in plist}) < len(plist):
-                    why = f"event serial {serial} dropped: conflicting PATH records (same item)"
-                    return [_dead(why, paths[-1])]
-        n_paths = len(plist)
-        if n_paths > items:
-            why = f"event serial {serial} dropped: {n_paths} PATH records but items={items}"
-            return [_dead(why, sysrec)]
-        missing = f"{n_paths} of {items} PATH records" if n_paths < items else None
-        argv = None
-        if execs:
-            try:
-                argv = _parse_execve([r[1][r[2] :] for r in execs])
-            except _Malformed as e:
-                why = f"event serial {serial} dropped: malformed EXECVE record: {e}"
-                return [_dead(why, execs[0])]
-        if argv is None and missing is None and success and name in _EXECS:
-            missing = "EXECVE arguments incomplete" if execs else "no EXECVE record"
-        if missing is not None:
-            if not final:
-                return None
-            why = f"truncated event serial {serial}: {missing}"
-            return [*out, DeadLetter(why, _joined(recs), ev.offset)]
-        cwd = title = sock = fdp = None
-        if len(single) > 1:
-            cwd, title, sock, fdp = self._aux(single, serial, out)
-        ppid, pid, auid, uid, gid, euid, comm, exe, k = ident
-        # Positional on purpose: keyword construction of this 24-field class costs 3x more.
-        out.append(
-            AuditEvent(
-                self.default_node if node is None else node.decode("ascii"),
-                serial, ts, name, success, exit_, args, pid, ppid, uid, euid, gid, auid,
-                comm, exe, k, cwd, plist, argv, title, sock, fdp, nrec, ev.offset,
-            )
-        )  # fmt: skip
-        return out
 
-    def _syscall(self, line: bytes, pos: int) -> tuple:
-        """SYSCALL record -> (name, success, exit, args, items, identity)."""
-        m = _SYSCALL.match(line, pos)
-        if m is not None:
-            archsys, succ, ex, a0, a1, a2, a3, items = m.groups()
-            i = line.find(b"\x1d", m.end())
-            if i < 0:
-                ident, enriched = line[m.end() :], None
-            else:
-                ident, enriched = line[m.end() : i], line[i + 1 :]
-        else:
-            archsys, succ, ex, a0, a1, a2, a3, items, ident, enriched = _syscall_slow(line[pos:])
-        if succ is None or succ == b"yes":  # absent for calls that never return (exit_group)
-            success = True
-        elif succ == b"no":
-            success = False
-        else:
-            raise _Malformed(f"bad success value {_show(succ)}")
-        try:
-            args = (int(a0, 16), int(a1, 16), int(a2, 16), int(a3, 16))
-            exit_ = None if ex is None else int(ex)
-            n_items = int(items)
-        except ValueError as e:
-            raise _Malformed(f"bad number: {e}") from None
-        name_key = (archsys, enriched) if enriched else archsys
-        name = self._m_name.get(name_key)
-        if name is None:
-            name = _syscall_name(archsys, enriched)
-            _memo_put(self._m_name, name_key, name)
-        identity = self._m_ident.get(ident)
-        if identity is None:
-            identity = _parse_identity(ident)
-            _memo_put(self._m_ident, ident, identity)
-        return name, success, exit_, args, n_items, identity
+# --------------------------------------------------------------------------- choice
 
-    def _aux(self, single: dict[bytes, _Rec], serial: int, out: list[Output]) -> tuple:
-        """CWD, PROCTITLE, SOCKADDR, FD_PAIR values; a malformed one is dead-lettered alone."""
-        cwd = title = sock = fdp = None
-        seen = 1  # SYSCALL
-        rec = single.get(b"PROCTITLE")
-        if rec is not None:
-            seen += 1
-            body = rec[1][rec[2] :]
-            parts = self._m_title.get(body, _MISSING)
-            if parts is _MISSING:
-                parts = self._aux_parse(_proctitle_parts, rec, body, serial, out, self._m_title)
-            title = None if parts is None else list(parts)  # type: ignore[call-overload]
-        rec = single.get(b"CWD")
-        if rec is not None:
-            seen += 1
-            body = rec[1][rec[2] :]
-            cwd = self._m_cwd.get(body, _MISSING)
-            if cwd is _MISSING:
-                cwd = self._aux_parse(_parse_cwd, rec, body, serial, out, self._m_cwd)
-        if len(single) > seen:
-            rec = single.get(b"SOCKADDR")
-            if rec is not None:
-                sock = self._aux_parse(_parse_sockaddr, rec, rec[1][rec[2] :], serial, out)
-            rec = single.get(b"FD_PAIR")
-            if rec is not None:
-                fdp = self._aux_parse(_parse_fd_pair, rec, rec[1][rec[2] :], serial, out)
-        return cwd, title, sock, fdp
-
-    @staticmethod
-    def _aux_parse(
-        parse: Callable[[bytes], object],
-        rec: _Rec,
-        body: bytes,
-        serial: int,
-        out: list[Output],
-        memo: dict | None = None,
-    ) -> Any:
-        """Parse one aux record; None plus a DeadLetter if malformed."""
-        try:
-            val = parse(body)
-        except _Malformed as e:
-            out.append(_dead(f"malformed {rec[0].decode()} record (serial {serial}): {e}", rec))
-            return None
-        if memo is not None:
-            _memo_put(memo, body, val)
-        return val
-
-    @staticmethod
-    def _dedupe(
-        single: dict[bytes, _Rec],
-        extra: list[_Rec],
-        paths: list[_Rec],
-        execs: list[_Rec],
-        serial: int,
-        out: list[Output],
-    ) -> tuple[int, DeadLetter | None]:
-        """Drop byte-identical repeats (a DeadLetter each) and conflicting aux records.
-
-        Returns (records dropped, fatal DeadLetter if a SYSCALL conflicts).
-        """
-        dropped = 0
-        for rec in extra:
-            t = rec[0].decode()
-            dropped += 1
-            if single[rec[0]][1] == rec[1]:
-                out.append(_dead(f"duplicate {t} record in event serial {serial}", rec))
-            elif t == "SYSCALL":
-                return dropped, _dead(f"event serial {serial} dropped: conflicting SYSCALL", rec)
-            else:
-                out.append(_dead(f"conflicting {t} record in event serial {serial}", rec))
-        for recs in (paths, execs):
-            if len(recs) < 2:
-                continue
-            seen: set[bytes] = set()
-            keep = []
-            for rec in recs:
-                if rec[1] in seen:
-                    out.append(
-                        _dead(f"duplicate {rec[0].decode()} record in event serial {serial}", rec)
-                    )
-                else:
-                    seen.add(rec[1])
-                    keep.append(rec)
-            dropped += len(recs) - len(keep)
-            recs[:] = keep
-        return dropped, None
+#: Set (to anything but "" or "0") to use the pure-Python parser even where the compiled
+#: core is built.
+PURE_PYTHON_ENV = "URSPRUNG_PURE_PYTHON"
+#: Why the compiled core is not built (None when it is).
+C_UNAVAILABLE: str | None = None
 
 
-def _item_of(p: PathItem) -> int:
-    """Sort key for PATH records."""
-    return p.item
+def _plain_slots(cls: type) -> tuple[str, ...] | None:
+    """Field names of a slots dataclass whose ``__init__`` only stores its arguments, in
+    slot order: the compiled core then fills the slots of a new instance itself (a Python
+    ``__init__`` call costs more than the rest of building an event). None for anything
+    else (a ``__post_init__``, another ``__init__``, ``__new__`` or ``__setattr__``, a base
+    class): then it calls the class."""
+    fields = dataclasses.fields(cls)
+    names = tuple(f.name for f in fields)
+    init = getattr(cls.__dict__.get("__init__"), "__code__", None)
+    # What dataclasses generates for these fields, to compare the bytecode with.
+    ref = dataclasses.make_dataclass(cls.__name__, names, slots=True).__init__.__code__
+    plain = (
+        cls.__bases__ == (object,)
+        and cls.__dict__.get("__slots__") == names
+        and all(f.init and not f.kw_only for f in fields)
+        and not hasattr(cls, "__post_init__")
+        and init is not None
+        and (init.co_code, init.co_names, init.co_varnames)
+        == (ref.co_code, ref.co_names, ref.co_varnames)
+        and cls.__new__ is object.__new__
+        and cls.__setattr__ is object.__setattr__
+    )
+    return names if plain else None
+
+
+def _bind_compiled() -> type | None:
+    """The compiled parser bound to this module's classes and policies, or None."""
+    global C_UNAVAILABLE
+    try:
+        from ursprung_graph.collectors.auditd import _records
+    except ImportError as e:
+        C_UNAVAILABLE = f"extension not built: {e}"
+        return None
+    _records.bind(
+        AuditEvent=AuditEvent, PathItem=PathItem, DeadLetter=DeadLetter,
+        build_event=_build_event, junk_reason=_junk_reason, bad_bytes=_bad_bytes,
+        late_reason=_late_reason, ts_serial=_ts_serial, parse_identity=_parse_identity,
+        syscall_name=_syscall_name, path_fields=_path_fields, parse_cwd=_parse_cwd,
+        proctitle_parts=_proctitle_parts, decode_sockaddr=decode_sockaddr,
+        parse_sockaddr=_parse_sockaddr, parse_fd_pair=_parse_fd_pair,
+        user_types=_USER_TYPES, memo_limit=MEMO_LIMIT, raw_limit=RAW_LIMIT,
+        event_slots=_plain_slots(AuditEvent), path_slots=_plain_slots(PathItem),
+    )  # fmt: skip
+    return _records.AuditParser
+
+
+#: The compiled parser (``_records.c``), None where the extension is not built.
+CAuditParser = _bind_compiled()
+#: "c" or "python": which implementation ``AuditParser`` is.
+IMPLEMENTATION = (
+    "python"
+    if CAuditParser is None or os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0")
+    else "c"
+)
+#: The parser: the compiled core when it is built (and not disabled), else PyAuditParser.
+#: Both take ``(default_node=None, window=256)`` and give the same outputs.
+AuditParser: type[PyAuditParser] = (
+    PyAuditParser if IMPLEMENTATION == "python" else CAuditParser  # type: ignore[assignment]
+)
+
+
+#: Bytes read at a time by iter_file and AuditdSource.chunks.
+BLOCK = 1 << 16
+
+
+def line_blocks(read: Callable[[int], bytes]) -> Iterator[bytes]:
+    """The input of ``read`` in blocks of whole lines (each ends in a newline), for
+    ``feed_block``; a last line without a newline comes alone, as the last block."""
+    parts: list[bytes] = []
+    while block := read(BLOCK):
+        end = block.rfind(b"\n") + 1
+        if not end:
+            parts.append(block)  # a line longer than a block
+            continue
+        parts.append(block if end == len(block) else block[:end])
+        yield parts[0] if len(parts) == 1 else b"".join(parts)
+        parts = [] if end == len(block) else [block[end:]]
+    if parts:
+        yield b"".join(parts)
 
 
 def iter_file(path: str, default_node: str | None = None) -> Iterator[Output]:
@@ -951,17 +1117,16 @@ def iter_file(path: str, default_node: str | None = None) -> Iterator[Output]:
     A last line without a newline was cut off while being written: it is dead-lettered.
     """
     parser = AuditParser(default_node)
-    feed = parser.feed
+    feed_block = parser.feed_block
     offset = 0
     with open(path, "rb") as f:
-        for line in f:
-            if line[-1:] != b"\n":
+        for data in line_blocks(f.read):
+            if data[-1:] != b"\n":
                 yield DeadLetter(
-                    "last line cut off (no trailing newline)", line[:RAW_LIMIT], offset
+                    "last line cut off (no trailing newline)", data[:RAW_LIMIT], offset
                 )
                 break
-            out = feed(line, offset)
-            if out:
-                yield from out
-            offset += len(line)
+            for group in feed_block(data, offset):
+                yield from group[3]
+            offset += len(data)
     yield from parser.flush()

@@ -3,12 +3,13 @@ where no event is half read, so that (offset, model state) is a clean point to r
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ...schema.event import DeadLetter, Event
 from .model import SOURCE, OSModel
-from .records import AuditEvent, AuditParser
+from .records import AuditEvent, AuditParser, Completed, line_blocks
 from .records import DeadLetter as RawDeadLetter
 
 #: Cut a chunk after this much input even if an event is still open (a pathological log
@@ -53,29 +54,55 @@ class AuditdSource:
     def chunks(self, lines: Iterable[bytes], offset: int, where: str,
                min_events: int = 5000) -> Iterator[Chunk]:
         """Chunks of at least ``min_events`` events (the last may be smaller), each ending
-        where no event is pending. The source's state matches a chunk while it is held."""
+        where no event is pending. The source's state matches a chunk while it is held.
+
+        ``lines``: raw lines, or a binary file (read in blocks: the same chunks, faster).
+        """
         parser = self.parser
-        feed, take = parser.feed, self._take
+        take = self._take
         chunk = Chunk(offset=offset)
         records_before = parser.records
-        for line in lines:
-            items = feed(line, offset)
-            offset += len(line)
-            if not items:
-                continue
+        end = offset
+        for end, pending, records, items in self._completed(lines, offset):
+            if items is None:
+                break  # end of input
             take(items, chunk, where)
             if len(chunk.events) >= min_events and (
-                    parser.pending == 0 or offset - chunk.offset > FORCE_CUT_BYTES):
-                records = parser.records
+                    pending == 0 or end - chunk.offset > FORCE_CUT_BYTES):
                 chunk.records = records - records_before
                 records_before = records
-                chunk.offset = offset
+                chunk.offset = end
                 yield chunk
-                chunk = Chunk(offset=offset)
+                chunk = Chunk(offset=end)
         take(parser.flush(), chunk, where)
         chunk.records = parser.records - records_before
-        chunk.offset = offset
+        chunk.offset = end
         yield chunk
+
+    def _completed(self, lines: Iterable[bytes], offset: int) -> Iterator[Completed]:
+        """What ``feed_block`` returns, over all the input; then (end offset, 0, 0, None).
+
+        The parser may read ahead of the last group taken: only the model's state is a
+        chunk's, and a chunk ends where the parser had nothing pending."""
+        parser = self.parser
+        if isinstance(lines, io.BufferedIOBase):
+            feed_block = parser.feed_block
+            for data in line_blocks(lines.read1):
+                if data[-1:] == b"\n":
+                    yield from feed_block(data, offset)
+                else:  # the last line, cut off: fed as it is, like an iterated line
+                    items = parser.feed(data, offset)
+                    if items:
+                        yield offset + len(data), parser.pending, parser.records, items
+                offset += len(data)
+        else:
+            feed = parser.feed
+            for line in lines:
+                items = feed(line, offset)
+                offset += len(line)
+                if items:
+                    yield offset, parser.pending, parser.records, items
+        yield offset, 0, 0, None  # type: ignore[misc]
 
 
 def normalize_file(path: str, host: str) -> Iterator[Event | DeadLetter]:
