@@ -1,7 +1,9 @@
 # `make demo` and `make test` set everything up on a fresh Debian machine and do their job.
 SHELL := /bin/bash
-# Debian's CPython is built with PGO and LTO: the audit parser runs ~15% faster on it than
-# on an unoptimised build (docs/decisions.md). Any Python >= 3.11 works.
+# Debian's CPython is built with PGO and LTO: the Python parts (the OS model, ingest) run
+# ~15% faster on it than on an unoptimised build (docs/decisions.md). Any Python >= 3.11
+# works; gcc and the Python headers build the audit parser's C core (without them the
+# pure-Python parser is used).
 PYTHON ?= $(shell test -x /usr/bin/python3.11 && echo /usr/bin/python3.11 || echo python3.11)
 VENV := .venv
 PY := $(VENV)/bin/python
