@@ -173,3 +173,38 @@ def test_parameters_reach_the_store_as_the_clients_own_header_sends_them(
         client.close()
     assert fast == store.read(ECHO_READ)
     store.clear()
+
+
+def test_a_server_that_is_loading_is_waited_for(own_server: Settings) -> None:
+    """A live server that answers LOADING (replaying its data) is waited for until it
+    answers PONG: `start` neither fails after its start-up timeout nor starts another.
+    The server here is a stand-in speaking RESP on the socket, this process its pid."""
+    import os
+    import socket
+
+    server = embedded_server(own_server)
+    server.root.mkdir(parents=True)
+    server.pidfile.write_text(f"{os.getpid()}\n")
+    replies = [b"-LOADING Redis is loading the dataset in memory\r\n"] * 15 + [b"+PONG\r\n"]
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(server.socket))
+    listener.listen(8)
+    asked = []
+
+    def serve() -> None:
+        while replies:
+            conn, _ = listener.accept()
+            with conn:
+                asked.append(conn.recv(64))
+                conn.sendall(replies.pop(0))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        assert server.start(timeout=0.2, load_timeout=30) is False  # it ran already
+    finally:
+        server.pidfile.unlink()  # it names this process: nothing may stop "the server"
+        listener.close()
+        thread.join(5)
+    assert len(asked) == 16 and all(a == b"*1\r\n$4\r\nPING\r\n" for a in asked)
+    assert not server.data_dir.exists()  # no second server was started
