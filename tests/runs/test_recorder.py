@@ -18,7 +18,7 @@ import pytest
 from ursprung_graph.collectors.trace import environment as trace_environment
 from ursprung_graph.collectors.trace import strace as strace_mod
 from ursprung_graph.collectors.trace.ledger import RunLedger
-from ursprung_graph.collectors.trace.record import record_run, store_sink
+from ursprung_graph.collectors.trace.record import StoreSink, record_run
 from ursprung_graph.collectors.trace.runner import Tracer, _Writer, trace
 from ursprung_graph.collectors.trace.strace import StraceParser
 from ursprung_graph.query.runs import find_run, run_files
@@ -46,7 +46,7 @@ def test_ledger_classifies_like_the_graph(tmp_path: Path, store):  # noqa: ANN00
     # the same run traced again, its files taken from the ledger
     shutil.rmtree(tmp_path / "d")
     ledger = RunLedger()
-    tracer = Tracer([sys.executable, str(script), "0"], store_sink(store), host="h",
+    tracer = Tracer([sys.executable, str(script), "0"], StoreSink(store), host="h",
                     cwd=str(tmp_path), observe=ledger.add)
     result = tracer.wait_stored(tracer.run())
     from_ledger = ledger.run_files({"start": result.start, "end": result.end,
@@ -66,7 +66,7 @@ def test_the_example_pipeline_ledger_matches_the_graph(tmp_path: Path, store):  
     shutil.copytree(EXAMPLE / "data", tmp_path / "data")
     argv = ["sh", str(EXAMPLE / "run.sh"), "--lr", "0.01", "--python", sys.executable]
     ledger = RunLedger()
-    tracer = Tracer(argv, store_sink(store), host="h", cwd=str(tmp_path), observe=ledger.add)
+    tracer = Tracer(argv, StoreSink(store), host="h", cwd=str(tmp_path), observe=ledger.add)
     result = tracer.run()
     tracer.wait_stored(result)
     recorded = record_run(store, argv, host="h", pipeline="demo", cwd=str(tmp_path))
@@ -217,7 +217,7 @@ def test_the_recorders_sink_writes_what_a_plain_batch_writes(store):  # noqa: AN
         ev(Kind.VERSION, 9, file=FileRef("/w/never-seen"),
            version=VersionInfo(run="r1", size=1, mtime=2, sha256="cd" * 32)),
     ]
-    sink = store_sink(store)
+    sink = StoreSink(store)
     sink(events[:3])
     sink(events[3:])
     mine = dump(store)

@@ -63,9 +63,9 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
     if "/" not in program and shutil.which(program) is None:
         click.echo(f"ursprung run: {program}: command not found", err=True)
         sys.exit(127)
-    opened: list[GraphStore] = []
-    store = _checked(settings, strace, opened)
+    opened: list[GraphStore] = []  # closed here, whatever happens
     try:
+        store = _checked(settings, strace, opened)
         recorded = record_run(store, list(command), host=host or default_host(),
                               pipeline=pipeline, params=params, config=config,
                               content_root=settings.home / "content",
@@ -123,12 +123,8 @@ def _checked(settings, strace: str,  # noqa: ANN001
         try:
             checking.result()
         except TraceUnavailable as exc:
-            for s in opened:
-                s.close()
             raise click.ClickException(str(exc)) from exc
     if failure is not None or store is None:
-        for s in opened:
-            s.close()
         raise click.ClickException(f"{failure}; the command was not run") from failure
     return store
 

@@ -57,8 +57,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from ..collectors.auditd.records import AuditEvent
-from ..collectors.auditd.source import AuditdSource, dead_letter
+from ..collectors.auditd.records import line_blocks
+from ..collectors.auditd.source import AuditdSource
 from ..ingest.bus import Publisher, publish_events
 from ..ingest.checkpoint import HEAD_BYTES, Checkpoint, CheckpointStore
 from ..schema.event import DeadLetter, Event
@@ -204,24 +204,16 @@ class AuditLines:
     def feed(self, line: bytes, offset: int, where: str, out: _Chunk) -> bool:
         items = self.source.parser.feed(line, offset)
         if items:
-            self._take(items, where, out)
+            self.source.take(items, out, where)
             return True
         return False
-
-    def _take(self, items: list, where: str, out: _Chunk) -> None:
-        model = self.source.model
-        for item in items:
-            if isinstance(item, AuditEvent):
-                out.events.extend(model.apply(item))
-            else:
-                out.dead.append(dead_letter(item, where))
 
     @property
     def pending(self) -> int:
         return self.source.parser.pending
 
     def flush(self, where: str, out: _Chunk) -> None:
-        self._take(self.source.parser.flush(), where, out)
+        self.source.take(self.source.parser.flush(), out, where)
 
     def snapshot(self) -> bytes:
         return self.source.snapshot()
@@ -590,24 +582,13 @@ def read_stream(fh: BinaryIO, source: LineSource, sink: Sink, host: str, *, wher
     return stats
 
 
-def _line_blocks(fh: BinaryIO, size: int = 1 << 16):  # noqa: ANN202
-    """Lists of complete lines as they arrive; a list ends where the input paused."""
+def _line_blocks(fh: BinaryIO):  # noqa: ANN202
+    """Lists of complete lines as they arrive; a list ends where the input paused (each
+    ``os.read`` returns what the writer wrote so far)."""
     try:
         fd = fh.fileno()
     except (AttributeError, OSError, ValueError):
-        fd = None
-    if fd is None:  # an in-memory stream: one block
-        yield fh.readlines()
+        yield fh.readlines()  # an in-memory stream: one block
         return
-    rest = b""
-    while True:
-        data = os.read(fd, size)
-        if not data:
-            break
-        data = rest + data
-        cut = data.rfind(b"\n") + 1
-        rest = data[cut:]
-        if cut:
-            yield data[:cut].splitlines(keepends=True)
-    if rest:
-        yield [rest]
+    for block in line_blocks(lambda size: os.read(fd, size)):
+        yield block.splitlines(keepends=True)

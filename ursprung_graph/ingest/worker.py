@@ -32,7 +32,14 @@ from typing import Any
 
 import msgspec
 
-from ..schema.event import SCHEMA_VERSION, DeadLetter, Event, SchemaError, decode_batch
+from ..schema.event import (
+    SCHEMA_VERSION,
+    DeadLetter,
+    Event,
+    SchemaError,
+    decode_batch,
+    raw_text,
+)
 from ..store.base import GraphStore, StoreError, StoreUnavailable
 from .bus import (
     HEADER_KIND,
@@ -144,8 +151,7 @@ class StoreDeadLetters:
     def publish(self, topic: str, key: bytes | None, value: bytes,
                 headers: dict[str, bytes] | None = None) -> None:
         h = headers or {}
-        text = value[:DEAD_RAW_LIMIT].decode("utf-8", "backslashreplace").replace("\x00",
-                                                                                 "\\x00")
+        text = raw_text(value[:DEAD_RAW_LIMIT])
         if len(value) > DEAD_RAW_LIMIT:
             text += f"... ({len(value):,} bytes in all)"
         dead = DeadLetter(source=self.SOURCE, raw=text,

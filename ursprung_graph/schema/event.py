@@ -117,6 +117,12 @@ class Event(msgspec.Struct, omit_defaults=True, frozen=True):
     version: VersionInfo | None = None
 
 
+def raw_text(data: bytes) -> str:
+    """Input kept in a dead letter, as text: undecodable bytes as backslash escapes, and NUL
+    spelled out (a NUL would end FalkorDB's parameter header)."""
+    return data.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
+
+
 class DeadLetter(msgspec.Struct, omit_defaults=True, frozen=True):
     """Input that could not become an event, kept with the reason so that nothing is lost."""
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from ...schema.event import DeadLetter, Event
+from ...schema.event import DeadLetter, Event, raw_text
 from .model import SOURCE, OSModel
 from .records import AuditEvent, AuditParser, Completed, line_blocks
 from .records import DeadLetter as RawDeadLetter
@@ -28,7 +29,7 @@ class Chunk:
 def dead_letter(raw: RawDeadLetter, where: str) -> DeadLetter:
     return DeadLetter(
         source=SOURCE, reason=raw.reason,
-        raw=raw.raw.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00"),
+        raw=raw_text(raw.raw),
         where=f"{where}:{raw.offset}",
     )
 
@@ -43,7 +44,8 @@ class AuditdSource:
     def snapshot(self) -> bytes:
         return self.model.snapshot()
 
-    def _take(self, items: list, chunk: Chunk, where: str) -> None:
+    def take(self, items: list, chunk: Chunk | Any, where: str) -> None:
+        """Parsed items into ``chunk`` (anything with ``events`` and ``dead`` lists)."""
         apply, events = self.model.apply, chunk.events
         for item in items:
             if type(item) is AuditEvent:
@@ -59,7 +61,7 @@ class AuditdSource:
         ``lines``: raw lines, or a binary file (read in blocks: the same chunks, faster).
         """
         parser = self.parser
-        take = self._take
+        take = self.take
         chunk = Chunk(offset=offset)
         records_before = parser.records
         end = offset

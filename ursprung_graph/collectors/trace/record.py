@@ -96,10 +96,6 @@ class StoreSink:
         self.open().write(batch.statements())
 
 
-def store_sink(store: GraphStore) -> StoreSink:
-    return StoreSink(store)
-
-
 def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str], *,
                host: str, pipeline: str | None,
                params: dict[str, str] | None = None, config: RunsConfig | None = None,
