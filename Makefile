@@ -57,8 +57,11 @@ demo: setup
 	URSPRUNG_HOME=$(DEMO_HOME) sh examples/demo.sh $(DEMO_HOME)/runs
 	URSPRUNG_HOME=$(DEMO_HOME) $(VENV)/bin/ursprung db stop
 
+# ruff (with RUF100: no noqa for a rule that is not enabled) and mypy (strict on the core:
+# schema, store, query, pipeline; see pyproject.toml).
 lint: venv
 	$(VENV)/bin/ruff check ursprung_graph tests bench
+	$(VENV)/bin/mypy
 
 test: setup lint
 	$(VENV)/bin/pytest -q

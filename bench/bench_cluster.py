@@ -189,7 +189,7 @@ class CpuMeter:
         return {k: round(after[k] - self.before[k], 2) for k in after}
 
 
-def wait(pred, timeout: float, what: str, interval: float = 0.05) -> float:  # noqa: ANN001
+def wait(pred, timeout: float, what: str, interval: float = 0.05) -> float:
     start = time.monotonic()
     while not pred():
         if time.monotonic() - start > timeout:

@@ -108,7 +108,7 @@ def strace_run(argv: list[str], trace_file: Path,
 
 
 def measure(name: str, argv: list[str], work: Path, env: dict[str, str], repeat: int,
-            reset, baseline: Path | None = None) -> dict:  # noqa: ANN001
+            reset, baseline: Path | None = None) -> dict:
     traced, traced_env = strace_run(argv, work / "bench.trace", env)
     run = [URSPRUNG, "run", "--pipeline", f"bench-{name}", "--", *argv]
     modes = {"plain": (argv, env), "strace": (traced, traced_env), "ursprung": (run, env)}

@@ -15,7 +15,7 @@ class Script:
         self.host = host
         self.events: list[Event] = []
 
-    def _ev(self, kind: Kind, t: int, proc: ProcessInfo, **kw) -> Event:  # noqa: ANN003
+    def _ev(self, kind: Kind, t: int, proc: ProcessInfo, **kw) -> Event:
         ev = Event(v=SCHEMA_VERSION, source="test", host=self.host, ts=t * S,
                    seq=str(len(self.events)), kind=kind, proc=proc, **kw)
         self.events.append(ev)

@@ -13,11 +13,11 @@ DATA = Path(__file__).resolve().parent / "data"
 OUTPUT = "/tmp/ursprung-fixture/final/result.txt"
 
 
-def run(*args: str, input: bytes | None = None):  # noqa: A002, ANN201
+def run(*args: str, input: bytes | None = None):
     return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
 
 
-def test_import_then_lineage_json_contract(settings) -> None:  # noqa: ANN001
+def test_import_then_lineage_json_contract(settings) -> None:
     result = run("import", "--host", "n1", "--no-progress", str(DATA / "pipeline.audit.log"))
     assert result.exit_code == 0, result.output
     assert "16,096 audit records" in result.output and "0 dead letters" in result.output
@@ -43,7 +43,7 @@ def test_import_then_lineage_json_contract(settings) -> None:  # noqa: ANN001
     assert "/etc/ld.so.cache" in run("lineage", OUTPUT, "--all").output
 
 
-def test_reimport_resumes_from_checkpoint_and_reads_stdin(settings) -> None:  # noqa: ANN001
+def test_reimport_resumes_from_checkpoint_and_reads_stdin(settings) -> None:
     log = DATA / "two_runs.audit.log"
     assert run("import", "--host", "n1", "--no-progress", str(log)).exit_code == 0
     again = run("import", "--host", "n1", "--no-progress", str(log))
@@ -52,7 +52,7 @@ def test_reimport_resumes_from_checkpoint_and_reads_stdin(settings) -> None:  # 
     assert piped.exit_code == 0 and "12,617 audit records" in piped.output
 
 
-def test_ambiguous_path_asks_for_host(settings) -> None:  # noqa: ANN001
+def test_ambiguous_path_asks_for_host(settings) -> None:
     log = str(DATA / "pipeline.audit.log")
     run("import", "--host", "a", "--no-progress", log)
     run("import", "--host", "b", "--no-progress", "--from-start", log)
@@ -63,7 +63,7 @@ def test_ambiguous_path_asks_for_host(settings) -> None:  # noqa: ANN001
     assert missing.exit_code == 1 and "no file /no/such/file" in missing.output
 
 
-def test_cypher_is_read_only_and_parameterized(settings) -> None:  # noqa: ANN001
+def test_cypher_is_read_only_and_parameterized(settings) -> None:
     run("import", "--host", "n1", "--no-progress", str(DATA / "pipeline.audit.log"))
     hostile = "x') DETACH DELETE n //"
     result = run("cypher", "MATCH (f:File {path: $p}) RETURN count(f) AS n", "--param",
@@ -79,12 +79,12 @@ def test_cypher_is_read_only_and_parameterized(settings) -> None:  # noqa: ANN00
     assert json.loads(count.output)[0]["n"] > 100
 
 
-def test_db_status(settings) -> None:  # noqa: ANN001
+def test_db_status(settings) -> None:
     result = run("db", "status")
     assert result.exit_code == 0 and "running" in result.output
 
 
-def test_import_scale_events_links_shared_files(settings) -> None:  # noqa: ANN001
+def test_import_scale_events_links_shared_files(settings) -> None:
     result = run("import", "--source", "scale", "--host", "n1", str(DATA / "scale_watch.jsonl"))
     assert result.exit_code == 0 and "Spectrum Scale events" in result.output
     rows = json.loads(run("cypher", "MATCH (f:File) WHERE f.fs IS NOT NULL "
@@ -92,7 +92,7 @@ def test_import_scale_events_links_shared_files(settings) -> None:  # noqa: ANN0
     assert rows == [{"fs": "fs0"}]
 
 
-def test_lineage_as_of_and_control_characters(settings, store) -> None:  # noqa: ANN001
+def test_lineage_as_of_and_control_characters(settings, store) -> None:
     from tests.events import Script
     from ursprung_graph.ingest.upserts import Batch
 

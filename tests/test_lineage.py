@@ -14,7 +14,7 @@ from ursprung_graph.query.lineage import AmbiguousPath, find_file, lineage
 from ursprung_graph.schema.event import Event
 
 
-def ingest(store, events: list[Event], batch_size: int = 1000) -> None:  # noqa: ANN001
+def ingest(store, events: list[Event], batch_size: int = 1000) -> None:
     for i in range(0, len(events), batch_size):
         batch = Batch()
         for ev in events[i:i + batch_size]:
@@ -70,17 +70,17 @@ def story() -> Script:
     return s
 
 
-def paths(result) -> set[str]:  # noqa: ANN001
+def paths(result) -> set[str]:
     return {n["path"] for n in result.nodes if n["kind"] == "file"}
 
 
 @pytest.fixture()
-def loaded(store):  # noqa: ANN001, ANN201
+def loaded(store):
     ingest(store, story().events, batch_size=7)
     return store
 
 
-def test_upstream_follows_pipes_renames_sockets_and_forks(loaded) -> None:  # noqa: ANN001
+def test_upstream_follows_pipes_renames_sockets_and_forks(loaded) -> None:
     result = lineage(loaded, find_file(loaded, "/w/final.txt"), direction="up")
     found = paths(result)
     for path in ("/w/a.txt", "/w/tmp.txt", "/w/sorted.txt", "/w/dl.txt", "/srv/served.txt",
@@ -92,19 +92,19 @@ def test_upstream_follows_pipes_renames_sockets_and_forks(loaded) -> None:  # no
     assert {"pipe", "endpoint", "process", "file"} <= kinds
 
 
-def test_upstream_as_of_excludes_later_writes(loaded) -> None:  # noqa: ANN001
+def test_upstream_as_of_excludes_later_writes(loaded) -> None:
     a = find_file(loaded, "/w/a.txt")
     assert "/w/newer.txt" in paths(lineage(loaded, a, direction="up"))
     assert "/w/newer.txt" not in paths(lineage(loaded, a, direction="up", as_of=10 * 10**9))
 
 
-def test_downstream_mirrors_upstream(loaded) -> None:  # noqa: ANN001
+def test_downstream_mirrors_upstream(loaded) -> None:
     found = paths(lineage(loaded, find_file(loaded, "/w/a.txt"), direction="down"))
     assert {"/w/tmp.txt", "/w/sorted.txt", "/w/final.txt", "/w/after.txt"} <= found
     assert not found & {"/w/dl.txt", "/w/unrelated.txt", "/srv/served.txt"}
 
 
-def test_lineage_edges_carry_times_and_known_nodes(loaded) -> None:  # noqa: ANN001
+def test_lineage_edges_carry_times_and_known_nodes(loaded) -> None:
     result = lineage(loaded, find_file(loaded, "/w/final.txt"))
     ids = {n["id"] for n in result.nodes}
     assert result.root in ids
@@ -117,13 +117,13 @@ def test_lineage_edges_carry_times_and_known_nodes(loaded) -> None:  # noqa: ANN
     assert procs[100]["cmdline"] == "bash run.sh"
 
 
-def test_depth_limits_hops(loaded) -> None:  # noqa: ANN001
+def test_depth_limits_hops(loaded) -> None:
     result = lineage(loaded, find_file(loaded, "/w/final.txt"), depth=1)
     assert {n["kind"] for n in result.nodes} == {"file", "process"}
     assert paths(result) == {"/w/final.txt"}
 
 
-def test_replay_in_any_order_and_batching_is_idempotent(store) -> None:  # noqa: ANN001
+def test_replay_in_any_order_and_batching_is_idempotent(store) -> None:
     events = story().events
     ingest(store, events, batch_size=1000)
     clean = dump(store)
@@ -134,7 +134,7 @@ def test_replay_in_any_order_and_batching_is_idempotent(store) -> None:  # noqa:
     assert dump(store) == clean
 
 
-def test_same_path_on_two_hosts_is_ambiguous(store) -> None:  # noqa: ANN001
+def test_same_path_on_two_hosts_is_ambiguous(store) -> None:
     a, b = Script("alpha"), Script("beta")
     a.write(1, a.proc(1), "/data/x")
     b.write(1, b.proc(1), "/data/x")

@@ -19,8 +19,8 @@ import pytest
 
 from tests.graphdump import dump
 from ursprung_graph.config import Settings
-from ursprung_graph.ingest.checkpoint import CheckpointStore
-from ursprung_graph.ingest.importer import import_file
+from ursprung_graph.pipeline.checkpoint import CheckpointStore
+from ursprung_graph.pipeline.importer import import_file
 from ursprung_graph.query.lineage import find_file, lineage
 from ursprung_graph.store import embedded_server
 from ursprung_graph.store.falkordb import FalkorDBStore
@@ -33,7 +33,7 @@ FIXTURE_WORKDIR = "/tmp/ursprung-fixture"
 HOST = "rec"
 
 
-def check_manifest(store, workdir: str) -> None:  # noqa: ANN001
+def check_manifest(store, workdir: str) -> None:
     """The pipeline's lineage answers, against what the pipeline really did."""
     root = find_file(store, f"{workdir}/{PIPELINE['output']}", HOST)
     up = {n["path"] for n in lineage(store, root, direction="up").nodes if n["kind"] == "file"}
@@ -48,13 +48,13 @@ def check_manifest(store, workdir: str) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("fixture", PIPELINE["fixtures"])
-def test_lineage_of_recorded_pipeline(store, fixture: str) -> None:  # noqa: ANN001
+def test_lineage_of_recorded_pipeline(store, fixture: str) -> None:
     stats = import_file(store, DATA / fixture, host=HOST)
     assert stats.dead_letters == 0 and stats.events > 1000
     check_manifest(store, FIXTURE_WORKDIR)
 
 
-def test_socket_download_is_linked_to_the_server(store) -> None:  # noqa: ANN001
+def test_socket_download_is_linked_to_the_server(store) -> None:
     import_file(store, DATA / "pipeline.audit.log", host=HOST)
     root = find_file(store, f"{FIXTURE_WORKDIR}/download/served_copy.txt", HOST)
     result = lineage(store, root)
@@ -63,7 +63,7 @@ def test_socket_download_is_linked_to_the_server(store) -> None:  # noqa: ANN001
     assert servers, "the HTTP server process should be upstream of the download"
 
 
-def test_importing_twice_leaves_the_graph_identical(store) -> None:  # noqa: ANN001
+def test_importing_twice_leaves_the_graph_identical(store) -> None:
     import_file(store, DATA / "pipeline.audit.log", host=HOST)
     first = dump(store)
     import_file(store, DATA / "pipeline.audit.log", host=HOST, from_start=True)
@@ -77,10 +77,10 @@ class Crash(Exception):
 class CrashingStore:
     """Applies part of the statements of the N-th write, then dies: a crash mid-chunk."""
 
-    def __init__(self, inner, crash_at: int) -> None:  # noqa: ANN001
+    def __init__(self, inner, crash_at: int) -> None:
         self.inner, self.crash_at, self.writes = inner, crash_at, 0
 
-    def write(self, statements) -> None:  # noqa: ANN001
+    def write(self, statements) -> None:
         self.writes += 1
         if self.writes == self.crash_at:
             self.inner.write(statements[: len(statements) // 2])
@@ -89,7 +89,7 @@ class CrashingStore:
 
 
 @pytest.mark.parametrize("crash_at", [2, 5, 9])
-def test_crash_midway_then_resume_equals_clean_import(store, settings, tmp_path,  # noqa: ANN001
+def test_crash_midway_then_resume_equals_clean_import(store, settings, tmp_path,
                                                       crash_at: int) -> None:
     log = DATA / "pipeline.audit.log"
     import_file(store, log, host=HOST, chunk_events=400)
@@ -104,7 +104,7 @@ def test_crash_midway_then_resume_equals_clean_import(store, settings, tmp_path,
     assert dump(store) == clean
 
 
-def test_kill_9_during_cli_import_then_rerun(settings: Settings, store) -> None:  # noqa: ANN001
+def test_kill_9_during_cli_import_then_rerun(settings: Settings, store) -> None:
     """A real `ursprung import` process killed with SIGKILL after some checkpoints."""
     log = DATA / "pipeline.enriched.audit.log"
     import_file(store, log, host=HOST)
@@ -127,7 +127,7 @@ def test_kill_9_during_cli_import_then_rerun(settings: Settings, store) -> None:
     assert dump(store) == clean
 
 
-def test_junk_lines_become_dead_letters_and_lose_nothing(store, tmp_path) -> None:  # noqa: ANN001
+def test_junk_lines_become_dead_letters_and_lose_nothing(store, tmp_path) -> None:
     log = DATA / "pipeline.audit.log"
     import_file(store, log, host=HOST)
     clean = dump(store)
@@ -159,7 +159,7 @@ def _record_reason() -> str | None:
 
 @pytest.mark.skipif(_record_reason() is not None,
                     reason=f"cannot record a real audit log here: {_record_reason()}")
-def test_fresh_recording_of_the_pipeline(store, tmp_path) -> None:  # noqa: ANN001
+def test_fresh_recording_of_the_pipeline(store, tmp_path) -> None:
     from tests.realaudit.record import record
 
     workdir = tmp_path / "work"
@@ -175,7 +175,7 @@ def test_store_and_settings_fixtures_point_at_one_server(settings: Settings) -> 
     FalkorDBStore(unix_socket=str(server.socket), graph=settings.graph).close()
 
 
-def test_replaying_batches_newest_first_changes_nothing(store) -> None:  # noqa: ANN001
+def test_replaying_batches_newest_first_changes_nothing(store) -> None:
     """At-least-once delivery may redeliver an old batch after newer ones: every update is
     min/max/ranked, so the graph must not move (command lines of one millisecond included)."""
     from ursprung_graph.collectors.auditd import normalize_file
@@ -186,7 +186,7 @@ def test_replaying_batches_newest_first_changes_nothing(store) -> None:  # noqa:
               if isinstance(e, Event)]
     chunks = [events[i:i + 500] for i in range(0, len(events), 500)]
 
-    def write(parts) -> None:  # noqa: ANN001
+    def write(parts) -> None:
         for part in parts:
             batch = Batch()
             for ev in part:

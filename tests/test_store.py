@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from tests.events import Script
 from tests.graphdump import dump
 from ursprung_graph.config import Settings
-from ursprung_graph.ingest.importer import import_file
 from ursprung_graph.ingest.upserts import Batch
+from ursprung_graph.pipeline.importer import import_file
 from ursprung_graph.store import embedded_server, open_store
 from ursprung_graph.store.base import StoreError, StoreUnavailable
 from ursprung_graph.store.cypher import Cypher
@@ -27,7 +27,7 @@ DUPLICATE_EDGES = Cypher(
 
 
 @pytest.fixture()
-def own_server(tmp_path: Path):  # noqa: ANN201
+def own_server(tmp_path: Path):
     settings = Settings(home=tmp_path / "home", store_url=None, graph="g")
     yield settings
     embedded_server(settings).stop()
@@ -114,7 +114,7 @@ def test_concurrent_writers_on_a_fresh_graph_make_no_duplicates(own_server: Sett
     store.close()
 
 
-def test_hostile_values_round_trip(store) -> None:  # noqa: ANN001
+def test_hostile_values_round_trip(store) -> None:
     s = Script()
     names = ['/d/<script>alert("x")</script>.csv', "/d/it's \"quoted\" \\ back",
              "/d/new\nline\ttab", "/d/ünïcödé ☃", "/d/$param {key: 1}) DETACH DELETE n //"]
@@ -132,7 +132,7 @@ def test_hostile_values_round_trip(store) -> None:  # noqa: ANN001
     assert cmd == [{"c": "sh -c x'); MATCH (n) DETACH DELETE n //"}]
 
 
-def test_nul_in_event_text_is_escaped_not_fatal(store) -> None:  # noqa: ANN001
+def test_nul_in_event_text_is_escaped_not_fatal(store) -> None:
     from ursprung_graph.schema.event import DeadLetter
 
     batch = Batch()
@@ -156,7 +156,7 @@ ECHO_READ = Cypher("MATCH (n:Echo) RETURN n.i AS i, properties(n) AS row ORDER B
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=_rows)
 def test_parameters_reach_the_store_as_the_clients_own_header_sends_them(
-        store, settings, rows) -> None:  # noqa: ANN001
+        store, settings, rows) -> None:
     """Writes build FalkorDB's parameter header with a JSON encoder (`params_header`):
     whatever the text (quotes, backslashes, braces, control characters, any script) or
     number, the store gets what the FalkorDB client's own header would have given it."""

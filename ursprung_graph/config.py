@@ -3,11 +3,11 @@
 Precedence, lowest first: the defaults below; the TOML file (``--config PATH``, else
 ``$URSPRUNG_CONFIG``, else ``./ursprung.toml`` when it exists); environment variables
 ``URSPRUNG_<SECTION>_<KEY>`` (``URSPRUNG_KAFKA_BOOTSTRAP=host:9092``,
-``URSPRUNG_INGEST_BATCH_EVENTS=5000``). Three short names stay for the single-machine
-path and older callers: ``URSPRUNG_HOME`` (data, checkpoints; default
+``URSPRUNG_INGEST_BATCH_EVENTS=5000``; lists comma-separated). Short names stay for the
+single-machine path and older callers: ``URSPRUNG_HOME`` (data, checkpoints; default
 ``~/.local/share/ursprung``), ``URSPRUNG_STORE`` (a store other than the embedded one:
-``falkordb://host:port``, ``falkordb+unix:///path``) and ``URSPRUNG_GRAPH`` (default
-``ursprung``).
+``falkordb://host:port``, ``falkordb+unix:///path``), ``URSPRUNG_GRAPH`` (default
+``ursprung``) and ``URSPRUNG_PARAM_ENV`` (names added to ``runs.param_env``).
 
 Everything is validated on load (unknown keys, wrong types, impossible values) and a bad
 value is reported with where it came from, e.g. ``ursprung.toml: kafka.partitions: Expected
@@ -26,12 +26,16 @@ from typing import Any
 
 import msgspec
 
+from .errors import UrsprungError
+
 ENV_PREFIX = "URSPRUNG_"
 CONFIG_FILE = "ursprung.toml"
 
 
-class ConfigError(ValueError):
+class ConfigError(UrsprungError, ValueError):
     """A configuration that cannot be used, with the reason and where it came from."""
+
+    exit_code = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +106,46 @@ class IngestConfig(_Section):
     metrics_port: int = 0  # 0: no metrics endpoint; workers N>1 use port, port+1, ...
 
 
+#: Files every pipeline reads that are software, not data: environment, never inputs.
+DEFAULT_SYSTEM_PREFIXES = (
+    "/usr/", "/lib/", "/lib32/", "/lib64/", "/libx32/", "/bin/", "/sbin/", "/etc/",
+    "/var/lib/", "/var/cache/", "/run/", "/nix/store/", "/opt/conda/pkgs/",
+)
+#: Never inputs or outputs of a run.
+DEFAULT_IGNORE_PATTERNS = (
+    "*/__pycache__/*", "*.pyc", "*/.pyenv/*", "*/site-packages/*", "*/dist-packages/*",
+    "*/.cache/*", "*/.git/*", "*.swp",
+)
+#: Files whose bytes the content store keeps (by name or path).
+DEFAULT_STORE_PATTERNS = (
+    "*.py", "*.sh", "*.bash", "*.R", "*.r", "*.jl", "*.ipynb", "*.sql", "*.cfg", "*.ini",
+    "*.conf", "*.toml", "*.yaml", "*.yml", "*.json", "*.txt", "*.csv", "*.tsv", "*.md",
+    "Makefile", "Dockerfile",
+)
+
+
+class RunsConfig(_Section):
+    """Pipeline runs and content versions."""
+
+    #: Environment variables recorded as parameters.
+    param_env: tuple[str, ...] = ()
+    #: Bytes; larger files keep only size and mtime.
+    hash_limit: int = 256 << 20
+    store_patterns: tuple[str, ...] = DEFAULT_STORE_PATTERNS
+    #: Bytes; larger files are never stored.
+    store_limit: int = 1 << 20
+    #: Per run: programs first, then inputs, outputs.
+    store_max_files: int = 200
+    system_prefixes: tuple[str, ...] = DEFAULT_SYSTEM_PREFIXES
+    ignore_patterns: tuple[str, ...] = DEFAULT_IGNORE_PATTERNS
+
+
 class Config(_Section):
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     kafka: KafkaConfig = msgspec.field(default_factory=KafkaConfig)
     collect: CollectConfig = msgspec.field(default_factory=CollectConfig)
     ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
+    runs: RunsConfig = msgspec.field(default_factory=RunsConfig)
     source: str = ""  # where it was loaded from (for messages)
 
     @property
@@ -123,11 +162,14 @@ class Config(_Section):
         return self.settings.home / "checkpoints" / "collect"
 
 
-_SECTIONS = {"store": StoreConfig, "kafka": KafkaConfig, "collect": CollectConfig,
-             "ingest": IngestConfig}
+_SECTIONS: dict[str, type[_Section]] = {
+    "store": StoreConfig, "kafka": KafkaConfig, "collect": CollectConfig,
+    "ingest": IngestConfig, "runs": RunsConfig}
 _SHORT_ENV = {"HOME": ("store", "home"), "STORE": ("store", "url"), "GRAPH": ("store", "graph")}
 #: Environment names that are not configuration keys.
 _NOT_KEYS = {"CONFIG"}
+#: Short names whose (comma-separated) names are added to a list of the file's.
+_ADDING_ENV = {"PARAM_ENV": ("runs", "param_env")}
 
 
 def _config_path(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
@@ -148,7 +190,7 @@ def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], l
         rest = name[len(ENV_PREFIX):]
         if rest in _SHORT_ENV:
             section, key = _SHORT_ENV[rest]
-        elif rest in _NOT_KEYS:
+        elif rest in _NOT_KEYS or rest in _ADDING_ENV:
             continue
         else:
             section, _, key = rest.lower().partition("_")
@@ -158,8 +200,12 @@ def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], l
             if key not in cls.__struct_fields__:
                 unknown.append(name)  # a known section with a mistyped key
                 continue
-            if isinstance(getattr(cls(), key), dict):
+            default = getattr(cls(), key)
+            if isinstance(default, dict):
                 unknown.append(name)  # tables only from the file
+                continue
+            if isinstance(default, tuple):
+                data.setdefault(section, {})[key] = [v for v in value.split(",") if v]
                 continue
         data.setdefault(section, {})[key] = value
     return data, unknown
@@ -198,6 +244,12 @@ def load_config(path: str | os.PathLike[str] | None = None,
         except msgspec.ValidationError as exc:
             raise ConfigError(f"environment ({where} + URSPRUNG_*): {_readable(exc)}") from exc
         where = f"{where} + environment"
+    for name, (section, key) in _ADDING_ENV.items():
+        added = tuple(v for v in env.get(ENV_PREFIX + name, "").split(",") if v)
+        if added:
+            table = getattr(config, section)
+            table = msgspec.structs.replace(table, **{key: getattr(table, key) + added})
+            config = msgspec.structs.replace(config, **{section: table})
     config = msgspec.structs.replace(config, source=where)
     _check(config)
     return config
@@ -231,6 +283,8 @@ def _check(config: Config) -> None:
     for key in ("workers", "batch_events", "batch_seconds", "retry_initial", "retry_max"):
         positive("ingest", key)
     positive("ingest", "resolve_wait", allow_zero=True)
+    for key in ("hash_limit", "store_limit", "store_max_files"):
+        positive("runs", key, allow_zero=True)
     if not 0 <= config.ingest.metrics_port <= 65535:
         problems.append(f"ingest.metrics_port must be a port number, got "
                         f"{config.ingest.metrics_port}")

@@ -137,7 +137,7 @@ class Procs:
 
 
 @pytest.fixture()
-def procs(settings, topics: Topics, broker: str, tmp_path: Path) -> Iterator[Procs]:  # noqa: ANN001
+def procs(settings, topics: Topics, broker: str, tmp_path: Path) -> Iterator[Procs]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("URSPRUNG_")}
     env.update(topics.env())
     env.update({"URSPRUNG_HOME": str(settings.home), "URSPRUNG_GRAPH": settings.graph,
@@ -160,7 +160,7 @@ def copy_fixture(name: str, dest: Path) -> Path:
 TIMEOUT_SCALE = float(os.environ.get("URSPRUNG_TEST_TIMEOUT_SCALE", "3"))
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.1) -> None:  # noqa: ANN001
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.1) -> None:
     timeout *= TIMEOUT_SCALE
     deadline = time.monotonic() + timeout
     while not predicate():

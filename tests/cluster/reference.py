@@ -8,8 +8,8 @@ import random
 import time
 from pathlib import Path
 
-from ursprung_graph.ingest.importer import default_host, import_file
-from ursprung_graph.ingest.resolve import import_scale_file
+from ursprung_graph.config import CollectConfig
+from ursprung_graph.pipeline.importer import default_host, import_file, import_scale_file
 from ursprung_graph.store.base import GraphStore
 from ursprung_graph.store.cypher import Cypher
 
@@ -26,7 +26,7 @@ def local_import(store: GraphStore, audit: list[tuple[Path, str]], scale: list[P
     for path, host in audit:
         import_file(store, path, host=host)
     for path in scale:
-        import_scale_file(store, str(path.resolve()), host=default_host())
+        import_scale_file(store, path.resolve(), host=default_host(), collect=CollectConfig())
 
 
 def scale_time(ns: int, offset_minutes: int = -420) -> str:

@@ -84,7 +84,7 @@ def test_ingest_worker_killed_at_random_points(
             killed_mid_way += 1
         time.sleep(rng.uniform(0, 1.0))
         workers[victim] = procs.start(f"w{trial}r", "ingest", "--from", url, extra_env=env)
-        wait_until(lambda: drained(bus, topics), 90, "everything committed", 0.3)  # noqa: B023
+        wait_until(lambda: drained(bus, topics), 90, "everything committed", 0.3)
         assert dump(store) == expected, f"trial {trial}: killed worker {victim} at {at:.2f}"
         for w in workers:
             w.send_signal(signal.SIGTERM)

@@ -11,20 +11,27 @@ from pathlib import Path
 
 import pytest
 
-from ursprung_graph.collectors.auditd.source import normalize_file
-from ursprung_graph.collectors.follow import (
-    AuditLines,
+from ursprung_graph.collectors.auditd.source import AuditdSource, normalize_file
+from ursprung_graph.collectors.scale import ScaleSource
+from ursprung_graph.collectors.source import LineSource
+from ursprung_graph.pipeline.checkpoint import CheckpointStore
+from ursprung_graph.pipeline.follow import (
     Follower,
     FollowOptions,
-    audit_factory,
     read_stream,
-    scale_factory,
     stream_name,
 )
-from ursprung_graph.ingest.checkpoint import CheckpointStore
 from ursprung_graph.schema.event import DeadLetter, Event
 
 from .conftest import DATA, wait_until
+
+
+def audit_factory(host: str) -> Callable[[bytes | None], LineSource]:
+    return lambda state: AuditdSource(host, state)
+
+
+def scale_factory() -> Callable[[bytes | None], LineSource]:
+    return lambda state: ScaleSource(state)
 
 
 class ListSink:
@@ -39,7 +46,7 @@ class ListSink:
         self.calls += 1
 
 
-def opts(**kw) -> FollowOptions:  # noqa: ANN003
+def opts(**kw) -> FollowOptions:
     base = {"chunk_events": 300, "flush_seconds": 0.05, "poll_seconds": 0.01}
     return FollowOptions(**{**base, **kw})
 
@@ -77,8 +84,8 @@ def rotate(log: Path) -> None:
     os.rename(log, log.with_name(log.name + ".1"))
 
 
-def finish_after_three_rotations(ck, follower, log, stop, thread, sink, want,  # noqa: ANN001
-                                 inodes) -> None:  # noqa: ANN001
+def finish_after_three_rotations(ck, follower, log, stop, thread, sink, want,
+                                 inodes) -> None:
     """Wait until the follower is at the end of the newest file, stop it, and check that it
     delivered every event exactly once, in order, from the four files in turn."""
     wait_until(caught_up(ck, follower, log), 60, "the follower at the end of the newest file")
@@ -306,7 +313,7 @@ def test_stdin_plugin_stream_publishes_every_event(tmp_path: Path) -> None:
     with os.fdopen(r, "rb", buffering=0) as reader:
         writer = threading.Thread(target=lambda: (os.write(w, data), os.close(w)))
         writer.start()
-        stats = read_stream(reader, AuditLines("h", None), sink, "h")
+        stats = read_stream(reader, AuditdSource("h"), sink, "h")
         writer.join()
     assert sink.events == reference(tmp_path, data)
     assert stats.events == len(sink.events)
@@ -337,7 +344,7 @@ def test_delivery_overlaps_reading_and_checkpoints_follow_deliveries(tmp_path: P
     def run() -> None:
         try:
             follower.run()
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)

@@ -18,7 +18,7 @@ import pytest
 from tests.graphdump import dump
 from ursprung_graph.config import Settings
 from ursprung_graph.ingest.bus import BusError, InProcessBus
-from ursprung_graph.ingest.checkpoint import Checkpoint
+from ursprung_graph.pipeline.checkpoint import Checkpoint
 from ursprung_graph.store.falkordb import FalkorDBStore
 
 from .conftest import REPO, Procs, copy_fixture, wait_until

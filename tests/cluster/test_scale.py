@@ -10,19 +10,18 @@ import pytest
 
 from ursprung_graph.collectors.scale import (
     UNKNOWN_START,
-    ScaleChunk,
-    ScaleError,
     ScaleMapper,
     map_file,
-    parse_time,
 )
+from ursprung_graph.collectors.source import Chunk
 from ursprung_graph.schema.event import Kind
+from ursprung_graph.schema.times import TimeError, parse_time
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 S = 1_000_000_000
 
 
-def utc(y, mo, d, h, mi, s) -> int:  # noqa: ANN001
+def utc(y, mo, d, h, mi, s) -> int:
     return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) * S
 
 
@@ -43,7 +42,7 @@ def test_scale_times_with_zone_offsets(text: str, want: int) -> None:
                                   "2020-08-03_25:06:36-0700", "2020-08-03_09:06:36-2500",
                                   "", None, 1596470796])
 def test_bad_times_are_refused(text: object) -> None:
-    with pytest.raises(ScaleError):
+    with pytest.raises(TimeError):
         parse_time(text)
 
 
@@ -112,7 +111,7 @@ def _wf(event: str, path: str, t: int, cookie: str = "0", pid: int = 5) -> dict:
 
 def test_move_pairing_is_bounded_in_event_time() -> None:
     m = ScaleMapper(pair_seconds=2.0)
-    out = ScaleChunk()
+    out = Chunk()
     m.feed(_wf("IN_MOVED_FROM", "/g/a", 0, cookie="1"), "x", out)
     m.feed(_wf("IN_OPEN", "/g/b", 1), "x", out)
     assert m.pending == 1 and [e.kind for e in out.events] == [Kind.READ]
@@ -125,7 +124,7 @@ def test_move_pairing_is_bounded_in_event_time() -> None:
 
 def test_move_pairing_is_bounded_in_records() -> None:
     m = ScaleMapper(pair_seconds=1000, pair_events=3)
-    out = ScaleChunk()
+    out = Chunk()
     m.feed(_wf("IN_MOVED_FROM", "/g/a", 0, cookie="9"), "x", out)
     for _ in range(3):
         m.feed(_wf("IN_OPEN", "/g/b", 0), "x", out)
@@ -134,7 +133,7 @@ def test_move_pairing_is_bounded_in_records() -> None:
 
 def test_pending_moves_survive_a_checkpoint() -> None:
     m = ScaleMapper()
-    out = ScaleChunk()
+    out = Chunk()
     m.feed(_wf("IN_MOVED_FROM", "/g/a", 0, cookie="7"), "x", out)
     restored = ScaleMapper(m.snapshot())
     restored.feed(_wf("IN_MOVED_TO", "/g/z", 1, cookie="7"), "x", out)
@@ -144,7 +143,7 @@ def test_pending_moves_survive_a_checkpoint() -> None:
 
 def test_cookies_are_per_node_and_file_system() -> None:
     m = ScaleMapper()
-    out = ScaleChunk()
+    out = Chunk()
     m.feed(_wf("IN_MOVED_FROM", "/g/a", 0, cookie="7"), "x", out)
     other = dict(_wf("IN_MOVED_TO", "/g/z", 0, cookie="7"), nodeName="n2")
     m.feed(other, "x", out)
@@ -154,7 +153,7 @@ def test_cookies_are_per_node_and_file_system() -> None:
 
 def test_line_input_keeps_raw_text_of_dead_letters() -> None:
     m = ScaleMapper()
-    out = ScaleChunk()
+    out = Chunk()
     line = json.dumps({"WF_JSON": "0.0.1", "event": "IN_BOGUS", "path": "/g/a",
                        "nodeName": "n", "fsName": "f", "processId": "1",
                        "eventTime": "2021-01-01_00:00:00+0000"}).encode() + b"\n"

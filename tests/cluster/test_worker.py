@@ -61,7 +61,7 @@ def expected_graph(store: FalkorDBStore, events: list, dead: list[tuple[DeadLett
     return out
 
 
-def run_worker(bus, store, topics: Topics, dead_letters=None, **kw):  # noqa: ANN001, ANN003, ANN201
+def run_worker(bus, store, topics: Topics, dead_letters=None, **kw):
     stop = threading.Event()
     metrics = Metrics("t")
     opts = WorkerOptions(events_topic=topics.events, deadletter_topic=topics.dead,
@@ -72,7 +72,7 @@ def run_worker(bus, store, topics: Topics, dead_letters=None, **kw):  # noqa: AN
     return worker, stop, thread, metrics
 
 
-def drained_on(bus, topics: Topics) -> bool:  # noqa: ANN001
+def drained_on(bus, topics: Topics) -> bool:
     ends = {p: o for p, o in bus.end_offsets(topics.events).items() if o}
     done = bus.committed(topics.group, topics.events)
     return all(done.get(p, 0) >= o for p, o in ends.items())

@@ -17,7 +17,7 @@ class Log:
     def __init__(self) -> None:
         self.serial = 0
 
-    def ev(self, pid: int, ppid: int, syscall: str, *, exit: int = 0,  # noqa: A002
+    def ev(self, pid: int, ppid: int, syscall: str, *, exit: int = 0,
            args: tuple[int, int, int, int] = (0, 0, 0, 0), paths: list[PathItem] | None = None,
            argv: list[str] | None = None, exe: str = "/usr/bin/bash", cwd: str = "/w",
            sockaddr: SockAddr | None = None, fd_pair: tuple[int, int] | None = None,

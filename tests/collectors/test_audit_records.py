@@ -47,7 +47,7 @@ def sysc(
     *,
     items: int = 1,
     success: str | None = "yes",
-    exit: int = 3,  # noqa: A002 - the field's name
+    exit: int = 3,
     args: str = "a0=ffffff9c a1=7ffd5e4a1230 a2=80000 a3=0",
     pid: int = 200,
     ppid: int = 100,

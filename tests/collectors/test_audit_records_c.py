@@ -442,7 +442,7 @@ def test_reentrant_use_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     build = records._build_event
 
-    def reenter(p, *args):  # noqa: ANN001, ANN002, ANN202
+    def reenter(p, *args):
         for call in (lambda: p.feed(b"x"), p.flush, lambda: p.feed_block(b"x\n", 0)):
             with pytest.raises(RuntimeError, match="already running"):
                 call()

@@ -380,7 +380,7 @@ def _record_locked(
         if rules_loaded:
             try:
                 _run(["auditctl", "-D", "-k", KEY])
-            except Exception as exc:  # noqa: BLE001 - keep cleaning up
+            except Exception as exc:
                 errors.append(f"removing rules: {exc}")
         if auditd is not None:
             try:
@@ -391,17 +391,17 @@ def _record_locked(
                     except subprocess.TimeoutExpired:
                         auditd.kill()
                         auditd.wait(timeout=15)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors.append(f"stopping auditd {auditd.pid}: {exc}")
         if old_backlog is not None:
             try:
                 _run(["auditctl", "-b", old_backlog])
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors.append(f"restoring backlog limit: {exc}")
         try:
             if was_enabled in ("0", "1"):
                 _run(["auditctl", "-e", was_enabled])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(f"restoring enabled={was_enabled}: {exc}")
         shutil.rmtree(tmp, ignore_errors=True)
         details["cleanup_errors"] = errors

@@ -12,7 +12,7 @@ URSPRUNG = str(Path(sys.executable).parent / "ursprung")
 EXAMPLE = REPO / "examples" / "pipeline"
 
 
-def cli_env(settings, **extra: str) -> dict[str, str]:  # noqa: ANN001
+def cli_env(settings, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["URSPRUNG_HOME"] = str(settings.home)
     env["URSPRUNG_GRAPH"] = settings.graph
@@ -21,7 +21,7 @@ def cli_env(settings, **extra: str) -> dict[str, str]:  # noqa: ANN001
     return env
 
 
-def ursprung(settings, *args: str, cwd: str | Path | None = None,  # noqa: ANN001
+def ursprung(settings, *args: str, cwd: str | Path | None = None,
              env: dict[str, str] | None = None, input: bytes | None = None,
              check: bool = False) -> subprocess.CompletedProcess:
     return subprocess.run([URSPRUNG, *args], cwd=cwd, env=env or cli_env(settings),

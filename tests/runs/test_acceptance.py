@@ -16,7 +16,7 @@ from .helpers import EXAMPLE, ursprung
 pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")
 
 
-def run_pipeline(settings, work: Path, lr: str) -> str:  # noqa: ANN001
+def run_pipeline(settings, work: Path, lr: str) -> str:
     out = ursprung(settings, "run", "--pipeline", "demo", "--id-file", str(work / "id"), "--",
                    "sh", str(EXAMPLE / "run.sh"), "--lr", lr, "--python", sys.executable,
                    cwd=work)
@@ -27,7 +27,7 @@ def run_pipeline(settings, work: Path, lr: str) -> str:  # noqa: ANN001
 
 
 
-def test_two_runs_compare_exactly_and_lineage(tmp_path: Path, settings):  # noqa: ANN001
+def test_two_runs_compare_exactly_and_lineage(tmp_path: Path, settings):
     shutil.copytree(EXAMPLE / "data", tmp_path / "data")
     first = run_pipeline(settings, tmp_path, "0.01")
     with open(tmp_path / "data" / "raw.csv", "a", encoding="utf-8") as fh:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from ursprung_graph.config import ConfigError, load_config
 from ursprung_graph.content import ContentStore, hash_file
-from ursprung_graph.content.config import load_runs_config
 from ursprung_graph.ingest.runs import params_from_argv
 from ursprung_graph.ingest.upserts import Batch
 from ursprung_graph.query.compare import compare, differs, match_files, render
@@ -31,7 +31,7 @@ def test_params_from_the_command_line():
     assert params_from_argv(["sh", "-c", "a=1 b"]) == {}
 
 
-def f(path: str, rel: str | None = None, sha: str | None = None, **kw) -> dict:  # noqa: ANN003
+def f(path: str, rel: str | None = None, sha: str | None = None, **kw) -> dict:
     return {"path": path, "rel": rel, "sha256": sha, **kw}
 
 
@@ -49,7 +49,7 @@ def test_files_match_by_relative_then_absolute_then_unique_basename():
     assert {x["path"] for x in only_b} == {"/b/3/m.txt"}
 
 
-def facts(**kw) -> dict:  # noqa: ANN003
+def facts(**kw) -> dict:
     base = {"id": "r", "params": {}, "inputs": [], "outputs": [], "programs": [],
             "environment": {}, "metrics": {}, "exit_code": 0, "duration": 10.0}
     base.update(kw)
@@ -127,23 +127,25 @@ def test_content_store_deduplicates_and_diffs(tmp_path: Path):
 def test_runs_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("URSPRUNG_CONFIG", raising=False)
     monkeypatch.setenv("URSPRUNG_PARAM_ENV", "B")
-    assert load_runs_config(tmp_path).param_env == ("B",)
-    (tmp_path / "config.toml").write_text(
+    monkeypatch.chdir(tmp_path)
+    file = tmp_path / "ursprung.toml"
+    assert load_config().runs.param_env == ("B",)
+    file.write_text(
         '[runs]\nparam_env = ["A"]\nhash_limit = 10\nstore_patterns = ["*.py"]\n')
-    config = load_runs_config(tmp_path)
+    config = load_config(file).runs
     assert config.param_env == ("A", "B") and config.hash_limit == 10
     assert config.store_patterns == ("*.py",)
-    (tmp_path / "config.toml").write_text('[runs]\nhash_limit = "big"\n')
-    with pytest.raises(ValueError, match="hash_limit"):
-        load_runs_config(tmp_path)
+    file.write_text('[runs]\nhash_limit = "big"\n')
+    with pytest.raises(ConfigError, match="hash_limit"):
+        load_config(file)
 
 
-def test_run_and_version_upserts_are_idempotent(store):  # noqa: ANN001
+def test_run_and_version_upserts_are_idempotent(store):
     from tests.graphdump import dump
 
     proc = ProcessInfo(pid=10, start=5)
 
-    def ev(kind: Kind, ts: int, **kw) -> Event:  # noqa: ANN003
+    def ev(kind: Kind, ts: int, **kw) -> Event:
         return Event(v=SCHEMA_VERSION, source="t", host="h", ts=ts, seq=str(ts), kind=kind,
                      proc=proc, **kw)
 

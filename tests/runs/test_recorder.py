@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from ursprung_graph.collectors.trace import environment as trace_environment
 from ursprung_graph.collectors.trace import strace as strace_mod
-from ursprung_graph.collectors.trace.ledger import RunLedger
-from ursprung_graph.collectors.trace.record import StoreSink, record_run
 from ursprung_graph.collectors.trace.runner import Tracer, _Writer, trace
 from ursprung_graph.collectors.trace.strace import StraceParser
+from ursprung_graph.pipeline import environment as trace_environment
+from ursprung_graph.pipeline.ledger import RunLedger
+from ursprung_graph.pipeline.record import record_run
+from ursprung_graph.pipeline.sinks import StoreSink
 from ursprung_graph.query.runs import find_run, run_files
 
 from .test_trace_real import WORKLOAD
@@ -28,14 +29,14 @@ from .test_trace_real import WORKLOAD
 needs_strace = pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")
 
 
-def _names(files) -> dict[str, list[str]]:  # noqa: ANN001
+def _names(files) -> dict[str, list[str]]:
     return {group: [f.path for f in getattr(files, group)]
             for group in ("inputs", "outputs", "intermediates", "programs", "environment",
                           "ignored")}
 
 
 @needs_strace
-def test_ledger_classifies_like_the_graph(tmp_path: Path, store):  # noqa: ANN001
+def test_ledger_classifies_like_the_graph(tmp_path: Path, store):
     script = tmp_path / "work.py"
     script.write_text(WORKLOAD)
     recorded = record_run(store, [sys.executable, str(script), "0"], host="h", pipeline="p",
@@ -60,7 +61,7 @@ def test_ledger_classifies_like_the_graph(tmp_path: Path, store):  # noqa: ANN00
 
 
 @needs_strace
-def test_the_example_pipeline_ledger_matches_the_graph(tmp_path: Path, store):  # noqa: ANN001
+def test_the_example_pipeline_ledger_matches_the_graph(tmp_path: Path, store):
     from .helpers import EXAMPLE
 
     shutil.copytree(EXAMPLE / "data", tmp_path / "data")
@@ -119,7 +120,7 @@ def test_the_command_gets_the_callers_environment(tmp_path: Path, tz: str | None
     result = trace([sys.executable, "-c", code], lambda evs: None, host="h", env=env,
                    cwd=str(tmp_path))
     assert result.returncode == 0
-    assert eval(out.read_text()) == env  # noqa: S307 - our own repr
+    assert eval(out.read_text()) == env
 
 
 def test_writer_delivers_in_order_and_reports_errors():
@@ -185,7 +186,7 @@ def test_interpreter_versions_are_cached_for_binaries_only(tmp_path: Path,
     assert asked == [str(binary)] and third[str(binary)] != first[str(binary)]
 
 
-def test_the_recorders_sink_writes_what_a_plain_batch_writes(store):  # noqa: ANN001
+def test_the_recorders_sink_writes_what_a_plain_batch_writes(store):
     from tests.graphdump import dump
     from ursprung_graph.ingest.upserts import Batch
     from ursprung_graph.schema.event import (
@@ -200,7 +201,7 @@ def test_the_recorders_sink_writes_what_a_plain_batch_writes(store):  # noqa: AN
 
     root = ProcessInfo(pid=10, start=5)
 
-    def ev(kind: Kind, ts: int, **kw) -> Event:  # noqa: ANN003
+    def ev(kind: Kind, ts: int, **kw) -> Event:
         return Event(v=SCHEMA_VERSION, source="strace", host="h", ts=ts, seq=str(ts),
                      kind=kind, proc=root, **kw)
 
@@ -251,7 +252,7 @@ def test_not_live_delivers_everything_after_the_command(tmp_path: Path):
 
 
 @needs_strace
-def test_the_store_is_opened_while_the_command_runs(tmp_path: Path, store):  # noqa: ANN001
+def test_the_store_is_opened_while_the_command_runs(tmp_path: Path, store):
     """`record_run` given a function that opens the store calls it beside the command,
     which does not wait for it: here the opener waits until the command has started."""
     marker = tmp_path / "started"
@@ -262,7 +263,7 @@ def test_the_store_is_opened_while_the_command_runs(tmp_path: Path, store):  # n
         "time.sleep(1.0)\n")
     seen: list[bool] = []
 
-    def opener():  # noqa: ANN202
+    def opener():
         deadline = time.monotonic() + 60
         while not marker.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -280,7 +281,7 @@ def test_the_store_is_opened_while_the_command_runs(tmp_path: Path, store):  # n
 def test_a_store_that_cannot_be_opened_is_reported_after_the_command(tmp_path: Path):
     from ursprung_graph.store import StoreError
 
-    def opener():  # noqa: ANN202
+    def opener():
         raise StoreError("no such server")
 
     out = tmp_path / "out.txt"

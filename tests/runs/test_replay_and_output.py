@@ -34,20 +34,20 @@ HOST = "h1"
 class Recording:
     """A store that remembers every write (a batch of statements), to replay them."""
 
-    def __init__(self, store) -> None:  # noqa: ANN001
+    def __init__(self, store) -> None:
         self.store = store
         self.writes: list = []
 
-    def write(self, statements) -> None:  # noqa: ANN001
+    def write(self, statements) -> None:
         statements = list(statements)
         self.writes.append(statements)
         self.store.write(statements)
 
-    def __getattr__(self, name: str):  # noqa: ANN204
+    def __getattr__(self, name: str):
         return getattr(self.store, name)
 
 
-def _replayed_reversed_is_unchanged(store, writes: list) -> None:  # noqa: ANN001
+def _replayed_reversed_is_unchanged(store, writes: list) -> None:
     before = dump(store)
     for statements in reversed(writes):
         store.write(statements)
@@ -57,7 +57,7 @@ def _replayed_reversed_is_unchanged(store, writes: list) -> None:  # noqa: ANN00
     assert dump(store) == before
 
 
-def _write_each(store, events: list[Event]) -> None:  # noqa: ANN001
+def _write_each(store, events: list[Event]) -> None:
     for ev in events:
         batch = Batch()
         batch.add(ev)
@@ -78,7 +78,7 @@ def _run_events() -> list[Event]:
                    end=4 * S, exit_code=0, members=[(100, 1 * S)])
     root = ProcessInfo(pid=100, start=1 * S)
 
-    def ev(kind: Kind, ts: int, seq: str, **kw) -> Event:  # noqa: ANN003
+    def ev(kind: Kind, ts: int, seq: str, **kw) -> Event:
         return Event(v=SCHEMA_VERSION, source="test", host=HOST, ts=ts, seq=seq, kind=kind,
                      proc=root, **kw)
 
@@ -91,7 +91,7 @@ def _run_events() -> list[Event]:
             ev(Kind.VERSION, 6 * S, "v1", file=FileRef("/d/in.csv"), version=version)]
 
 
-def test_run_and_version_events_in_any_order(store):  # noqa: ANN001
+def test_run_and_version_events_in_any_order(store):
     events = _run_events()
     _write_each(store, events)
     forwards = dump(store)
@@ -109,9 +109,9 @@ def test_run_and_version_events_in_any_order(store):  # noqa: ANN001
     assert dump(store) == forwards
 
 
-def test_runs_define_replayed_in_reverse(store):  # noqa: ANN001
-    from ursprung_graph.ingest.define import define_runs
-    from ursprung_graph.ingest.importer import import_file
+def test_runs_define_replayed_in_reverse(store):
+    from ursprung_graph.pipeline.define import define_runs
+    from ursprung_graph.pipeline.importer import import_file
 
     log = REPO / "tests" / "data" / "two_runs.audit.log"
     if not log.is_file():
@@ -127,8 +127,8 @@ def test_runs_define_replayed_in_reverse(store):  # noqa: ANN001
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")
-def test_traced_run_replayed_in_reverse(tmp_path: Path, store):  # noqa: ANN001
-    from ursprung_graph.collectors.trace.record import record_run
+def test_traced_run_replayed_in_reverse(tmp_path: Path, store):
+    from ursprung_graph.pipeline.record import record_run
 
     script = tmp_path / "job.py"
     script.write_text("open('out.txt', 'w').write(open('job.py').read())\n")
@@ -146,7 +146,7 @@ EVIL_IN = "/d/in\n\x1b[31mforged.csv"
 EVIL_OUT = "/d/out\x1b[31m.csv"
 
 
-def _evil_run(store, run_id: str, pid: int, t: int, inputs: list[str]) -> None:  # noqa: ANN001
+def _evil_run(store, run_id: str, pid: int, t: int, inputs: list[str]) -> None:
     s = Script(HOST)
     argv = ["python3", "job.py", "--name", "a\nb\x1b[31m"]
     p = ProcessInfo(pid=pid, start=t * S, exe="/usr/bin/python3", argv=argv, cwd="/d")
@@ -166,7 +166,7 @@ def _evil_run(store, run_id: str, pid: int, t: int, inputs: list[str]) -> None: 
     store.write(batch.statements())
 
 
-def test_show_and_compare_escape_control_characters(store):  # noqa: ANN001
+def test_show_and_compare_escape_control_characters(store):
     from ursprung_graph.cli.runs import runs
 
     _evil_run(store, "a" * 32, 100, 10, [EVIL_IN])
@@ -198,7 +198,7 @@ def test_tracer_takes_the_shared_linux_constants():
 
 def test_ingest_runs_only_builds_rows_and_upserts():
     import ursprung_graph.ingest.runs as ingest_runs
-    from ursprung_graph.collectors.trace import environment
+    from ursprung_graph.pipeline import environment
     from ursprung_graph.query import runs as query_runs
 
     for name in ("CANDIDATE_PROCESSES", "PROCESS_PARENTS", "PROCESS_CHILDREN", "define_runs",
@@ -210,7 +210,7 @@ def test_ingest_runs_only_builds_rows_and_upserts():
 
 
 def test_run_rows_are_chunked_by_the_upserts_rule(monkeypatch: pytest.MonkeyPatch):
-    from ursprung_graph.ingest import upserts
+    from ursprung_graph.ingest import rows as upserts
     from ursprung_graph.ingest.runs import UPSERT_RUNS, RunRows
 
     monkeypatch.setattr(upserts, "ROWS_PER_STATEMENT", 2)

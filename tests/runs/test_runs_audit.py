@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from ursprung_graph.ingest.define import define_runs
-from ursprung_graph.ingest.importer import import_file
+from ursprung_graph.pipeline.define import define_runs
+from ursprung_graph.pipeline.importer import import_file
 from ursprung_graph.query.compare import compare
 from ursprung_graph.query.runs import list_runs, run_facts
 
@@ -36,14 +36,14 @@ def _rels(files: list[dict]) -> set[str]:
 
 
 @pytest.fixture()
-def defined(store):  # noqa: ANN001
+def defined(store):
     import_file(store, LOG, host=HOST)
     pattern = r"python3(\.[0-9]+)? .*bin/train\.py --lr"
     ids = define_runs(store, "train", pattern, host=HOST)
     return store, ids
 
 
-def test_two_runs_with_their_inputs_and_outputs(defined):  # noqa: ANN001
+def test_two_runs_with_their_inputs_and_outputs(defined):
     store, ids = defined
     workdir, spec = _spec()
     assert len(ids) == 2
@@ -68,7 +68,7 @@ def test_two_runs_with_their_inputs_and_outputs(defined):  # noqa: ANN001
         assert all(p.endswith("/pipeline2.sh") for p in others), inputs
 
 
-def test_defining_again_changes_nothing(defined):  # noqa: ANN001
+def test_defining_again_changes_nothing(defined):
     from tests.graphdump import dump
 
     store, ids = defined
@@ -78,7 +78,7 @@ def test_defining_again_changes_nothing(defined):  # noqa: ANN001
     assert dump(store) == before
 
 
-def test_compare_the_audited_runs(defined):  # noqa: ANN001
+def test_compare_the_audited_runs(defined):
     store, ids = defined
     _, spec = _spec()
     result = compare(run_facts(store, ids[0]), run_facts(store, ids[1]))
@@ -98,7 +98,7 @@ def test_compare_the_audited_runs(defined):  # noqa: ANN001
     assert result["exit"]["same"] == [{"name": "exit_code", "a": 0, "b": 0}]
 
 
-def test_runs_define_cli(settings, store):  # noqa: ANN001
+def test_runs_define_cli(settings, store):
     import_file(store, LOG, host=HOST)
     out = ursprung(settings, "runs", "define", "train", "--match",
                    r"bin/train\.py --lr", "--host", HOST, "--json", check=True)

@@ -74,7 +74,7 @@ def test_trace_records_forks_threads_pipes_renames_and_cwd(tmp_path: Path):
     assert root in members and len(members) >= 5  # python, fork child, sh, cat, tr
 
 
-def run_both(tmp_path: Path, settings, argv: list[str], stdin: bytes | None = None):  # noqa: ANN001
+def run_both(tmp_path: Path, settings, argv: list[str], stdin: bytes | None = None):
     direct = subprocess.run(argv, cwd=tmp_path, input=stdin, capture_output=True, timeout=120)
     shutil.rmtree(tmp_path / "d", ignore_errors=True)
     traced = ursprung(settings, "run", "--", *argv, cwd=tmp_path, input=stdin)
@@ -82,7 +82,7 @@ def run_both(tmp_path: Path, settings, argv: list[str], stdin: bytes | None = No
 
 
 @pytest.mark.parametrize("code", [0, 3])
-def test_run_is_transparent(tmp_path: Path, settings, code: int):  # noqa: ANN001
+def test_run_is_transparent(tmp_path: Path, settings, code: int):
     script = tmp_path / "work.py"
     script.write_text(WORKLOAD)
     direct, traced = run_both(tmp_path, settings, [sys.executable, str(script), str(code)])
@@ -92,7 +92,7 @@ def test_run_is_transparent(tmp_path: Path, settings, code: int):  # noqa: ANN00
     assert (tmp_path / "d" / "upper.txt").read_text() == "MAIN"
 
 
-def test_run_passes_stdin_and_signals(tmp_path: Path, settings):  # noqa: ANN001
+def test_run_passes_stdin_and_signals(tmp_path: Path, settings):
     direct, traced = run_both(tmp_path, settings, ["sh", "-c", "tr a-z A-Z; kill -TERM $$"],
                               stdin=b"hello\n")
     assert traced.stdout == direct.stdout == b"HELLO\n"
@@ -100,7 +100,7 @@ def test_run_passes_stdin_and_signals(tmp_path: Path, settings):  # noqa: ANN001
     assert traced.returncode == 128 + 15  # as a shell reports a SIGTERM death
 
 
-def test_run_records_the_run(tmp_path: Path, settings, store):  # noqa: ANN001
+def test_run_records_the_run(tmp_path: Path, settings, store):
     script = tmp_path / "work.py"
     script.write_text(WORKLOAD)
     out = ursprung(settings, "run", "--pipeline", "p1", "--param", "seed=7",
@@ -128,7 +128,7 @@ def test_run_records_the_run(tmp_path: Path, settings, store):  # noqa: ANN001
     assert len(facts["processes"]) >= 5
 
 
-def test_missing_strace_runs_nothing(tmp_path: Path, settings):  # noqa: ANN001
+def test_missing_strace_runs_nothing(tmp_path: Path, settings):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     for tool in ("touch", "sh"):
@@ -160,7 +160,7 @@ DENY_PTRACE = textwrap.dedent("""
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="the filter names x86_64's ptrace")
-def test_forbidden_ptrace_runs_nothing(tmp_path: Path, settings):  # noqa: ANN001
+def test_forbidden_ptrace_runs_nothing(tmp_path: Path, settings):
     deny = tmp_path / "deny.py"
     deny.write_text(DENY_PTRACE)
     from .helpers import URSPRUNG
@@ -173,7 +173,7 @@ def test_forbidden_ptrace_runs_nothing(tmp_path: Path, settings):  # noqa: ANN00
     assert not (tmp_path / "ran").exists()
 
 
-def test_command_not_found_is_127_and_runs_nothing(tmp_path: Path, settings):  # noqa: ANN001
+def test_command_not_found_is_127_and_runs_nothing(tmp_path: Path, settings):
     out = ursprung(settings, "run", "--", "no-such-command-xyz", cwd=tmp_path)
     assert out.returncode == 127
     assert b"command not found" in out.stderr

@@ -8,8 +8,11 @@ when it does not first import the Kafka client and everything else.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
+
+from ..errors import UrsprungError
 
 #: command name -> (module, attribute, one-line help shown in `ursprung --help`)
 COMMANDS = {
@@ -33,6 +36,15 @@ class LazyGroup(click.Group):
             return None
         module, attr, _ = COMMANDS[name]
         return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Errors the project raises on purpose become one line on stderr and an exit
+        status that says what kind of error it was, never a traceback."""
+        try:
+            return super().invoke(ctx)
+        except UrsprungError as exc:
+            click.echo(f"ursprung: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):

@@ -7,16 +7,18 @@ from pathlib import Path
 
 import click
 
-from ..config import load_settings
-from ..ingest.checkpoint import CheckpointStore
-from ..ingest.importer import (
+from ..config import CollectConfig
+from ..pipeline.checkpoint import CheckpointStore
+from ..pipeline.importer import (
     DEFAULT_CHUNK_EVENTS,
     ImportStats,
     default_host,
     import_file,
+    import_scale_file,
     import_stream,
 )
-from .common import open_graph
+from ..store.base import GraphStore
+from .common import config_or_fail, open_graph
 
 
 @click.command("import")
@@ -42,12 +44,13 @@ def import_cmd(paths: tuple[str, ...], source: str, host: str | None, from_start
     """
     from tqdm import tqdm
 
-    settings = load_settings()
+    config = config_or_fail(None)
+    settings = config.settings
     host = host or default_host()
     store = open_graph(settings)
     checkpoints = CheckpointStore(settings.checkpoint_dir)
     if source == "scale":
-        _import_scale(store, paths, host)
+        _import_scale(store, paths, host, config.collect)
         return
     show = sys.stderr.isatty() if progress is None else progress
     total = ImportStats()
@@ -67,8 +70,7 @@ def import_cmd(paths: tuple[str, ...], source: str, host: str | None, from_start
                                     chunk_events=chunk_events)
             if stats.resumed_from:
                 click.echo(f"{name}: resumed at byte {stats.resumed_from:,}", err=True)
-        for attr in ("records", "events", "dead_letters", "bytes", "seconds"):
-            setattr(total, attr, getattr(total, attr) + getattr(stats, attr))
+        total.add(stats)
     click.echo(
         f"imported {total.records:,} audit records -> {total.events:,} events, "
         f"{total.dead_letters:,} dead letters, in {total.seconds:.2f}s "
@@ -81,15 +83,14 @@ def import_cmd(paths: tuple[str, ...], source: str, host: str | None, from_start
 
 
 
-def _import_scale(store, paths: tuple[str, ...], host: str) -> None:  # noqa: ANN001
+def _import_scale(store: GraphStore, paths: tuple[str, ...], host: str,
+                  collect: CollectConfig) -> None:
     """Scale events name processes by (node, pid) only: they are linked to the processes
     the graph holds now, so import the nodes' audit logs first."""
-    from ..ingest.resolve import import_scale_file
-
     events = dead = 0
     for name in paths:
         if not Path(name).is_file():
             raise click.ClickException(f"{name}: no such file")
-        n, d = import_scale_file(store, str(Path(name).resolve()), host=host)
+        n, d = import_scale_file(store, Path(name).resolve(), host=host, collect=collect)
         events, dead = events + n, dead + d
     click.echo(f"imported {events:,} Spectrum Scale events, {dead:,} dead letters")

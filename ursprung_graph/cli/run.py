@@ -10,12 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import click
 
-from ..collectors.trace.record import record_run
 from ..collectors.trace.runner import TraceUnavailable, check_tracing, strace_path
-from ..config import load_settings
-from ..content.config import load_runs_config
-from ..ingest.importer import default_host
+from ..config import Settings
+from ..pipeline.importer import default_host
+from ..pipeline.record import record_run
 from ..store import GraphStore, StoreError, embedded_server, open_store
+from .common import config_or_fail
 
 
 def _param(values: tuple[str, ...]) -> dict[str, str]:
@@ -50,11 +50,8 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
     work here (no strace, ptrace forbidden), CMD is not run at all.
     """
     params = _param(param_values)
-    settings = load_settings()
-    try:
-        config = load_runs_config(settings.home)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    loaded = config_or_fail(None)
+    settings, config = loaded.settings, loaded.runs
     try:
         strace = strace_path(os.environ.get("PATH"))
     except TraceUnavailable as exc:
@@ -88,7 +85,7 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
     _exit(recorded.returncode)
 
 
-def _checked(settings, strace: str,  # noqa: ANN001
+def _checked(settings: Settings, strace: str,
              opened: list[GraphStore]) -> Callable[[], GraphStore] | GraphStore:
     """Check, before anything runs, that tracing works here and that the store is there.
 

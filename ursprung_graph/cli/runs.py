@@ -9,12 +9,10 @@ from typing import Any
 
 import click
 
-from ..config import load_settings
-from ..content.config import load_runs_config
-from ..ingest.define import define_runs
+from ..pipeline.define import define_runs
 from ..query.compare import compare, render
 from ..query.runs import Classifier, find_run, list_runs, run_facts
-from .common import open_graph, printable
+from .common import config_or_fail, open_graph, printable
 
 
 @click.group("runs")
@@ -23,11 +21,8 @@ def runs() -> None:
 
 
 def _classifier() -> Classifier:
-    try:
-        config = load_runs_config(load_settings().home)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
-    return Classifier(config.system_prefixes, config.ignore_patterns)
+    runs = config_or_fail(None).runs
+    return Classifier(runs.system_prefixes, runs.ignore_patterns)
 
 
 def _when(ns: int | None) -> str:

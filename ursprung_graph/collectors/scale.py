@@ -43,27 +43,26 @@ dead letter with the reason.
 
 from __future__ import annotations
 
-import calendar
+import io
 import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 
+from ..config import CollectConfig
 from ..schema.event import SCHEMA_VERSION, DeadLetter, Event, FileRef, Kind, ProcessInfo
+from ..schema.times import TimeError, parse_time
 from .linux import O_ACCMODE, O_CREAT, O_RDWR, O_TRUNC, O_WRONLY, S_IFDIR, S_IFMT
+from .source import Chunk, Point
 
 SOURCE = "scale"
+_COLLECT = CollectConfig()  # the defaults of the pairing bounds
 UNKNOWN_START = -1  # the process start is not known: resolved at ingest
 
 
 RAW_LIMIT = 2000
-
-_TIME = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[_T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?"
-    r"\s*(Z|UTC|[+-]\d{2}:?\d{2})?$"
-)
 
 WF_SKIPPED = {"IN_ATTRIB", "IN_MOVE_SELF", "IN_UNMOUNT", "IN_IGNORED", "IN_Q_OVERFLOW"}
 LWE_SKIPPED = {"XATTRCHANGE", "ACLCHANGE", "GPFSATTRCHANGE", "ACCESS_DENIED"}
@@ -71,30 +70,6 @@ LWE_SKIPPED = {"XATTRCHANGE", "ACLCHANGE", "GPFSATTRCHANGE", "ACCESS_DENIED"}
 
 class ScaleError(ValueError):
     """A record that cannot become an event (the reason becomes a dead letter)."""
-
-
-def parse_time(text: Any) -> int:
-    """Scale's ``2020-08-03_09:06:36-0700`` (also ``.166`` fractions, ``Z``, ISO ``T``)
-    -> epoch ns. Without a zone the time is UTC (file audit logging writes UTC)."""
-    if not isinstance(text, str):
-        raise ScaleError(f"eventTime is not a string: {text!r}")
-    m = _TIME.match(text.strip())
-    if m is None:
-        raise ScaleError(f"unrecognised time {text!r}")
-    y, mo, d, h, mi, s, frac, zone = m.groups()
-    if not (1 <= int(mo) <= 12 and 1 <= int(d) <= 31 and int(h) < 24 and int(mi) < 60
-            and int(s) <= 60):
-        raise ScaleError(f"impossible time {text!r}")
-    secs = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(s), 0, 0, 0))
-    if zone and zone not in ("Z", "UTC"):
-        sign = -1 if zone[0] == "-" else 1
-        digits = zone[1:].replace(":", "")
-        offset = int(digits[:2]) * 3600 + int(digits[2:]) * 60
-        if int(digits[:2]) > 18 or int(digits[2:]) >= 60:
-            raise ScaleError(f"impossible zone offset in {text!r}")
-        secs -= sign * offset
-    ns = int((frac or "0").ljust(9, "0")) if frac else 0
-    return secs * 1_000_000_000 + ns
 
 
 class PendingMove(msgspec.Struct, array_like=True):
@@ -115,13 +90,6 @@ class PendingMove(msgspec.Struct, array_like=True):
 class ScaleState(msgspec.Struct):
     records: int = 0
     moves: list[PendingMove] = msgspec.field(default_factory=list)
-
-
-@dataclass(slots=True)
-class ScaleChunk:
-    events: list[Event] = field(default_factory=list)
-    dead: list[DeadLetter] = field(default_factory=list)
-    skipped: int = 0
 
 
 def _int(obj: dict[str, Any], name: str) -> int | None:
@@ -145,8 +113,8 @@ class ScaleMapper:
     """Records -> events, with the pairing of watch-folder moves. Its state (pending move
     halves and the record count) is a msgspec struct, so a checkpoint can save it."""
 
-    def __init__(self, state: bytes | None = None, *, pair_seconds: float = 2.0,
-                 pair_events: int = 10000) -> None:
+    def __init__(self, state: bytes | None = None, *, pair_seconds: float = _COLLECT.pair_seconds,
+                 pair_events: int = _COLLECT.pair_events) -> None:
         self.state = msgspec.msgpack.decode(state, type=ScaleState) if state else ScaleState()
         self.pair_ns = int(pair_seconds * 1_000_000_000)
         self.pair_events = pair_events
@@ -160,7 +128,7 @@ class ScaleMapper:
 
     # -------------------------------------------------------------------- input
 
-    def feed_line(self, line: bytes, where: str, out: ScaleChunk) -> None:
+    def feed_line(self, line: bytes, where: str, out: Chunk) -> None:
         """One line of JSON (blank lines are ignored)."""
         text = line.strip()
         if not text:
@@ -172,7 +140,7 @@ class ScaleMapper:
             return
         self.feed(obj, where, out, raw=line)
 
-    def feed(self, obj: Any, where: str, out: ScaleChunk, raw: bytes | None = None) -> None:
+    def feed(self, obj: Any, where: str, out: Chunk, raw: bytes | None = None) -> None:
         self.state.records += 1
         index = self.state.records
         try:
@@ -189,7 +157,7 @@ class ScaleMapper:
             data = raw if raw is not None else json.dumps(obj).encode()
             out.dead.append(_dead(str(exc), data, where))
 
-    def expire(self, out: ScaleChunk, *, now_ts: int | None = None, everything: bool = False
+    def expire(self, out: Chunk, *, now_ts: int | None = None, everything: bool = False
                ) -> None:
         """Unpaired move halves past the bound become UNLINKs (moved out of view)."""
         keep = []
@@ -203,7 +171,7 @@ class ScaleMapper:
                 keep.append(mv)
         self.state.moves = keep
 
-    def flush(self, out: ScaleChunk) -> None:
+    def flush(self, out: Chunk) -> None:
         """End of input: every pending half is decided."""
         self.expire(out, everything=True)
 
@@ -217,7 +185,10 @@ class ScaleMapper:
                      dst=dst)
 
     def _common(self, obj: dict[str, Any]) -> tuple[int, str, int, int | None, str]:
-        ts = parse_time(obj.get("eventTime"))
+        try:
+            ts = parse_time(obj.get("eventTime"))
+        except TimeError as exc:
+            raise ScaleError(str(exc)) from None
         host = _text(obj, "nodeName")
         pid = _int(obj, "processId")
         if pid is None or pid < 0:
@@ -226,7 +197,7 @@ class ScaleMapper:
         return ts, host, pid, _int(obj, "clientUserId"), fs
 
     def _watch_folder(self, obj: dict[str, Any], where: str, index: int,
-                      out: ScaleChunk) -> None:
+                      out: Chunk) -> None:
         names = set(re.split(r"[\s|,]+", str(obj.get("event") or "").strip())) - {""}
         if not names:
             raise ScaleError("no event")
@@ -285,7 +256,7 @@ class ScaleMapper:
         else:
             out.events.append(self._event(kind, ts, host, pid, uid, ref, seq))
 
-    def _audit_log(self, obj: dict[str, Any], where: str, out: ScaleChunk) -> None:
+    def _audit_log(self, obj: dict[str, Any], where: str, out: Chunk) -> None:
         name = str(obj.get("event") or "").strip().upper()
         if not name:
             raise ScaleError("no event")
@@ -355,10 +326,10 @@ def _dead(reason: str, raw: bytes, where: str) -> DeadLetter:
                       where=where)
 
 
-def map_file(path: str, **kw: Any) -> ScaleChunk:
+def map_file(path: str, **kw: Any) -> Chunk:
     """Every event and dead letter of a file of JSON lines (tests, local import)."""
     mapper = ScaleMapper(**kw)
-    out = ScaleChunk()
+    out = Chunk()
     offset = 0
     with open(path, "rb") as fh:
         for line in fh:
@@ -368,62 +339,34 @@ def map_file(path: str, **kw: Any) -> ScaleChunk:
     return out
 
 
-def consume_scale_topic(url: str, group: str, publisher: Any, config: Any,
-                        stop: Any) -> dict[str, int]:
-    """Scale's own Kafka sink topic (``kafka://HOST:PORT/TOPIC``) -> our events topic.
+class ScaleSource:
+    """Scale JSON lines as a line source (:class:`.source.LineSource`). Move halves waiting
+    for their pair are part of the saved state, so nothing is ever pending."""
 
-    The source offsets are committed after our publisher has the events, and never past
-    a move half still waiting for its pair (it is re-read after a restart instead)."""
-    import contextlib
-    import os
-    import time
-    from urllib.parse import urlparse
+    kind = "scale"
+    pending = 0
 
-    from ..ingest.bus import BusError, KafkaBus, publish_events
+    def __init__(self, state: bytes | None = None, *, pair_seconds: float = _COLLECT.pair_seconds,
+                 pair_events: int = _COLLECT.pair_events) -> None:
+        self.mapper = ScaleMapper(state, pair_seconds=pair_seconds, pair_events=pair_events)
+        self.pair_seconds = pair_seconds
 
-    parsed = urlparse(url)
-    topic = parsed.path.strip("/")
-    if parsed.scheme != "kafka" or not parsed.netloc or not topic:
-        raise BusError(f"not a Kafka topic URL: {url!r} (use kafka://HOST:PORT/TOPIC)")
-    c = config.collect
-    bus = KafkaBus.from_config(config.kafka, parsed.netloc)
-    mapper = ScaleMapper(pair_seconds=c.pair_seconds, pair_events=c.pair_events)
-    sub = bus.subscribe(group, [topic])
-    stats = {"records": 0, "events": 0, "dead_letters": 0}
-    next_offset: dict[tuple[str, int], int] = {}
-    last_data = time.monotonic()
-    host = c.host or os.uname().nodename
-    try:
-        while not stop.is_set():
-            msgs = sub.poll(1000, 0.2)
-            out = ScaleChunk()
-            for m in msgs:
-                mapper.feed_line(m.value or b"", f"{m.topic}/{m.partition}/{m.offset}", out)
-                next_offset[(m.topic, m.partition)] = m.offset + 1
-            stats["records"] += len(msgs)
-            now = time.monotonic()
-            if msgs:
-                last_data = now
-            elif mapper.pending and now - last_data >= c.pair_seconds:
-                mapper.expire(out, everything=True)
-            if out.events or out.dead:
-                publish_events(publisher, config.kafka.events_topic, SOURCE, out.events,
-                               out.dead, host, per_message=c.message_events)
-                publisher.flush()
-                stats["events"] += len(out.events)
-                stats["dead_letters"] += len(out.dead)
-            due = dict(next_offset)
-            for mv in mapper.state.moves:
-                t, p, o = mv.seq.rsplit("/", 2)
-                tp = (t, int(p))
-                if tp in due:
-                    due[tp] = min(due[tp], int(o))
-            assigned = set(sub.assignment())
-            due = {tp: o for tp, o in due.items() if tp in assigned}
-            if due and (msgs or out.events):
-                # rebalanced away: the new owner re-reads from the last commit
-                with contextlib.suppress(BusError):
-                    sub.commit(due)
-    finally:
-        sub.close()
-    return stats
+    @property
+    def records(self) -> int:
+        return self.mapper.state.records
+
+    def feed_block(self, data: bytes, offset: int, where: str, out: Chunk) -> Iterator[Point]:
+        for line in io.BytesIO(data):
+            self.mapper.feed_line(line, f"{where}:{offset}", out)
+            offset += len(line)
+            yield offset, 0
+
+    def idle(self, where: str, out: Chunk, quiet_seconds: float) -> None:
+        if quiet_seconds >= self.pair_seconds:
+            self.mapper.expire(out, everything=True)
+
+    def flush(self, where: str, out: Chunk) -> None:
+        self.mapper.flush(out)
+
+    def snapshot(self) -> bytes:
+        return self.mapper.snapshot()

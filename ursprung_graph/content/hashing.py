@@ -12,8 +12,9 @@ import os
 from dataclasses import dataclass
 from stat import S_ISREG
 
+from ..config import RunsConfig
+
 CHUNK = 1 << 20
-DEFAULT_HASH_LIMIT = 256 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +26,7 @@ class FileVersion:
     sha256: str | None
 
 
-def hash_file(path: str, limit: int = DEFAULT_HASH_LIMIT) -> FileVersion | None:
+def hash_file(path: str, limit: int = RunsConfig().hash_limit) -> FileVersion | None:
     """The version of the regular file at ``path`` now; None if it is gone or not a regular
     file. Plain descriptors, not file objects: a run can have thousands of small files, and
     this is on the way between the command's end and ``ursprung run``'s. ``O_NONBLOCK``

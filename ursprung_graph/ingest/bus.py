@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 
 import msgspec
 
+from ..errors import UrsprungError
 from ..schema.event import SCHEMA_VERSION, DeadLetter, Event, encode_batch
 
 HEADER_KIND = "ursprung-kind"  # events | dead
@@ -45,8 +46,11 @@ KIND_DEAD = b"dead"
 FETCH_WAIT_MS = 100
 
 
-class BusError(RuntimeError):
-    """The bus refused or lost a message, or cannot be reached."""
+class BusError(UrsprungError, RuntimeError):
+    """The bus refused or lost a message, or cannot be reached; a later try may succeed."""
+
+    retryable = True
+    exit_code = 6
 
 
 @dataclass(slots=True)
@@ -298,7 +302,8 @@ class KafkaPublisher:
                 headers: dict[str, bytes] | None = None) -> None:
         while True:
             try:
-                self._producer.produce(topic, value, key, headers=headers,
+                hdrs: dict[str, str | bytes | None] = dict(headers or {})
+                self._producer.produce(topic, value, key, headers=hdrs,
                                        on_delivery=self._delivered)
                 break
             except BufferError:
@@ -379,8 +384,10 @@ class KafkaSubscription:
                 if err.code() == err._PARTITION_EOF or not err.fatal():
                     continue  # informational (EOF, transient broker errors: retried inside)
                 raise BusError(f"consumer failed: {err}")
-            out.append(Message(m.topic(), m.partition(), m.offset(), m.key(), m.value(),
-                               dict(m.headers() or ()), m.timestamp()[1]))
+            pairs: list[tuple[str, str | bytes | None]] = list(m.headers() or [])  # type: ignore[arg-type]
+            headers = {k: v for k, v in pairs if isinstance(v, bytes)}
+            out.append(Message(m.topic() or "", m.partition() or 0, m.offset() or 0, m.key(),
+                               m.value(), headers, m.timestamp()[1]))
         return out
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:

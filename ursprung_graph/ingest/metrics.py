@@ -76,7 +76,7 @@ class MetricsServer:
         m = metrics
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 if self.path.split("?")[0] == "/metrics":
                     body, status, ctype = generate_latest(m.registry), 200, CONTENT_TYPE_LATEST
                 elif self.path.split("?")[0] in ("/healthz", "/health"):
@@ -91,7 +91,7 @@ class MetricsServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self._server = ThreadingHTTPServer((host, port), Handler)

@@ -123,22 +123,6 @@ def resolve_now(store: GraphStore, events: list[Event]) -> list[Event]:
     out = list(events)
     done, _ = resolver.resolve(todo)
     for ev, i in done:
-        out[i] = ev  # type: ignore[index]
+        assert isinstance(i, int)
+        out[i] = ev
     return out
-
-
-def import_scale_file(store: GraphStore, path: str, *, host: str, pair_seconds: float = 2.0,
-                      pair_events: int = 10000) -> tuple[int, int]:
-    """A file of Scale JSON lines straight into the store (one machine, no bus): events
-    resolved against the processes the store holds now. Returns (events, dead letters)."""
-    from ..collectors.scale import map_file
-    from .upserts import Batch
-
-    out = map_file(path, pair_seconds=pair_seconds, pair_events=pair_events)
-    batch = Batch()
-    for ev in resolve_now(store, out.events):
-        batch.add(ev)
-    for dead in out.dead:
-        batch.add_dead(dead, host)
-    store.write(batch.statements())
-    return len(out.events), len(out.dead)

@@ -20,6 +20,7 @@ from typing import Any
 from ..schema import graph as g
 from ..schema.event import Event, Kind
 from ..store.cypher import Cypher
+from .rows import chunked
 
 #: A run's identity facts are set when its node is created: every event of a run carries the
 #: same ones. Its environment and metrics keep the fuller of the values seen (the longer JSON
@@ -153,8 +154,6 @@ class RunRows:
     def statements(self) -> list[tuple[Cypher, dict[str, Any]]]:
         """Runs before the edges that MATCH them; run statements after the process and file
         statements of the same batch (the caller appends these last)."""
-        from .upserts import chunked  # upserts imports this module
-
         out: list[tuple[Cypher, dict[str, Any]]] = []
         for statement, rows in ((UPSERT_RUNS, self.runs), (LINK_RUN_PROCESSES, self.members),
                                 (UPSERT_VERSIONS, self.versions)):

@@ -15,9 +15,8 @@ from typing import Any
 from ..schema import graph as g
 from ..schema.event import DeadLetter, Event, Kind
 from ..store.cypher import Cypher
+from .rows import chunked
 from .runs import RunRows
-
-ROWS_PER_STATEMENT = 2000
 
 _MIN_FIRST = "CASE WHEN {v}.first IS NULL OR r.first < {v}.first THEN r.first ELSE {v}.first END"
 _MAX_LAST = "CASE WHEN {v}.last IS NULL OR r.last > {v}.last THEN r.last ELSE {v}.last END"
@@ -153,15 +152,18 @@ class Batch:
 
     def add(self, ev: Event) -> None:
         self.events += 1
+        if ev.kind is Kind.VERSION:
+            # Its file (with the span any event gives it) is upserted by the version
+            # statement, and its process is the run's root, which the run event upserts.
+            self.runs.add(ev)
+            return
         host, ts = ev.host, ev.ts
         proc = self._process(host, ev.proc, ts, ev)
         kind = ev.kind
         if kind is Kind.FORK and ev.child is not None:
             child = self._process(host, ev.child, ts, ev, child=True)
             self._edge(g.FORKED, proc, child, ts)
-        elif kind in (Kind.RUN, Kind.VERSION):
-            if ev.file is not None:
-                self._file(host, ev.file, ts)
+        elif kind is Kind.RUN:
             self.runs.add(ev)
         elif kind is Kind.EXIT:
             known = self.ends.get(proc)
@@ -185,7 +187,7 @@ class Batch:
         self.dead[key] = {"key": key, "source": dead.source, "reason": dead.reason,
                           "raw": dead.raw, "where": dead.where, "host": host}
 
-    def _process(self, host: str, info: Any, ts: int, ev: Event, *,  # noqa: ANN401
+    def _process(self, host: str, info: Any, ts: int, ev: Event, *,
                  child: bool = False) -> str:
         key = g.process_key(host, info.pid, info.start)
         row = self.processes.get(key)  # _widen, inlined: this runs for every event
@@ -261,13 +263,7 @@ class Batch:
         for (edge, src, dst), (first, last) in self.edges.items():
             by_type.setdefault(edge, []).append(
                 {"src": src, "dst": dst, "first": first, "last": last})
-        for edge, rows in by_type.items():
-            chunked(out, UPSERT_EDGES[edge], rows)
+        for edge, edge_rows in by_type.items():
+            chunked(out, UPSERT_EDGES[edge], edge_rows)
         out.extend(self.runs.statements())
         return out
-
-
-def chunked(out: list[tuple[Cypher, dict[str, Any]]], statement: Cypher,
-             rows: list[dict[str, Any]]) -> None:
-    for i in range(0, len(rows), ROWS_PER_STATEMENT):
-        out.append((statement, {"rows": rows[i:i + ROWS_PER_STATEMENT]}))

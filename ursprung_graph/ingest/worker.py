@@ -28,10 +28,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
 
+from ..config import Config, IngestConfig, KafkaConfig
 from ..schema.event import (
     SCHEMA_VERSION,
     DeadLetter,
@@ -65,21 +65,22 @@ log = logging.getLogger("ursprung.ingest")
 POLL_MESSAGES = 500
 DEAD_RAW_LIMIT = 4096  # bytes of a dead message kept in a DeadLetter node's raw
 _SCHEMA = str(SCHEMA_VERSION).encode()
+_INGEST, _KAFKA = IngestConfig(), KafkaConfig()  # the defaults of the options below
 
 
 @dataclass(slots=True)
 class WorkerOptions:
-    events_topic: str = "ursprung.events"
-    deadletter_topic: str = "ursprung.deadletter"
-    group: str = "ursprung-ingest"
-    batch_events: int = 5000
-    batch_seconds: float = 0.2
-    retry_initial: float = 0.1
-    retry_max: float = 5.0
-    resolve_wait: float = 10.0
+    events_topic: str = _KAFKA.events_topic
+    deadletter_topic: str = _KAFKA.deadletter_topic
+    group: str = _INGEST.group
+    batch_events: int = _INGEST.batch_events
+    batch_seconds: float = _INGEST.batch_seconds
+    retry_initial: float = _INGEST.retry_initial
+    retry_max: float = _INGEST.retry_max
+    resolve_wait: float = _INGEST.resolve_wait
 
     @classmethod
-    def from_config(cls, config: Any, group: str | None = None) -> WorkerOptions:
+    def from_config(cls, config: Config, group: str | None = None) -> WorkerOptions:
         i, k = config.ingest, config.kafka
         return cls(events_topic=k.events_topic, deadletter_topic=k.deadletter_topic,
                    group=group or i.group, batch_events=i.batch_events,
@@ -187,10 +188,20 @@ class IngestWorker:
         self._entries: list[_Entry] = []
         self._pending_events = 0
         self._waiting: list[Waiting] = []
-        self._sub: Subscription | None = None
-        self._dlq: Publisher | None = None
+        self._subscription: Subscription | None = None
+        self._dead_publisher: Publisher | None = None
         self._dlq_pending = 0
         self._sleep = sleep
+
+    @property
+    def _sub(self) -> Subscription:
+        assert self._subscription is not None, "the worker is not running"
+        return self._subscription
+
+    @property
+    def _dlq(self) -> Publisher:
+        assert self._dead_publisher is not None, "the worker is not running"
+        return self._dead_publisher
 
     # ------------------------------------------------------------------ life cycle
 
@@ -198,8 +209,8 @@ class IngestWorker:
         """Consume until ``stop`` is set (or the parent process is gone), then write what
         was gathered, commit and leave the group."""
         opt = self.opt
-        self._dlq = self._dead_target or self.bus.publisher()
-        self._sub = self.bus.subscribe(opt.group, [opt.events_topic],
+        self._dead_publisher = self._dead_target or self.bus.publisher()
+        self._subscription = self.bus.subscribe(opt.group, [opt.events_topic],
                                        on_assign=self._assigned, on_revoke=self._revoked)
         try:
             while not stop.is_set():
@@ -327,11 +338,12 @@ class IngestWorker:
                 done = []
             seen = set(map(id, entries))
             for ev, entry in done:
-                entry.events.append(ev)  # type: ignore[union-attr]
-                entry.waiting -= 1  # type: ignore[union-attr]
+                assert isinstance(entry, _Entry)
+                entry.events.append(ev)
+                entry.waiting -= 1
                 if id(entry) not in seen:
                     seen.add(id(entry))
-                    entries.append(entry)  # type: ignore[arg-type]
+                    entries.append(entry)
             self.metrics.waiting.set(len(self._waiting))
         if not entries:
             return
@@ -365,7 +377,7 @@ class IngestWorker:
                     try:
                         batch.add(ev)
                         kept.append(ev)
-                    except Exception as exc:  # noqa: BLE001 - one bad event must not stop us
+                    except Exception as exc:
                         self._publish_dead(entry.msg.key, msgspec.json.encode(ev),
                                            f"cannot map event to the graph: {exc!r}",
                                            entry.msg)

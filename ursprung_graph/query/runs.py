@@ -28,7 +28,7 @@ from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..content.config import DEFAULT_IGNORE_PATTERNS, DEFAULT_SYSTEM_PREFIXES
+from ..config import DEFAULT_IGNORE_PATTERNS, DEFAULT_SYSTEM_PREFIXES
 from ..schema import graph as g
 from ..store.base import GraphStore
 from ..store.cypher import Cypher

@@ -9,17 +9,23 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from ..errors import UrsprungError
 from .cypher import Cypher
 
 Row = dict[str, Any]
 
 
-class StoreError(RuntimeError):
+class StoreError(UrsprungError, RuntimeError):
     """The store refused a statement or could not be reached."""
+
+    exit_code = 5
 
 
 class StoreUnavailable(StoreError):
     """The store cannot be reached now; the same call may succeed later."""
+
+    retryable = True
+    exit_code = 4
 
 
 class GraphStore(Protocol):

@@ -4,6 +4,6 @@
 events, `source` cuts the stream into resumable chunks.
 """
 
-from .source import AuditdSource, Chunk, normalize_file
+from .source import AuditdSource, normalize_file
 
-__all__ = ["AuditdSource", "Chunk", "normalize_file"]
+__all__ = ["AuditdSource", "normalize_file"]

@@ -263,7 +263,7 @@ class OSModel:
         elif entry.kind in ("pipe_r", "pipe_w"):
             self._emit_std(out, ts, proc, fd, entry)
 
-    def _end_fds(self, out: _Out, ts: int, proc: Proc, which) -> None:  # noqa: ANN001
+    def _end_fds(self, out: _Out, ts: int, proc: Proc, which) -> None:
         for fd in [fd for fd in proc.fds if which(fd)]:
             self._end(out, ts, proc, fd, proc.fds.pop(fd))
 
@@ -470,7 +470,7 @@ def _ignored(path: str) -> bool:
     return path.startswith(IGNORED_PREFIXES) and not path.startswith(KEPT_PREFIXES)
 
 
-def _target(ae: AuditEvent):  # noqa: ANN202
+def _target(ae: AuditEvent):
     """The PATH item an open refers to: the created or opened name, not its parent."""
     for item in reversed(ae.paths):
         if item.nametype != "PARENT" and item.name:

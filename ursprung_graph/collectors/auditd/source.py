@@ -1,25 +1,30 @@
-"""The auditd collector as a source of chunks: parse, normalize, and cut the stream only
-where no event is half read, so that (offset, model state) is a clean point to resume from."""
+"""The auditd collector as a line source (:class:`..source.LineSource`): audit records
+are parsed, replayed into the OS model, and the stream can be cut wherever no event is half
+read, so that (offset, model state) is a clean point to resume from."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from ...schema.event import DeadLetter, Event, raw_text
+from ..source import Chunk, Point
 from .model import SOURCE, OSModel
-from .records import AuditEvent, AuditParser, Completed, line_blocks
+from .records import AuditEvent, AuditParser, Output, line_blocks
 from .records import DeadLetter as RawDeadLetter
 
 #: Cut a chunk after this much input even if an event is still open (a pathological log
 #: that never pauses between events): memory stays bounded, at the price of that event.
 FORCE_CUT_BYTES = 256 * 2**20
+#: Quiet seconds after which half-read events are completed (single records without EOE).
+IDLE_FLUSH = 2.0
 
 
 @dataclass(slots=True)
-class Chunk:
+class ResumableChunk:
+    """A chunk of a whole input with the resume point after it (:meth:`AuditdSource.chunks`)."""
+
     events: list[Event] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     offset: int = 0  # resume point: just after this chunk's last line
@@ -37,6 +42,8 @@ def dead_letter(raw: RawDeadLetter, where: str) -> DeadLetter:
 class AuditdSource:
     """Parser plus OS model for one stream of audit records."""
 
+    kind = "auditd"
+
     def __init__(self, host: str, state: bytes | None = None) -> None:
         self.parser = AuditParser(default_node=host)
         self.model = OSModel.restore(host, state) if state else OSModel(host)
@@ -44,8 +51,41 @@ class AuditdSource:
     def snapshot(self) -> bytes:
         return self.model.snapshot()
 
-    def take(self, items: list, chunk: Chunk | Any, where: str) -> None:
-        """Parsed items into ``chunk`` (anything with ``events`` and ``dead`` lists)."""
+    @property
+    def records(self) -> int:
+        return self.parser.records
+
+    @property
+    def pending(self) -> int:
+        return self.parser.pending
+
+    def feed_block(self, data: bytes, offset: int, where: str, out: Chunk) -> Iterator[Point]:
+        for end, pending, _, items in self._parse(data, offset):
+            self.take(items, out, where)
+            yield end, pending
+
+    def idle(self, where: str, out: Chunk, quiet_seconds: float) -> None:
+        if self.parser.pending and quiet_seconds >= IDLE_FLUSH:
+            self.take(self.parser.flush(), out, where)
+
+    def flush(self, where: str, out: Chunk) -> None:
+        self.take(self.parser.flush(), out, where)
+
+    def _parse(self, data: bytes, offset: int) -> list[tuple[int, int, int, list[Output]]]:
+        """The parser's completed groups for a block; a last line without a newline (the
+        end of the input, cut off) is fed as it is."""
+        parser = self.parser
+        if data[-1:] == b"\n":
+            return parser.feed_block(data, offset)
+        body = data.rfind(b"\n") + 1
+        done = parser.feed_block(data[:body], offset) if body else []
+        items = parser.feed(data[body:], offset + body)
+        if items:
+            done.append((offset + len(data), parser.pending, parser.records, items))
+        return done
+
+    def take(self, items: list[Output], chunk: Chunk | ResumableChunk, where: str) -> None:
+        """Parsed items into ``chunk``."""
         apply, events = self.model.apply, chunk.events
         for item in items:
             if type(item) is AuditEvent:
@@ -54,57 +94,35 @@ class AuditdSource:
                 chunk.dead.append(dead_letter(item, where))
 
     def chunks(self, lines: Iterable[bytes], offset: int, where: str,
-               min_events: int = 5000) -> Iterator[Chunk]:
-        """Chunks of at least ``min_events`` events (the last may be smaller), each ending
-        where no event is pending. The source's state matches a chunk while it is held.
-
-        ``lines``: raw lines, or a binary file (read in blocks: the same chunks, faster).
-        """
-        parser = self.parser
-        take = self.take
-        chunk = Chunk(offset=offset)
-        records_before = parser.records
+               min_events: int = 5000) -> Iterator[ResumableChunk]:
+        """A whole input in chunks of at least ``min_events`` events (the last may be
+        smaller), each ending where no event is pending; the source's state matches a chunk
+        while it is held. ``lines``: raw lines, or a binary file (read in blocks)."""
+        chunk = ResumableChunk(offset=offset)
+        records_before = self.parser.records
         end = offset
-        for end, pending, records, items in self._completed(lines, offset):
-            if items is None:
-                break  # end of input
-            take(items, chunk, where)
-            if len(chunk.events) >= min_events and (
-                    pending == 0 or end - chunk.offset > FORCE_CUT_BYTES):
-                chunk.records = records - records_before
-                records_before = records
-                chunk.offset = end
-                yield chunk
-                chunk = Chunk(offset=end)
-        take(parser.flush(), chunk, where)
-        chunk.records = parser.records - records_before
-        chunk.offset = end
+        for data in _blocks(lines):
+            for end, pending, records, items in self._parse(data, offset):
+                self.take(items, chunk, where)
+                if len(chunk.events) >= min_events and (
+                        pending == 0 or end - chunk.offset > FORCE_CUT_BYTES):
+                    chunk.records = records - records_before
+                    records_before = records
+                    chunk.offset = end
+                    yield chunk
+                    chunk = ResumableChunk(offset=end)
+            offset += len(data)
+        self.take(self.parser.flush(), chunk, where)
+        chunk.records = self.parser.records - records_before
+        chunk.offset = offset
         yield chunk
 
-    def _completed(self, lines: Iterable[bytes], offset: int) -> Iterator[Completed]:
-        """What ``feed_block`` returns, over all the input; then (end offset, 0, 0, None).
 
-        The parser may read ahead of the last group taken: only the model's state is a
-        chunk's, and a chunk ends where the parser had nothing pending."""
-        parser = self.parser
-        if isinstance(lines, io.BufferedIOBase):
-            feed_block = parser.feed_block
-            for data in line_blocks(lines.read1):
-                if data[-1:] == b"\n":
-                    yield from feed_block(data, offset)
-                else:  # the last line, cut off: fed as it is, like an iterated line
-                    items = parser.feed(data, offset)
-                    if items:
-                        yield offset + len(data), parser.pending, parser.records, items
-                offset += len(data)
-        else:
-            feed = parser.feed
-            for line in lines:
-                items = feed(line, offset)
-                offset += len(line)
-                if items:
-                    yield offset, parser.pending, parser.records, items
-        yield offset, 0, 0, None  # type: ignore[misc]
+def _blocks(lines: Iterable[bytes]) -> Iterator[bytes]:
+    if isinstance(lines, io.BufferedIOBase):
+        yield from line_blocks(lines.read1)
+    else:
+        yield from lines
 
 
 def normalize_file(path: str, host: str) -> Iterator[Event | DeadLetter]:

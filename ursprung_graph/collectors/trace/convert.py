@@ -47,11 +47,11 @@ class TraceModel(OSModel):
         self._handlers["chdir"] = self._chdir
         self._handlers["fchdir"] = self._fchdir
 
-    def _chdir(self, out, ae: AuditEvent, proc: Proc) -> None:  # noqa: ANN001
+    def _chdir(self, out, ae: AuditEvent, proc: Proc) -> None:
         if ae.paths and ae.paths[0].name:
             proc.cwd = self._resolve(proc, ae.paths[0].name)
 
-    def _fchdir(self, out, ae: AuditEvent, proc: Proc) -> None:  # noqa: ANN001
+    def _fchdir(self, out, ae: AuditEvent, proc: Proc) -> None:
         entry = proc.fds.get(ae.args[0] & 0xFFFFFFFF)
         if entry is not None and entry.kind == "dir" and entry.file is not None:
             proc.cwd = entry.file.path
@@ -193,7 +193,7 @@ class TraceConverter:
             offset=call.line,
         )
 
-    def _audit_event(self, call: Call, pid: int) -> AuditEvent | None:  # noqa: C901, PLR0911
+    def _audit_event(self, call: Call, pid: int) -> AuditEvent | None:
         name, a = call.name, call.args
         if call.error is not None:
             if name == "connect" and call.error in CONNECT_PENDING:

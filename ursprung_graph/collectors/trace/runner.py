@@ -220,7 +220,7 @@ class _Writer:
             try:
                 self._sink(chunk)
                 self.delivered += len(chunk)
-            except BaseException as exc:  # noqa: BLE001 - reported after the command ended
+            except BaseException as exc:
                 self.error = exc
 
 
@@ -234,7 +234,7 @@ class Tracer:
                  env: dict[str, str] | None = None, strace: str | None = None,
                  chunk_events: int = CHUNK_EVENTS, chunk_seconds: float = CHUNK_SECONDS,
                  check: bool = True, observe: Sink | None = None,
-                 prepare: Callable[[], None] | None = None) -> None:
+                 prepare: Callable[[], object] | None = None) -> None:
         """``prepare`` runs in a thread of its own as soon as the command has started
         (connecting to the store there costs the command nothing); if it fails, the sink
         is expected to fail the same way, which is reported as the sink's error."""
@@ -251,7 +251,7 @@ class Tracer:
         self.parser = StraceParser()
         self.observe = observe
         self._writer = _Writer(sink, min_events=chunk_events, max_delay=chunk_seconds)
-        self._prepare = prepare
+        self._prepare: Callable[[], object] | None = prepare
         self._done = threading.Event()
 
     def _pump(self, output: str) -> None:
@@ -373,7 +373,7 @@ def trace(argv: Sequence[str], sink: Sink, *, host: str, cwd: str | None = None,
         chunk = collected[i:i + chunk_events]
         try:
             sink(chunk)
-        except BaseException as exc:  # noqa: BLE001 - reported like a live sink's error
+        except BaseException as exc:
             result.sink_error = exc
             break
         result.events += len(chunk)

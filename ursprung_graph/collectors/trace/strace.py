@@ -200,7 +200,7 @@ def _items(text: str, pos: int, close: str) -> tuple[list, int]:
     return items, pos
 
 
-def _value(text: str, pos: int):  # noqa: ANN202
+def _value(text: str, pos: int):
     ch = text[pos]
     if ch == '"':
         return _string(text, pos)
@@ -221,7 +221,7 @@ def _value(text: str, pos: int):  # noqa: ANN202
     return _word(text, pos)
 
 
-def _word(text: str, pos: int):  # noqa: ANN202
+def _word(text: str, pos: int):
     """A bare token up to the next top-level comma or closer; ``k=VALUE`` where VALUE is a
     string, array or struct becomes the tuple (k, value)."""
     start = pos

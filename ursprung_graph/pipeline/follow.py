@@ -45,229 +45,108 @@ exits; events still half read are read again after the restart.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 from ..collectors.auditd.records import line_blocks
-from ..collectors.auditd.source import AuditdSource
-from ..ingest.bus import Publisher, publish_events
-from ..ingest.checkpoint import HEAD_BYTES, Checkpoint, CheckpointStore
-from ..schema.event import DeadLetter, Event
-from .scale import ScaleChunk, ScaleMapper
+from ..collectors.source import Chunk, LineSource
+from ..config import CollectConfig
+from .checkpoint import Checkpoint, CheckpointStore, head_of, same_file
+from .sinks import InFlight, Sink
 
 log = logging.getLogger("ursprung.collect")
 
 READ_BYTES = 1 << 16  # lines are read in blocks of about this size
-IDLE_FLUSH = 2.0  # quiet seconds after which half-read audit events are completed
 MAX_FINISHED = 64  # rotated files remembered as read to their end (auditd keeps num_logs)
+
+_COLLECT = CollectConfig()
 
 
 @dataclass(slots=True)
 class FollowOptions:
-    chunk_events: int = 2000
-    flush_seconds: float = 0.5
-    poll_seconds: float = 0.1
-    pair_seconds: float = 2.0
-    pair_events: int = 10000
+    """How a follower reads and delivers (defaults: the ``[collect]`` configuration's)."""
+
+    chunk_events: int = _COLLECT.chunk_events
+    flush_seconds: float = _COLLECT.flush_seconds
+    poll_seconds: float = _COLLECT.poll_seconds
     follow: bool = True  # False: read to the end once, finish every event, stop
+
+    @classmethod
+    def from_config(cls, collect: CollectConfig, *, follow: bool) -> FollowOptions:
+        return cls(chunk_events=collect.chunk_events, flush_seconds=collect.flush_seconds,
+                   poll_seconds=collect.poll_seconds, follow=follow)
 
 
 @dataclass(slots=True)
 class FollowStats:
     lines: int = 0
+    records: int = 0
     events: int = 0
     dead_letters: int = 0
     chunks: int = 0
+    bytes: int = 0
     rotations: int = 0
     resumed_from: int = 0
+    seconds: float = 0.0
     files: list[str] = field(default_factory=list)  # each file read, by its name when opened
     inodes: list[int] = field(default_factory=list)  # ... and its inode
 
-
-class Sink(Protocol):
-    def emit(self, events: list[Event], dead: list[DeadLetter], host: str) -> None:
-        """Deliver durably (return only when the bus has them), or raise."""
-
-
-class InFlight:
-    """Deliveries run in order in one background thread while the caller reads on.
-
-    At most ``depth`` deliveries wait or run at once: `submit` blocks while that many are
-    queued (memory stays bounded), and re-raises the error of a failed delivery, after
-    which no later delivery runs, so what follows a delivery (its checkpoint) never
-    happens out of order or after a failure. `wait` is the barrier at the end. Waiting for
-    the bus's acknowledgements releases the GIL, so it overlaps with parsing in CPython;
-    the depth covers a slow first acknowledgement (a new idempotent producer's set-up).
-    """
-
-    def __init__(self, depth: int = 16) -> None:
-        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-
-    def submit(self, deliver: Callable[[], None]) -> None:
-        self._raise()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="ursprung-deliver",
-                                            daemon=True)
-            self._thread.start()
-        self._queue.put(deliver)
-
-    def _run(self) -> None:
-        while (deliver := self._queue.get()) is not None:
-            try:
-                if self._error is None:  # after a failure, later deliveries are dropped
-                    deliver()
-            except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
-                self._error = exc
-            finally:
-                self._queue.task_done()
-        self._queue.task_done()
-
-    def wait(self) -> None:
-        """Until every submitted delivery has run; re-raise the first failure."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-        self._raise()
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
-
-class BusSink:
-    """Publish chunks to a bus topic, one message per key and ``per_message`` events."""
-
-    def __init__(self, publisher: Publisher, topic: str, source: str, *,
-                 per_message: int = 1000, buckets: int = 1) -> None:
-        self.publisher = publisher
-        self.topic = topic
-        self.source = source
-        self.per_message = per_message
-        self.buckets = buckets
-        self.messages = 0
-
-    def emit(self, events: list[Event], dead: list[DeadLetter], host: str) -> None:
-        self.messages += publish_events(self.publisher, self.topic, self.source, events, dead,
-                                        host, per_message=self.per_message,
-                                        buckets=self.buckets)
-        self.publisher.flush()
-
-
-# ------------------------------------------------------------------------ sources
-
-
-class _Chunk:
-    __slots__ = ("events", "dead", "skipped")
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.dead: list[DeadLetter] = []
-        self.skipped = 0
-
-    def __len__(self) -> int:
-        return len(self.events) + len(self.dead)
-
-
-class LineSource(Protocol):
-    kind: str
-
-    def feed(self, line: bytes, offset: int, where: str, out: _Chunk) -> bool:
-        """Take one line; True if ``out`` may have grown."""
-
     @property
-    def pending(self) -> int: ...
+    def records_per_second(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
 
-    def flush(self, where: str, out: _Chunk) -> None: ...
-
-    def snapshot(self) -> bytes: ...
-
-
-class AuditLines:
-    kind = "auditd"
-
-    def __init__(self, host: str, state: bytes | None) -> None:
-        self.source = AuditdSource(host, state)
-
-    def feed(self, line: bytes, offset: int, where: str, out: _Chunk) -> bool:
-        items = self.source.parser.feed(line, offset)
-        if items:
-            self.source.take(items, out, where)
-            return True
-        return False
-
-    @property
-    def pending(self) -> int:
-        return self.source.parser.pending
-
-    def flush(self, where: str, out: _Chunk) -> None:
-        self.source.take(self.source.parser.flush(), out, where)
-
-    def snapshot(self) -> bytes:
-        return self.source.snapshot()
+    def add(self, other: FollowStats) -> None:
+        """Totals over several inputs."""
+        for name in ("lines", "records", "events", "dead_letters", "chunks", "bytes",
+                     "rotations", "seconds"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-class ScaleLines:
-    kind = "scale"
-
-    def __init__(self, state: bytes | None, pair_seconds: float = 2.0,
-                 pair_events: int = 10000) -> None:
-        self.mapper = ScaleMapper(state, pair_seconds=pair_seconds, pair_events=pair_events)
-
-    def feed(self, line: bytes, offset: int, where: str, out: _Chunk) -> bool:
-        chunk = ScaleChunk(out.events, out.dead)
-        self.mapper.feed_line(line, f"{where}:{offset}", chunk)
-        out.skipped += chunk.skipped
-        return True
-
-    @property
-    def pending(self) -> int:
-        return 0  # pending move halves are part of the saved state
-
-    def flush(self, where: str, out: _Chunk) -> None:
-        self.mapper.flush(ScaleChunk(out.events, out.dead))
-
-    def expire_idle(self, out: _Chunk) -> None:
-        self.mapper.expire(ScaleChunk(out.events, out.dead), everything=True)
-
-    def snapshot(self) -> bytes:
-        return self.mapper.snapshot()
-
-
-# ------------------------------------------------------------------------ the follower
-
-
-def head_of(fh: BinaryIO, offset: int) -> str:
-    """Hash of the file's first min(offset, HEAD_BYTES) bytes: what was read is stable."""
-    pos = fh.tell()
-    fh.seek(0)
-    data = fh.read(min(offset, HEAD_BYTES))
-    fh.seek(pos)
-    return hashlib.sha256(data).hexdigest()
+SourceFactory = Callable[[bytes | None], LineSource]
+#: Called with the number of bytes consumed since the last call (a progress bar).
+Progress = Callable[[int], None]
 
 
 def stream_name(kind: str, host: str, path: Path) -> str:
-    # Not the importer's name: a local import and a collector keep separate checkpoints.
+    """A collector's checkpoint name. A local import keeps its own (``import_file``): the
+    two deliver to different places."""
     return f"collect-{kind}:{host}:{path}"
 
 
+def read_lines(fh: BinaryIO, offset: int) -> tuple[bytes, bool]:
+    """Whole lines from ``offset`` (where ``fh`` is), about ``READ_BYTES`` of them, leaving
+    ``fh`` just after the last newline; and whether the data is instead a last line without
+    its newline (the file ends there, for now)."""
+    data = fh.read(READ_BYTES)
+    while True:
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            if cut < len(data):
+                fh.seek(offset + cut)
+            return data[:cut], False
+        more = fh.read(READ_BYTES)  # a line longer than a block, or the end of the file
+        if not more:
+            return data, bool(data)
+        data += more
+
+
 class Follower:
-    def __init__(self, path: Path, source_factory: Callable[[bytes | None], LineSource],
-                 sink: Sink, *, host: str, checkpoints: CheckpointStore | None,
-                 options: FollowOptions | None = None,
-                 stop: threading.Event | None = None) -> None:
+    """Reads one file (and, when following, its rotations) into a sink, checkpointed.
+
+    ``stream`` names the checkpoint (default :func:`stream_name`); ``resume=False`` ignores
+    a saved one; ``progress`` is told the bytes consumed."""
+
+    def __init__(self, path: Path, source_factory: SourceFactory, sink: Sink, *, host: str,
+                 checkpoints: CheckpointStore | None, options: FollowOptions | None = None,
+                 stop: threading.Event | None = None, stream: str | None = None,
+                 resume: bool = True, progress: Progress | None = None) -> None:
         self.path = Path(os.path.abspath(path))
         self.where = str(self.path)
         self.make_source = source_factory
@@ -279,7 +158,9 @@ class Follower:
         self.stats = FollowStats()
         self.source: LineSource | None = None
         self.kind = source_factory(None).kind
-        self.stream = stream_name(self.kind, host, self.path)
+        self.stream = stream or stream_name(self.kind, host, self.path)
+        self.resume = resume
+        self.progress = progress
         # (st_dev, st_ino) -> (size, head hash) of files read to their end, oldest first
         self._finished: OrderedDict[tuple[int, int], tuple[int, str]] = OrderedDict()
         self._inflight = InFlight()
@@ -288,6 +169,7 @@ class Follower:
 
     def _clean_point(self, fh: BinaryIO, offset: int) -> Checkpoint:
         """A resume point: here no event is half read, and this is the collector's state."""
+        assert self.source is not None
         st = os.fstat(fh.fileno())
         return Checkpoint(path=self.where, inode=st.st_ino, head=head_of(fh, offset),
                           offset=offset, state=self.source.snapshot(),
@@ -295,19 +177,19 @@ class Follower:
 
     def _resume(self) -> tuple[BinaryIO | None, int]:
         """(open file, offset) to continue from, or (None, 0) for a fresh start."""
-        saved = self.checkpoints.load(self.stream) if self.checkpoints else None
+        saved = self.checkpoints.load(self.stream) if self.checkpoints and self.resume else None
         if saved is None:
             self.source = self.make_source(None)
             return None, 0
-        candidates = [self.path] + sorted(self.path.parent.glob(self.path.name + ".*"))
+        candidates = [self.path]
+        if self.opt.follow:  # a follower goes on in the file its checkpoint was rotated to
+            candidates += sorted(self.path.parent.glob(self.path.name + ".*"))
         for cand in candidates:
             try:
                 fh = cand.open("rb")
             except OSError:
                 continue
-            st = os.fstat(fh.fileno())
-            if (st.st_ino == saved.inode and st.st_size >= saved.offset
-                    and head_of(fh, saved.offset) == saved.head):
+            if same_file(fh, saved):
                 self.source = self.make_source(saved.state)
                 self.stats.resumed_from = saved.offset
                 if cand != self.path:
@@ -332,52 +214,46 @@ class Follower:
             if fh is None:
                 return self.stats
         self._opened(fh)
-        chunk = _Chunk()
+        started = time.monotonic()
+        chunk = Chunk()
         self._candidate: Checkpoint | None = None  # clean point not yet published
         want_point = True
         last_data = last_emit = time.monotonic()
+        limit, where, follow = self.opt.chunk_events, self.where, self.opt.follow
         try:
             while True:
-                lines = fh.readlines(READ_BYTES)
-                partial = lines and not lines[-1].endswith(b"\n") and self.opt.follow
-                if partial:  # a half-written last line: read it again when complete
-                    lines.pop()
-                if lines:
-                    source, feed, where = self.source, self.source.feed, self.where
-                    limit = self.opt.chunk_events
-                    for line in lines:
-                        grew = feed(line, offset, where, chunk)
-                        offset += len(line)
-                        if not grew:
-                            continue
-                        if want_point and source.pending == 0:
-                            self._candidate = self._clean_point(fh, offset)
+                source = self.source
+                assert source is not None
+                data, partial = read_lines(fh, offset)
+                if partial and follow:  # a half-written last line: read it when complete
+                    fh.seek(offset)
+                    data = b""
+                if data:
+                    for end, pending in source.feed_block(data, offset, where, chunk):
+                        if want_point and pending == 0:
+                            self._candidate = self._clean_point(fh, end)
                             want_point = False
                         if len(chunk) >= limit:
-                            self._emit(chunk, fh, offset)
-                            chunk, last_emit, want_point = _Chunk(), time.monotonic(), True
-                    self.stats.lines += len(lines)
+                            self._emit(chunk, fh, end, pending)
+                            last_emit, want_point = time.monotonic(), True
+                    offset += len(data)
+                    self._consumed(len(data), data.count(b"\n") + partial)
                     last_data = time.monotonic()
-                    if partial:
-                        fh.seek(offset)
                     if self.stop.is_set():
                         break
-                    if not partial:
-                        continue
-                elif partial:
-                    fh.seek(offset)
+                    continue
                 # at the end of what is there
-                if not self.opt.follow:
-                    self.source.flush(self.where, chunk)
-                    self._emit(chunk, fh, offset, force=True)
+                if not follow:
+                    source.flush(where, chunk)
+                    self._emit(chunk, fh, offset, 0, force=True)
                     self._inflight.wait()
                     return self.stats
                 nxt = self._rotated(fh, offset)
                 if nxt is not None:
                     # The old file is finished (read to its end above): same stream goes on.
                     if len(chunk):
-                        self._emit(chunk, fh, offset)
-                        chunk, last_emit, want_point = _Chunk(), time.monotonic(), True
+                        self._emit(chunk, fh, offset, source.pending)
+                        last_emit, want_point = time.monotonic(), True
                     fh.close()
                     fh, offset = nxt, 0
                     self.stats.rotations += 1
@@ -385,32 +261,40 @@ class Follower:
                     log.info("followed rotation of %s: now reading %s", self.path, fh.name)
                     continue
                 now = time.monotonic()
-                if self.source.pending and now - last_data >= IDLE_FLUSH:
-                    self.source.flush(self.where, chunk)
-                if isinstance(self.source, ScaleLines) and now - last_data >= max(
-                        self.opt.pair_seconds, self.opt.flush_seconds):
-                    self.source.expire_idle(chunk)
+                source.idle(where, chunk, now - last_data)
                 if len(chunk) and now - last_emit >= self.opt.flush_seconds:
-                    self._emit(chunk, fh, offset)
-                    chunk, last_emit, want_point = _Chunk(), now, True
+                    self._emit(chunk, fh, offset, source.pending)
+                    last_emit, want_point = now, True
                 if self.stop.is_set():
                     break
                 self.stop.wait(self.opt.poll_seconds)
             # stopping: publish what was read; events still half read are re-read later
-            self._emit(chunk, fh, offset)
+            self._emit(chunk, fh, offset, source.pending)
             self._inflight.wait()
             return self.stats
         finally:
             fh.close()
+            self.stats.seconds += time.monotonic() - started
 
-    def _emit(self, chunk: _Chunk, fh: BinaryIO, offset: int, force: bool = False) -> None:
-        """Hand the chunk to the delivering thread; its checkpoint follows its delivery."""
+    def _consumed(self, size: int, lines: int) -> None:
+        assert self.source is not None
+        self.stats.bytes += size
+        self.stats.lines += lines
+        self.stats.records = self.source.records
+        if self.progress is not None:
+            self.progress(size)
+
+    def _emit(self, chunk: Chunk, fh: BinaryIO, offset: int, pending: int,
+              force: bool = False) -> None:
+        """Hand what the chunk holds to the delivering thread; its checkpoint follows its
+        delivery. ``pending``: events half read at ``offset``."""
+        chunk = chunk.take()
         self.stats.events += len(chunk.events)
         self.stats.dead_letters += len(chunk.dead)
         self.stats.chunks += 1
         # Once this chunk is delivered, everything read is: the best resume point is here if
         # it is clean, else the latest clean point seen since the previous chunk.
-        point = self._clean_point(fh, offset) if self.source.pending == 0 else self._candidate
+        point = self._clean_point(fh, offset) if pending == 0 else self._candidate
         self._candidate = None
         send = bool(len(chunk) or force)
         if not send and point is None:
@@ -537,41 +421,35 @@ def _same(a: os.stat_result, b: os.stat_result) -> bool:
     return a.st_ino == b.st_ino and a.st_dev == b.st_dev
 
 
-def audit_factory(host: str) -> Callable[[bytes | None], LineSource]:
-    return lambda state: AuditLines(host, state)
-
-
-def scale_factory(pair_seconds: float = 2.0, pair_events: int = 10000
-                  ) -> Callable[[bytes | None], LineSource]:
-    return lambda state: ScaleLines(state, pair_seconds, pair_events)
-
-
 def read_stream(fh: BinaryIO, source: LineSource, sink: Sink, host: str, *, where: str = "-",
-                chunk_events: int = 2000, stop: threading.Event | None = None) -> FollowStats:
+                chunk_events: int = _COLLECT.chunk_events,
+                stop: threading.Event | None = None,
+                progress: Progress | None = None) -> FollowStats:
     """A stream that cannot be re-read (stdin as an audisp plugin): no checkpoint. Chunks
     go out when full and whenever the input pauses (audisp writes whole events)."""
+    started = time.monotonic()
     stats = FollowStats()
-    chunk = _Chunk()
+    chunk = Chunk()
     offset = 0
     inflight = InFlight()
 
     def emit() -> None:
-        nonlocal chunk
         if len(chunk):
-            full = chunk
+            full = chunk.take()
             inflight.submit(lambda: sink.emit(full.events, full.dead, host))
-            stats.events += len(chunk.events)
-            stats.dead_letters += len(chunk.dead)
+            stats.events += len(full.events)
+            stats.dead_letters += len(full.dead)
             stats.chunks += 1
-            chunk = _Chunk()
 
-    for lines in _line_blocks(fh):
-        for line in lines:
-            source.feed(line, offset, where, chunk)
-            offset += len(line)
-            stats.lines += 1
-            if len(chunk) >= chunk_events and source.pending == 0:
+    for data in _blocks(fh):
+        for _, pending in source.feed_block(data, offset, where, chunk):
+            if len(chunk) >= chunk_events and pending == 0:
                 emit()
+        offset += len(data)
+        stats.bytes += len(data)
+        stats.lines += data.count(b"\n") + (not data.endswith(b"\n"))
+        if progress is not None:
+            progress(len(data))
         if source.pending == 0:
             emit()  # the input paused: what we have goes out now
         if stop is not None and stop.is_set():
@@ -579,16 +457,17 @@ def read_stream(fh: BinaryIO, source: LineSource, sink: Sink, host: str, *, wher
     source.flush(where, chunk)
     emit()
     inflight.wait()
+    stats.records = source.records
+    stats.seconds = time.monotonic() - started
     return stats
 
 
-def _line_blocks(fh: BinaryIO):  # noqa: ANN202
-    """Lists of complete lines as they arrive; a list ends where the input paused (each
+def _blocks(fh: BinaryIO) -> Iterator[bytes]:
+    """Blocks of complete lines as they arrive; a block ends where the input paused (each
     ``os.read`` returns what the writer wrote so far)."""
     try:
         fd = fh.fileno()
     except (AttributeError, OSError, ValueError):
-        yield fh.readlines()  # an in-memory stream: one block
+        yield fh.read()  # an in-memory stream: one block
         return
-    for block in line_blocks(lambda size: os.read(fd, size)):
-        yield block.splitlines(keepends=True)
+    yield from line_blocks(lambda size: os.read(fd, size))

@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ..collectors.trace.environment import environment_of
+from ..ingest.runs import params_from_argv
+from ..ingest.upserts import Batch
 from ..query.runs import find_run, run_files, run_roots
 from ..schema.event import SCHEMA_VERSION, Event, Kind, ProcessInfo, RunInfo
 from ..store.base import GraphStore
-from .runs import params_from_argv
-from .upserts import Batch
+from .environment import environment_of
 
 
 def define_runs(store: GraphStore, pipeline: str, pattern: str, *,

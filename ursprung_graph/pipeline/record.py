@@ -18,23 +18,23 @@ from __future__ import annotations
 
 import os
 import pwd
-import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ...content import ContentStore, hash_file
-from ...content.config import RunsConfig
-from ...ingest.runs import params_of
-from ...ingest.upserts import Batch
-from ...query.runs import Classifier, RunFiles
-from ...schema.event import SCHEMA_VERSION, Event, FileRef, Kind, ProcessInfo, RunInfo, VersionInfo
-from ...store.base import GraphStore
+from ..collectors.trace.runner import CHUNK_EVENTS, CHUNK_SECONDS, Tracer, TraceResult
+from ..config import RunsConfig
+from ..content import ContentStore, hash_file
+from ..ingest.runs import params_of
+from ..query.runs import Classifier, RunFiles
+from ..schema.event import SCHEMA_VERSION, Event, FileRef, Kind, ProcessInfo, RunInfo, VersionInfo
+from ..store.base import GraphStore
 from .environment import environment_of
 from .ledger import RunLedger
-from .runner import Tracer, TraceResult
+from .sinks import StoreSink
 
 #: Versions go to the store's queue in chunks of this many while the rest is hashed.
 VERSION_CHUNK = 500
@@ -60,42 +60,6 @@ def _user() -> str:
         return str(os.getuid())
 
 
-class StoreSink:
-    """The tracer's sink: event chunks -> upserts -> the store, which is opened by `open`
-    (in the tracer's writing thread, while the command runs: connecting, and importing the
-    store's client library, then costs the command nothing)."""
-
-    def __init__(self, store: GraphStore | Callable[[], GraphStore]) -> None:
-        self._opener = store if callable(store) else None
-        self.store: GraphStore | None = None if callable(store) else store
-        self._lock = threading.Lock()
-        self._failed: BaseException | None = None
-
-    def open(self) -> GraphStore:
-        """The store, opened on the first call (from any thread); a failure is final."""
-        with self._lock:
-            if self.store is None:
-                if self._failed is not None:
-                    raise self._failed
-                try:
-                    self.store = self._opener()  # type: ignore[misc]
-                except BaseException as exc:
-                    self._failed = exc
-                    raise
-            return self.store
-
-    def __call__(self, events: list[Event]) -> None:
-        batch = Batch()
-        for ev in events:
-            if ev.kind is Kind.VERSION:
-                # its file (and that file's span) is upserted by the version statement; its
-                # process is the run's root, which the run event (queued first) upserts
-                batch.runs.add(ev)
-            else:
-                batch.add(ev)
-        self.open().write(batch.statements())
-
-
 def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str], *,
                host: str, pipeline: str | None,
                params: dict[str, str] | None = None, config: RunsConfig | None = None,
@@ -112,10 +76,11 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
     cwd = os.path.abspath(cwd or os.getcwd())
     environ = env if env is not None else dict(os.environ)
     ledger = RunLedger()
-    chunks = {} if live else {"chunk_events": 1 << 62, "chunk_seconds": float("inf")}
     sink = StoreSink(store)
     tracer = Tracer(argv, sink, host=host, cwd=cwd, env=env, check=check,
-                    observe=ledger.add, prepare=sink.open, **chunks)
+                    observe=ledger.add, prepare=sink.open,
+                    chunk_events=CHUNK_EVENTS if live else 1 << 62,
+                    chunk_seconds=CHUNK_SECONDS if live else float("inf"))
     result = tracer.run()
     # The command has ended and its trace is parsed; the last events may still be on their
     # way to the store while the run's files are hashed.
@@ -128,7 +93,7 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
                              classifier)
     root = ProcessInfo(pid=root_pid, start=root_start)
 
-    def event(kind: Kind, seq: str, **kw) -> Event:  # noqa: ANN003
+    def event(kind: Kind, seq: str, **kw: Any) -> Event:
         return Event(v=SCHEMA_VERSION, source="strace", host=host, ts=result.end,
                      seq=f"run:{run_id}:{seq}", kind=kind, proc=root, **kw)
 
@@ -213,7 +178,7 @@ def _versions(files: RunFiles, config: RunsConfig, content_root: Path | None, ru
     return count, stored
 
 
-def _fields(info: RunInfo) -> dict:
+def _fields(info: RunInfo) -> dict[str, Any]:
     return {name: getattr(info, name) for name in info.__struct_fields__}
 
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ...ingest.upserts import info_rank
-from ...query.runs import Classifier, RunFile, RunFiles, _follow_renames, classify_files
-from ...schema import graph as g
-from ...schema.event import Event, Kind
+from ..ingest.upserts import info_rank
+from ..query.runs import Classifier, RunFile, RunFiles, _follow_renames, classify_files
+from ..schema import graph as g
+from ..schema.event import Event, Kind
 
 _READ, _WRITE, _UNLINK, _EXEC, _RENAME = (Kind.READ, Kind.WRITE, Kind.UNLINK, Kind.EXEC,
                                           Kind.RENAME)
@@ -85,7 +85,7 @@ class RunLedger:
         else:
             span[0], span[1] = min(span[0], ts), max(span[1], ts)
 
-    def _process(self, host: str, info: Any, rank: tuple[int, int, int] | None) -> None:  # noqa: ANN401
+    def _process(self, host: str, info: Any, rank: tuple[int, int, int] | None) -> None:
         ident = (host, info.pid, info.start)
         proc = self.processes.get(ident)
         if proc is None:

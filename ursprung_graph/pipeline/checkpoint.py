@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 
@@ -19,7 +20,7 @@ HEAD_BYTES = 4096
 class Checkpoint(msgspec.Struct):
     path: str
     inode: int
-    head: str  # sha256 of the first HEAD_BYTES: tells a rotated or replaced file apart
+    head: str  # head_of(file, offset): tells a rotated or replaced file apart
     offset: int
     state: bytes  # the collector's state at offset
     records: int = 0
@@ -27,9 +28,22 @@ class Checkpoint(msgspec.Struct):
     dead_letters: int = 0
 
 
-def file_head(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.sha256(fh.read(HEAD_BYTES)).hexdigest()
+def head_of(fh: BinaryIO, offset: int) -> str:
+    """Hash of the file's first min(offset, HEAD_BYTES) bytes: the part already read, which
+    stays the same while the file grows (so a small log that grows is still the same file)
+    and differs when the file was replaced."""
+    pos = fh.tell()
+    fh.seek(0)
+    data = fh.read(min(offset, HEAD_BYTES))
+    fh.seek(pos)
+    return hashlib.sha256(data).hexdigest()
+
+
+def same_file(fh: BinaryIO, saved: Checkpoint) -> bool:
+    """Whether the open file is the one ``saved`` was taken on, grown or not."""
+    st = os.fstat(fh.fileno())
+    return (st.st_ino == saved.inode and st.st_size >= saved.offset
+            and head_of(fh, saved.offset) == saved.head)
 
 
 class CheckpointStore:

@@ -11,15 +11,17 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
-from ...query.runs import is_interpreter
+from ..query.runs import RunFile, RunFiles, is_interpreter
 
 _VERSION_PROBES = {"python": ["-c", "import platform; print(platform.python_version())"]}
 _DIST_INFO = re.compile(r"(?P<name>.+?)-(?P<version>[^-]+)\.(dist-info|egg-info)\Z")
 
 
-def environment_of(files, *, probe: bool, cache: Path | None = None) -> dict[str, str]:  # noqa: ANN001
+def environment_of(files: RunFiles, *, probe: bool, cache: Path | None = None
+                   ) -> dict[str, str]:
     """The software environment of a run: for each interpreter it executed, its version
     (``probe``: ask it, for runs traced here and now; else only its path is known), and for
     Python the distributions whose packages the run imported (``python-dist:NAME``), read
@@ -44,12 +46,12 @@ def probe_versions(paths: list[str], cache: Path | None = None) -> dict[str, str
     pyenv shim, a wrapper) runs depends on its environment, so it is asked every time."""
     known = _load_cache(cache)
     found: dict[str, str] = {}
-    ask: list[tuple[str, list | None]] = []
+    ask: list[tuple[str, list[object] | None]] = []
     for path in paths:
         stamp = _stamp(path)
         hit = known.get(path)
         if stamp is not None and hit is not None and hit[:-1] == stamp:
-            found[path] = hit[-1]
+            found[path] = str(hit[-1])
         else:
             ask.append((path, stamp))
     if ask:
@@ -67,7 +69,7 @@ def probe_versions(paths: list[str], cache: Path | None = None) -> dict[str, str
     return {path: found[path] for path in paths if path in found}
 
 
-def _stamp(path: str) -> list | None:
+def _stamp(path: str) -> list[object] | None:
     """What identifies an interpreter binary's build: None for scripts and missing files."""
     try:
         with open(path, "rb") as fh:
@@ -79,7 +81,7 @@ def _stamp(path: str) -> list | None:
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def _load_cache(cache: Path | None) -> dict[str, list]:
+def _load_cache(cache: Path | None) -> dict[str, list[object]]:
     if cache is None:
         return {}
     try:
@@ -90,7 +92,7 @@ def _load_cache(cache: Path | None) -> dict[str, list]:
         if isinstance(data, dict) else {}
 
 
-def _save_cache(cache: Path, known: dict[str, list]) -> None:
+def _save_cache(cache: Path, known: dict[str, list[object]]) -> None:
     import tempfile
 
     try:
@@ -123,7 +125,7 @@ def _probe_version(path: str) -> str | None:
     return None
 
 
-def _distributions(files) -> dict[str, str]:  # noqa: ANN001
+def _distributions(files: Iterable[RunFile]) -> dict[str, str]:
     tops: dict[str, set[str]] = {}
     for f in files:
         for marker in ("/site-packages/", "/dist-packages/"):
