@@ -1,5 +1,8 @@
 """The auditd collector as a source of chunks: parse, normalize, and cut the stream only
-where no event is half read, so that (offset, model state) is a clean point to resume from."""
+where no event is half read, so that (offset, model state) is a clean point to resume from.
+
+The parser's ``AuditEvent`` is a syscall record of the shape the shared OS model reads
+(``collectors/os_model``), so parsed events go to the model as they are."""
 
 from __future__ import annotations
 
@@ -9,9 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...schema.event import DeadLetter, Event, raw_text
-from .model import SOURCE, OSModel
-from .records import AuditEvent, AuditParser, Completed, line_blocks
+from ..os_model import OSModel
+from .records import AuditEvent, AuditParser, Completed, Output, line_blocks
 from .records import DeadLetter as RawDeadLetter
+
+SOURCE = "auditd"
 
 #: Cut a chunk after this much input even if an event is still open (a pathological log
 #: that never pauses between events): memory stays bounded, at the price of that event.
@@ -39,18 +44,19 @@ class AuditdSource:
 
     def __init__(self, host: str, state: bytes | None = None) -> None:
         self.parser = AuditParser(default_node=host)
-        self.model = OSModel.restore(host, state) if state else OSModel(host)
+        self.model = (OSModel.restore(host, state, source=SOURCE) if state
+                      else OSModel(host, source=SOURCE))
 
     def snapshot(self) -> bytes:
         return self.model.snapshot()
 
-    def take(self, items: list, chunk: Chunk | Any, where: str) -> None:
+    def take(self, items: list[Output], chunk: Chunk | Any, where: str) -> None:
         """Parsed items into ``chunk`` (anything with ``events`` and ``dead`` lists)."""
         apply, events = self.model.apply, chunk.events
         for item in items:
             if type(item) is AuditEvent:
                 events += apply(item)
-            else:
+            elif isinstance(item, RawDeadLetter):
                 chunk.dead.append(dead_letter(item, where))
 
     def chunks(self, lines: Iterable[bytes], offset: int, where: str,
