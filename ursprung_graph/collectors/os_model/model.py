@@ -257,7 +257,7 @@ class OSModel:
             return  # the child acted before its parent's clone record: already spawned
         if sc.syscall == "clone3":
             # clone3's flags are behind a pointer: a thread or a process? Wait until the
-            # child acts under its own pid (threads never do: audit reports the tgid).
+            # child acts under its own pid (threads never do: records carry the tgid as pid).
             clones = self.state.clones.setdefault(out.host, {})
             if len(clones) >= MAX_PENDING_CLONES:
                 del clones[next(iter(clones))]
