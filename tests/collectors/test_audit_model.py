@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ursprung_graph.collectors.auditd.model import OSModel
 from ursprung_graph.collectors.auditd.records import AuditEvent, PathItem, SockAddr
+from ursprung_graph.collectors.os_model import OSModel
 from ursprung_graph.schema.event import Event, Kind
 
 S = 10**9

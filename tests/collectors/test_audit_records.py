@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from ursprung_graph.collectors.auditd import syscalls
 from ursprung_graph.collectors.auditd.records import (
     AuditEvent,
     AuditParser,
@@ -24,6 +23,7 @@ from ursprung_graph.collectors.auditd.records import (
     decode_sockaddr,
     iter_file,
 )
+from ursprung_graph.collectors.os_model import syscalls
 
 TS = "1700000000.123"
 TS_NS = 1_700_000_000_123_000_000

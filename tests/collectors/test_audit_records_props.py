@@ -18,7 +18,7 @@ from ursprung_graph.collectors.auditd.records import (
     PathItem,
     SockAddr,
 )
-from ursprung_graph.collectors.auditd.syscalls import X86_64
+from ursprung_graph.collectors.os_model.syscalls import X86_64
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NAME_OF = {"openat": 257, "execve": 59, "connect": 42, "pipe2": 293, "close": 3, "unlinkat": 263}

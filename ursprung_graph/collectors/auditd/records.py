@@ -62,7 +62,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ursprung_graph.collectors.auditd.syscalls import syscall_name
+from ursprung_graph.collectors.os_model.syscall import PathItem, SockAddr
+from ursprung_graph.collectors.os_model.syscalls import syscall_name
 
 __all__ = [
     "BLOCK",
@@ -88,29 +89,10 @@ MEMO_LIMIT = 8192
 
 
 @dataclass(slots=True)
-class PathItem:
-    """One PATH record of an event."""
-
-    item: int
-    name: str | None
-    inode: int | None
-    dev: str | None
-    mode: int | None
-    nametype: str
-
-
-@dataclass(slots=True)
-class SockAddr:
-    """Decoded SOCKADDR ``saddr``."""
-
-    family: str
-    address: str | None
-    port: int | None
-
-
-@dataclass(slots=True)
 class AuditEvent:
-    """One syscall event: its SYSCALL record plus the auxiliary records we use."""
+    """One syscall event: its SYSCALL record plus the auxiliary records we use. A
+    :class:`~ursprung_graph.collectors.os_model.SyscallRecord` as it is: the OS model reads
+    it without a copy."""
 
     node: str | None
     serial: int

@@ -1,6 +1,9 @@
 """The auditd collector as a line source (:class:`..source.LineSource`): audit records
 are parsed, replayed into the OS model, and the stream can be cut wherever no event is half
-read, so that (offset, model state) is a clean point to resume from."""
+read, so that (offset, model state) is a clean point to resume from.
+
+The parser's ``AuditEvent`` is a syscall record of the shape the shared OS model reads
+(``collectors/os_model``), so parsed events go to the model as they are."""
 
 from __future__ import annotations
 
@@ -9,10 +12,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ...schema.event import DeadLetter, Event, raw_text
+from ..os_model import OSModel
 from ..source import Chunk, Point
-from .model import SOURCE, OSModel
-from .records import AuditEvent, AuditParser, Output, line_blocks
+from .records import AuditEvent, AuditParser, Completed, Output, line_blocks
 from .records import DeadLetter as RawDeadLetter
+
+SOURCE = "auditd"
 
 #: Cut a chunk after this much input even if an event is still open (a pathological log
 #: that never pauses between events): memory stays bounded, at the price of that event.
@@ -46,7 +51,8 @@ class AuditdSource:
 
     def __init__(self, host: str, state: bytes | None = None) -> None:
         self.parser = AuditParser(default_node=host)
-        self.model = OSModel.restore(host, state) if state else OSModel(host)
+        self.model = (OSModel.restore(host, state, source=SOURCE) if state
+                      else OSModel(host, source=SOURCE))
 
     def snapshot(self) -> bytes:
         return self.model.snapshot()
@@ -71,7 +77,7 @@ class AuditdSource:
     def flush(self, where: str, out: Chunk) -> None:
         self.take(self.parser.flush(), out, where)
 
-    def _parse(self, data: bytes, offset: int) -> list[tuple[int, int, int, list[Output]]]:
+    def _parse(self, data: bytes, offset: int) -> list[Completed]:
         """The parser's completed groups for a block; a last line without a newline (the
         end of the input, cut off) is fed as it is."""
         parser = self.parser
@@ -90,7 +96,7 @@ class AuditdSource:
         for item in items:
             if type(item) is AuditEvent:
                 events += apply(item)
-            else:
+            elif isinstance(item, RawDeadLetter):
                 chunk.dead.append(dead_letter(item, where))
 
     def chunks(self, lines: Iterable[bytes], offset: int, where: str,

@@ -1,11 +1,11 @@
-"""strace calls -> audit-shaped syscall events -> the auditd OS model -> normalized events.
+"""strace calls -> neutral syscall records -> the shared OS model -> normalized events.
 
-The tracer does not have a model of its own: each strace call is rewritten as the
-:class:`AuditEvent` auditd would have logged for it (PATH items with CREATE/DELETE name
-types, ``fd_pair`` for pipes, the decoded socket address, the exit value and the argument
-registers the model looks at) and replayed into the same :class:`OSModel`, so traced and
-audited runs get one and the same semantics (descriptor tables, pipes on 0/1/2, intervals
-closed at close/exec/exit). What strace does not give per call is filled in here:
+The tracer does not have a model of its own: each strace call becomes the neutral
+:class:`Syscall` record (named paths with CREATE/DELETE name types, ``fd_pair`` for pipes,
+the decoded socket address, the exit value and the argument registers the model looks at)
+and is replayed into the same :class:`OSModel` auditd uses, so traced and audited runs get
+one and the same semantics (descriptor tables, pipes on 0/1/2, intervals closed at
+close/exec/exit). What strace does not give per call is filled in here:
 
 * **threads**: strace reports thread ids; a thread's calls are the process's calls (clone
   with CLONE_THREAD maps the new tid to its thread group);
@@ -23,12 +23,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-import msgspec
-
 from ...schema.event import Event
-from ..auditd.model import AT_FDCWD, OSModel, Proc
-from ..auditd.records import AuditEvent, PathItem, SockAddr
-from ..linux import CLONE_THREAD, O_CREAT, O_TRUNC, O_WRONLY, OPEN_FLAGS
+from ..linux import AT_FDCWD, CLONE_THREAD, O_CREAT, O_TRUNC, O_WRONLY, OPEN_FLAGS
+from ..os_model import Emitter, ModelState, OSModel, PathItem, Proc, SockAddr, Syscall
+from ..os_model import SyscallRecord as Record
 from .strace import Call, Struct, int_of, text_of
 
 SOURCE = "strace"
@@ -40,21 +38,22 @@ FORKS = ("fork", "vfork", "clone", "clone3")
 
 
 class TraceModel(OSModel):
-    """The auditd OS model plus what auditd gets from CWD records: chdir and fchdir."""
+    """The shared OS model plus what auditd gets from CWD records: chdir and fchdir."""
 
-    def __init__(self, default_host: str) -> None:
-        super().__init__(default_host)
-        self._handlers["chdir"] = self._chdir
-        self._handlers["fchdir"] = self._fchdir
+    def __init__(self, default_host: str, state: ModelState | None = None, *,
+                 source: str = SOURCE) -> None:
+        super().__init__(default_host, state, source=source)
+        self.register(("chdir",), self._chdir)
+        self.register(("fchdir",), self._fchdir)
 
-    def _chdir(self, out, ae: AuditEvent, proc: Proc) -> None:
-        if ae.paths and ae.paths[0].name:
-            proc.cwd = self._resolve(proc, ae.paths[0].name)
+    def _chdir(self, out: Emitter, call: Record, proc: Proc) -> None:
+        if call.paths and call.paths[0].name:
+            proc.cwd = self.resolve(proc, call.paths[0].name)
 
-    def _fchdir(self, out, ae: AuditEvent, proc: Proc) -> None:
-        entry = proc.fds.get(ae.args[0] & 0xFFFFFFFF)
-        if entry is not None and entry.kind == "dir" and entry.file is not None:
-            proc.cwd = entry.file.path
+    def _fchdir(self, out: Emitter, call: Record, proc: Proc) -> None:
+        path = self.directory(proc, call.args[0])
+        if path is not None:
+            proc.cwd = path
 
 
 class TraceConverter:
@@ -119,23 +118,21 @@ class TraceConverter:
         if call.name in FORKS:
             self._forked(call, pid, out)
             return
-        ae = self._audit_event(call, pid)
-        if ae is not None:
-            self._apply(ae, out)
+        record = self._record(call, pid)
+        if record is not None:
+            self._apply(record, out)
 
     def _adopt_root(self, call: Call) -> int:
         pid = self.root = call.tid
         self.root_start = call.ts
         self.tgid[pid] = pid
-        table = self.model._table(self.host)
-        table[pid] = Proc(pid=pid, start=call.ts, ppid=self.parent_pid, cwd=self.cwd,
-                          uid=self.uid, euid=self.euid)
+        self.model.adopt(self.host, Proc(pid=pid, start=call.ts, ppid=self.parent_pid,
+                                         cwd=self.cwd, uid=self.uid, euid=self.euid))
         self.members[(pid, call.ts)] = None
         return pid
 
-    def _apply(self, ae: AuditEvent, out: list[Event]) -> None:
-        for ev in self.model.apply(ae):
-            ev = msgspec.structs.replace(ev, source=SOURCE)
+    def _apply(self, record: Syscall, out: list[Event]) -> None:
+        for ev in self.model.apply(record):
             self.members[(ev.proc.pid, ev.proc.start)] = None
             if ev.child is not None:
                 self.members[(ev.child.pid, ev.child.start)] = None
@@ -149,7 +146,7 @@ class TraceConverter:
             del self.tgid[tid]
         if pid == self.root:
             self.root_exit = call.ret
-        if pid in self.model._table(self.host):
+        if self.model.process(self.host, pid) is not None:
             # killed by a signal (or ended without exit_group): end it like exit_group
             self._apply(self._make(call, pid, "exit_group", args=(call.ret or 0, 0, 0, 0),
                                    exit=None), out)
@@ -179,21 +176,19 @@ class TraceConverter:
                 return int_of(arg[6:], CLONE_FLAGS)
         return 0
 
-    def _make(self, call: Call, pid: int, syscall: str, *, args: tuple = (0, 0, 0, 0),
-              exit: int | None = None, paths: list[PathItem] | None = None,
-              exe: str | None = None, argv: list[str] | None = None,
-              sockaddr: SockAddr | None = None, fd_pair: tuple[int, int] | None = None,
-              success: bool = True) -> AuditEvent:
+    def _make(self, call: Call, pid: int, syscall: str, *,
+              args: tuple[int, int, int, int] = (0, 0, 0, 0), exit: int | None = None,
+              paths: tuple[PathItem, ...] = (), exe: str | None = None,
+              argv: list[str] | None = None, sockaddr: SockAddr | None = None,
+              fd_pair: tuple[int, int] | None = None) -> Syscall:
         self._serial += 1
-        return AuditEvent(
-            node=None, serial=self._serial, ts=call.ts, syscall=syscall, success=success,
-            exit=exit, args=args, pid=pid, ppid=0, uid=self.uid, euid=self.euid, gid=None,
-            auid=None, comm=None, exe=exe, key=None, cwd=None, paths=paths or [],
-            argv=argv, proctitle=None, sockaddr=sockaddr, fd_pair=fd_pair, records=1,
-            offset=call.line,
+        return Syscall(
+            serial=self._serial, ts=call.ts, syscall=syscall, exit=exit, args=args, pid=pid,
+            uid=self.uid, euid=self.euid, exe=exe, paths=paths, argv=argv, sockaddr=sockaddr,
+            fd_pair=fd_pair,
         )
 
-    def _audit_event(self, call: Call, pid: int) -> AuditEvent | None:
+    def _record(self, call: Call, pid: int) -> Syscall | None:
         name, a = call.name, call.args
         if call.error is not None:
             if name == "connect" and call.error in CONNECT_PENDING:
@@ -218,7 +213,7 @@ class TraceConverter:
                     return None
                 nametype = "CREATE" if flags & O_CREAT else "NORMAL"
                 return self._make(call, pid, "openat", args=(dirfd, 0, flags, 0), exit=ret,
-                                  paths=[PathItem(0, text, None, None, None, nametype)])
+                                  paths=(PathItem(0, text, None, None, None, nametype),))
             if name == "close":
                 return self._make(call, pid, "close", args=(int_of(a[0]), 0, 0, 0), exit=ret)
             if name in ("dup", "dup2", "dup3"):
@@ -272,34 +267,31 @@ class TraceConverter:
             return None
         return None
 
-    def _paths(self, call: Call, pid: int, name: str, args: tuple,
-               *items: tuple[object, str]) -> AuditEvent | None:
+    def _paths(self, call: Call, pid: int, name: str, args: tuple[int, int, int, int],
+               *items: tuple[object, str]) -> Syscall | None:
         paths = []
         for i, (value, nametype) in enumerate(items):
             text = text_of(value)
             if text is None:
                 return None
             paths.append(PathItem(i, text, None, None, None, nametype))
-        return self._make(call, pid, name, args=args, exit=call.ret, paths=paths)
+        return self._make(call, pid, name, args=args, exit=call.ret, paths=tuple(paths))
 
-    def _exec(self, call: Call, pid: int) -> AuditEvent | None:
+    def _exec(self, call: Call, pid: int) -> Syscall | None:
         a = call.args
         if call.name == "execveat":
-            base = self.model._dirfd(self._proc(pid), _dirfd(a[0])) if a else None
+            dirfd = _dirfd(a[0])
             path, argv_arg = text_of(a[1]), a[2]
         else:
-            base = None
+            dirfd = AT_FDCWD
             path, argv_arg = text_of(a[0]), a[1]
         if path is None:
             return None
         argv = [text_of(x) or str(x) for x in argv_arg] if isinstance(argv_arg, list) else None
-        proc = self._proc(pid)
-        program = self.model._resolve(proc, path, base) if proc is not None else path
+        proc = self.model.process(self.host, pid)
+        program = self.model.resolve(proc, path, dirfd) if proc is not None else path
         return self._make(call, pid, "execve", exit=call.ret, exe=_interpreter(program),
-                          argv=argv, paths=[PathItem(0, program, None, None, None, "NORMAL")])
-
-    def _proc(self, pid: int) -> Proc | None:
-        return self.model._table(self.host).get(pid)
+                          argv=argv, paths=(PathItem(0, program, None, None, None, "NORMAL"),))
 
 
 def _dirfd(value: object) -> int:

@@ -1,4 +1,4 @@
-"""Syscall number -> name tables used to name SYSCALL records.
+"""Syscall number -> name tables, for front ends that see numbers (raw audit records, eBPF).
 
 Raw auditd records carry only ``arch=`` and ``syscall=<number>``; the name is only present
 in ENRICHED logs. These tables let the parser name syscalls of raw logs without libaudit.
@@ -11,11 +11,13 @@ Generated once (auditd 3.0.9, Debian 12) with::
 and committed as literals; do not edit by hand, regenerate instead.
 """
 
+from ..linux import CLONE_THREAD
+
+__all__ = ["AARCH64", "ARCH_AARCH64", "ARCH_X86_64", "BY_ARCH", "CLONE_THREAD", "X86_64",
+           "syscall_name"]
+
 ARCH_X86_64 = "c000003e"
 ARCH_AARCH64 = "c00000b7"
-
-#: clone(2) flag: the new task shares the thread group (a thread, not a process).
-CLONE_THREAD = 0x10000
 
 X86_64: dict[int, str] = {
     0: "read",
