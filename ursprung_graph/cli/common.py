@@ -1,16 +1,20 @@
 """What commands share: the store and the configuration, opened with clear errors;
-logging; stopping cleanly on signals."""
+JSON and control-character-safe text of answers; logging; stopping cleanly on signals."""
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
 from typing import Any
 
 import click
+import msgspec
 
 from ..config import Config, ConfigError, Settings, load_config, load_settings
+from ..content.config import load_runs_config
+from ..query.classify import Classifier
 from ..store import StoreError, open_store
 from ..store.base import GraphStore
 
@@ -23,6 +27,20 @@ def open_graph(settings: Settings | None = None) -> GraphStore:
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     return store
+
+
+def classifier() -> Classifier:
+    """The configured rule for system files (``[runs]``), or a click error saying why not."""
+    try:
+        config = load_runs_config(load_settings().home)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return Classifier(config.system_prefixes, config.ignore_patterns)
+
+
+def to_json(value: object) -> str:
+    """A query answer (structs, lists of them) as the indented JSON ``--json`` prints."""
+    return json.dumps(msgspec.to_builtins(value), indent=2)
 
 
 def config_or_fail(path: str | None) -> Config:
