@@ -71,7 +71,7 @@ def story() -> Script:
 
 
 def paths(result) -> set[str]:
-    return {n["path"] for n in result.nodes if n["kind"] == "file"}
+    return {n.path for n in result.nodes if n.kind == "file"}
 
 
 @pytest.fixture()
@@ -88,7 +88,7 @@ def test_upstream_follows_pipes_renames_sockets_and_forks(loaded) -> None:
         assert path in found, path
     for path in ("/w/u_in.txt", "/w/unrelated.txt", "/w/after.txt", "/w/newer.txt"):
         assert path not in found, path
-    kinds = {n["kind"] for n in result.nodes}
+    kinds = {n.kind for n in result.nodes}
     assert {"pipe", "endpoint", "process", "file"} <= kinds
 
 
@@ -106,20 +106,20 @@ def test_downstream_mirrors_upstream(loaded) -> None:
 
 def test_lineage_edges_carry_times_and_known_nodes(loaded) -> None:
     result = lineage(loaded, find_file(loaded, "/w/final.txt"))
-    ids = {n["id"] for n in result.nodes}
+    ids = {n.id for n in result.nodes}
     assert result.root in ids
     for edge in result.edges:
-        assert edge["source"] in ids and edge["target"] in ids
-        assert edge["first"] <= edge["last"]
-    wrote = [e for e in result.edges if e["kind"] == "WROTE" and e["target"] == result.root]
-    assert [(e["first"], e["last"]) for e in wrote] == [(10 * 10**9, 11 * 10**9)]
-    procs = {n["pid"]: n for n in result.nodes if n["kind"] == "process"}
-    assert procs[100]["cmdline"] == "bash run.sh"
+        assert edge.source in ids and edge.target in ids
+        assert edge.first <= edge.last
+    wrote = [e for e in result.edges if e.kind == "WROTE" and e.target == result.root]
+    assert [(e.first, e.last) for e in wrote] == [(10 * 10**9, 11 * 10**9)]
+    procs = {n.pid: n for n in result.nodes if n.kind == "process"}
+    assert procs[100].cmdline == "bash run.sh"
 
 
 def test_depth_limits_hops(loaded) -> None:
     result = lineage(loaded, find_file(loaded, "/w/final.txt"), depth=1)
-    assert {n["kind"] for n in result.nodes} == {"file", "process"}
+    assert {n.kind for n in result.nodes} == {"file", "process"}
     assert paths(result) == {"/w/final.txt"}
 
 

@@ -22,6 +22,7 @@ from ursprung_graph.config import Settings
 from ursprung_graph.pipeline.checkpoint import CheckpointStore
 from ursprung_graph.pipeline.importer import import_file
 from ursprung_graph.query.lineage import find_file, lineage
+from ursprung_graph.query.types import ProcessNode
 from ursprung_graph.store import embedded_server
 from ursprung_graph.store.falkordb import FalkorDBStore
 
@@ -36,13 +37,13 @@ HOST = "rec"
 def check_manifest(store, workdir: str) -> None:
     """The pipeline's lineage answers, against what the pipeline really did."""
     root = find_file(store, f"{workdir}/{PIPELINE['output']}", HOST)
-    up = {n["path"] for n in lineage(store, root, direction="up").nodes if n["kind"] == "file"}
+    up = {n.path for n in lineage(store, root, direction="up").nodes if n.kind == "file"}
     missing = [p for p in PIPELINE["must_include"] if f"{workdir}/{p}" not in up]
     wrong = [p for p in PIPELINE["must_exclude"] if f"{workdir}/{p}" in up]
     assert not missing, f"upstream lacks {missing}"
     assert not wrong, f"upstream wrongly has {wrong}"
-    down = {n["path"] for n in lineage(store, root, direction="down").nodes
-            if n["kind"] == "file"}
+    down = {n.path for n in lineage(store, root, direction="down").nodes
+            if n.kind == "file"}
     assert all(f"{workdir}/{p}" in down for p in PIPELINE["downstream_must_include"])
     assert not [p for p in PIPELINE["downstream_must_exclude"] if f"{workdir}/{p}" in down]
 
@@ -58,8 +59,9 @@ def test_socket_download_is_linked_to_the_server(store) -> None:
     import_file(store, DATA / "pipeline.audit.log", host=HOST)
     root = find_file(store, f"{FIXTURE_WORKDIR}/download/served_copy.txt", HOST)
     result = lineage(store, root)
-    assert any(n["kind"] == "endpoint" for n in result.nodes)
-    servers = [n for n in result.nodes if "http.server" in (n.get("cmdline") or "")]
+    assert any(n.kind == "endpoint" for n in result.nodes)
+    servers = [n for n in result.nodes
+               if isinstance(n, ProcessNode) and "http.server" in (n.cmdline or "")]
     assert servers, "the HTTP server process should be upstream of the download"
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from ursprung_graph.cli.compare_text import render
 from ursprung_graph.config import ConfigError, load_config
 from ursprung_graph.content import ContentStore, hash_file
 from ursprung_graph.ingest.runs import params_from_argv
 from ursprung_graph.ingest.upserts import Batch
-from ursprung_graph.query.compare import compare, differs, match_files, render
+from ursprung_graph.query.compare import compare, differs, match_files
+from ursprung_graph.query.types import OneSidedValue, RunFacts, RunFileFact, ValueEntry
 from ursprung_graph.schema.event import (
     SCHEMA_VERSION,
     Event,
@@ -31,8 +34,8 @@ def test_params_from_the_command_line():
     assert params_from_argv(["sh", "-c", "a=1 b"]) == {}
 
 
-def f(path: str, rel: str | None = None, sha: str | None = None, **kw) -> dict:
-    return {"path": path, "rel": rel, "sha256": sha, **kw}
+def f(path: str, rel: str | None = None, sha: str | None = None, **kw) -> RunFileFact:
+    return RunFileFact(path=path, rel=rel, sha256=sha, **kw)
 
 
 def test_files_match_by_relative_then_absolute_then_unique_basename():
@@ -45,15 +48,16 @@ def test_files_match_by_relative_then_absolute_then_unique_basename():
     assert got == {("data/x.csv", "relative"), ("/shared/y.csv", "absolute"),
                    ("z.txt", "basename")}
     # m.txt is not unique in A: no basename match
-    assert {x["path"] for x in only_a} == {"/a/1/m.txt", "/a/2/m.txt"}
-    assert {x["path"] for x in only_b} == {"/b/3/m.txt"}
+    assert {x.path for x in only_a} == {"/a/1/m.txt", "/a/2/m.txt"}
+    assert {x.path for x in only_b} == {"/b/3/m.txt"}
 
 
-def facts(**kw) -> dict:
-    base = {"id": "r", "params": {}, "inputs": [], "outputs": [], "programs": [],
-            "environment": {}, "metrics": {}, "exit_code": 0, "duration": 10.0}
+def facts(**kw) -> RunFacts:
+    base = {"id": "r", "key": "run:r", "params": {}, "inputs": [], "outputs": [],
+            "programs": [], "environment": {}, "metrics": {}, "exit_code": 0,
+            "duration": 10.0}
     base.update(kw)
-    return base
+    return RunFacts(**base)
 
 
 def test_compare_sections_and_bases():
@@ -70,19 +74,18 @@ def test_compare_sections_and_bases():
               outputs=[f("/b/m", "m", "h3")], environment={"/usr/bin/python3": "3.11.4"},
               exit_code=1, duration=10.4)
     r = compare(a, b)
-    assert r["params"]["changed"] == [{"name": "lr", "a": "0.1", "b": "0.2"}]
-    assert r["params"]["same"] == [{"name": "seed", "a": "1", "b": "1"}]
-    assert r["params"]["only_b"] == [{"name": "new", "value": "x"}]
-    changed = {e["name"]: e["basis"] for e in r["inputs"]["changed"]}
+    assert r.params.changed == [ValueEntry(name="lr", a="0.1", b="0.2")]
+    assert r.params.same == [ValueEntry(name="seed", a="1", b="1")]
+    assert r.params.only_b == [OneSidedValue(name="new", value="x")]
+    changed = {e.name: e.basis for e in r.inputs.changed}
     assert changed == {"raw.csv": "sha256", "old.csv": "prior write"}
-    same = {e["name"]: e["basis"] for e in r["inputs"]["same"]}
+    same = {e.name: e.basis for e in r.inputs.same}
     assert same == {"t.csv": "sha256", "big.bin": "size+mtime"}
-    assert [e["name"] for e in r["outputs"]["same"]] == ["m"]
-    assert r["environment"]["changed"][0]["b"] == "3.11.4"
-    assert r["metrics"]["same"] and r["exit"]["changed"] == [
-        {"name": "exit_code", "a": 0, "b": 1}]
-    assert r["duration"]["same"]  # within the tolerance
-    assert compare(a, facts(**{**b, "duration": 30.0}))["duration"]["changed"]
+    assert [e.name for e in r.outputs.same] == ["m"]
+    assert r.environment.changed[0].b == "3.11.4"
+    assert r.metrics.same and r.exit.changed == [ValueEntry(name="exit_code", a=0, b=1)]
+    assert r.duration.same  # within the tolerance
+    assert compare(a, msgspec.structs.replace(b, duration=30.0)).duration.changed
     assert differs(r)
     text = render(r)
     assert "lr" in text and "raw.csv" in text and "only in B" in text
@@ -172,7 +175,7 @@ def test_run_and_version_upserts_are_idempotent(store):
     from ursprung_graph.query.runs import find_run, run_facts
 
     run = find_run(store, "r1")
-    assert run["params"] == {"a": "1"} and run["root"] == "p:h:10:5"
+    assert run.params == {"a": "1"} and run.root == "p:h:10:5"
     got = run_facts(store, run)
-    assert [o["path"] for o in got["outputs"]] == ["/w/out"]
-    assert got["outputs"][0]["sha256"] == "ab" * 32 and got["outputs"][0]["stored"]
+    assert [o.path for o in got.outputs] == ["/w/out"]
+    assert got.outputs[0].sha256 == "ab" * 32 and got.outputs[0].stored

@@ -96,8 +96,8 @@ def test_run_and_version_events_in_any_order(store):
     _write_each(store, events)
     forwards = dump(store)
     run = find_run(store, "r1")
-    assert run["environment"] == {"/usr/bin/python3": "3.11.2"}
-    assert run["end"] == 4 * S and run["exit_code"] == 0
+    assert run.environment == {"/usr/bin/python3": "3.11.2"}
+    assert run.end == 4 * S and run.exit_code == 0
     _write_each(store, list(reversed(events)))  # a replay, in reverse order
     assert dump(store) == forwards
     # and the events of a run in one batch combine as they do one by one
@@ -121,9 +121,9 @@ def test_runs_define_replayed_in_reverse(store):
     ids = define_runs(recording, "train", r"python3(\.[0-9]+)? .*bin/train\.py --lr",
                       host="recorder")
     assert len(ids) == 2 and len(recording.writes) == 2
-    assert all(find_run(store, i)["environment"] for i in ids)
+    assert all(find_run(store, i).environment for i in ids)
     _replayed_reversed_is_unchanged(store, recording.writes)
-    assert all(find_run(store, i)["environment"] for i in ids)
+    assert all(find_run(store, i).environment for i in ids)
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")
@@ -136,7 +136,7 @@ def test_traced_run_replayed_in_reverse(tmp_path: Path, store):
     recorded = record_run(recording, [sys.executable, str(script), "--lr", "0.1"], host="h",
                           pipeline="p", cwd=str(tmp_path))
     assert recorded.error is None and recorded.versions >= 2
-    assert find_run(store, recorded.id)["environment"]
+    assert find_run(store, recorded.id).environment
     _replayed_reversed_is_unchanged(store, recording.writes)
 
 

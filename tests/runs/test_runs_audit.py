@@ -12,6 +12,7 @@ from ursprung_graph.pipeline.define import define_runs
 from ursprung_graph.pipeline.importer import import_file
 from ursprung_graph.query.compare import compare
 from ursprung_graph.query.runs import list_runs, run_facts
+from ursprung_graph.query.types import RunFileFact, ValueEntry
 
 from .helpers import REPO, ursprung
 
@@ -31,8 +32,8 @@ def _spec() -> tuple[str, dict]:
     return workdir, spec
 
 
-def _rels(files: list[dict]) -> set[str]:
-    return {f["rel"] or f["path"] for f in files}
+def _rels(files: list[RunFileFact]) -> set[str]:
+    return {f.rel or f.path for f in files}
 
 
 @pytest.fixture()
@@ -48,18 +49,18 @@ def test_two_runs_with_their_inputs_and_outputs(defined):
     workdir, spec = _spec()
     assert len(ids) == 2
     runs = list_runs(store, "train")
-    assert [r["id"] for r in runs] == ids  # oldest first
+    assert [r.id for r in runs] == ids  # oldest first
     for run, expected in zip(runs, spec["runs"], strict=True):
-        assert re.search(expected["root_cmdline_regex"], run["command"])
-        assert run["cwd"] == workdir and run["origin"] == "audit"
-        facts = run_facts(store, run["id"])
+        assert re.search(expected["root_cmdline_regex"], run.command)
+        assert run.cwd == workdir and run.origin == "audit"
+        facts = run_facts(store, run.id)
         for name, value in expected["params"].items():
-            assert facts["params"][name.lstrip("-")] == value
-        inputs, outputs = _rels(facts["inputs"]), _rels(facts["outputs"])
+            assert facts.params[name.lstrip("-")] == value
+        inputs, outputs = _rels(facts.inputs), _rels(facts.outputs)
         assert outputs == set(expected["outputs"])
         assert set(expected["must_include"]) <= inputs
         assert not set(expected["must_exclude"]) & (inputs | outputs)
-        assert "bin/train.py" in _rels(facts["programs"])
+        assert "bin/train.py" in _rels(facts.programs)
         # nothing of the interpreter's installation or of the system counts as data
         assert all(not p.startswith(("/usr/", "/etc/", "/lib")) for p in inputs)
         # (the recording script itself is inherited as an open descriptor by the run's
@@ -83,19 +84,19 @@ def test_compare_the_audited_runs(defined):
     _, spec = _spec()
     result = compare(run_facts(store, ids[0]), run_facts(store, ids[1]))
     expected = spec["compare"]
-    changed = {e["name"]: (e["a"], e["b"]) for e in result["params"]["changed"]}
+    changed = {e.name: (e.a, e.b) for e in result.params.changed}
     for name, (a, b) in expected["params_differ"].items():
         assert changed[name.lstrip("-")] == (a, b)
-    assert {e["name"] for e in result["inputs"]["only_b"]} == set(
+    assert {e.name for e in result.inputs.only_b} == set(
         expected["inputs_only_in_second"])
-    assert not result["inputs"]["only_a"]
-    assert {e["name"] for e in result["inputs"]["changed"]} == set(
+    assert not result.inputs.only_a
+    assert {e.name for e in result.inputs.changed} == set(
         expected["inputs_in_both_changed"])
     assert set(expected["inputs_in_both_same_content"]) <= {
-        e["name"] for e in result["inputs"]["same"]}
-    [changed_data] = result["inputs"]["changed"]
-    assert changed_data["basis"] == "prior write"
-    assert result["exit"]["same"] == [{"name": "exit_code", "a": 0, "b": 0}]
+        e.name for e in result.inputs.same}
+    [changed_data] = result.inputs.changed
+    assert changed_data.basis == "prior write"
+    assert result.exit.same == [ValueEntry(name="exit_code", a=0, b=0)]
 
 
 def test_runs_define_cli(settings, store):

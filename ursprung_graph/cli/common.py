@@ -1,16 +1,19 @@
 """What commands share: the store and the configuration, opened with clear errors;
-logging; stopping cleanly on signals."""
+JSON and control-character-safe text of answers; logging; stopping cleanly on signals."""
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
 from typing import Any
 
 import click
+import msgspec
 
 from ..config import Config, ConfigError, Settings, load_config, load_settings
+from ..query.classify import Classifier
 from ..store import StoreError, open_store
 from ..store.base import GraphStore
 
@@ -23,6 +26,17 @@ def open_graph(settings: Settings | None = None) -> GraphStore:
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     return store
+
+
+def classifier() -> Classifier:
+    """The configured rule for system files (``[runs]``)."""
+    runs = load_config().runs
+    return Classifier(runs.system_prefixes, runs.ignore_patterns)
+
+
+def to_json(value: object) -> str:
+    """A query answer (structs, lists of them) as the indented JSON ``--json`` prints."""
+    return json.dumps(msgspec.to_builtins(value), indent=2)
 
 
 def config_or_fail(path: str | None) -> Config:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Literal
 
 import click
 
+from ..query.classify import Classifier
 from ..query.lineage import DEFAULT_DEPTH, AmbiguousPath, find_file, lineage
-from .common import open_graph, printable
+from ..query.types import EndpointNode, FileNode, Lineage, ProcessNode
+from .common import classifier, open_graph, printable, to_json
 
 
 @click.command("lineage")
@@ -25,7 +26,7 @@ from .common import open_graph, printable
 @click.option("--as-of", "as_of", default=None, metavar="TIME",
               help="Upstream: only what happened at or before TIME; downstream: at or after. "
                    "ISO 8601 (UTC unless it has an offset) or epoch nanoseconds.")
-def lineage_cmd(path: str, host: str | None, direction: str, depth: int,
+def lineage_cmd(path: str, host: str | None, direction: Literal["up", "down"], depth: int,
                 as_json: bool, show_all: bool, as_of: str | None) -> None:
     """Upstream or downstream lineage of a file, respecting time."""
     store = open_graph()
@@ -38,9 +39,9 @@ def lineage_cmd(path: str, host: str | None, direction: str, depth: int,
     result = lineage(store, root, direction=direction, depth=depth,
                      as_of=None if as_of is None else parse_time(as_of))
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        click.echo(to_json(result))
         return
-    _print_lineage(path, result.to_dict(), show_all)
+    _print_lineage(path, result, None if show_all else classifier())
 
 
 def parse_time(text: str) -> int:
@@ -65,47 +66,35 @@ def _when(ns: int | None) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-#: Files every process touches: listed only with --all, so the data files stand out.
-SYSTEM_PREFIXES = ("/usr/", "/lib/", "/lib64/", "/bin/", "/sbin/", "/etc/", "/var/lib/")
-SYSTEM_MARKERS = ("/__pycache__/", "/site-packages/", "/.pyenv/", "/lib/python3")
-
-
-def is_system_file(path: str) -> bool:
-    return path.startswith(SYSTEM_PREFIXES) or any(m in path for m in SYSTEM_MARKERS) or (
-        ".so." in path or path.endswith(".so"))
-
-
-def _print_lineage(path: str, result: dict[str, Any], show_all: bool) -> None:
-    word = "upstream" if result["direction"] == "up" else "downstream"
-    nodes = [n for n in result["nodes"] if n["id"] != result["root"]]
+def _print_lineage(path: str, result: Lineage, hide: Classifier | None) -> None:
+    """The lineage as text; the files of the software environment (``hide``'s system
+    files) are only counted unless ``hide`` is None."""
+    word = "upstream" if result.direction == "up" else "downstream"
+    nodes = [n for n in result.nodes if n.id != result.root]
     first_seen: dict[str, int] = {}
-    for edge in result["edges"]:
-        for end in (edge["source"], edge["target"]):
-            first_seen[end] = min(first_seen.get(end, edge["first"]), edge["first"])
-    files = [n for n in nodes if n["kind"] == "file"]
-    procs = [n for n in nodes if n["kind"] == "process"]
-    other = [n for n in nodes if n["kind"] not in ("file", "process")]
+    for edge in result.edges:
+        for end in (edge.source, edge.target):
+            first_seen[end] = min(first_seen.get(end, edge.first), edge.first)
+    files = [n for n in nodes if isinstance(n, FileNode)]
+    procs = [n for n in nodes if isinstance(n, ProcessNode)]
+    other = [n for n in nodes if not isinstance(n, FileNode | ProcessNode)]
     click.echo(f"{word} of {printable(path)}: {len(files)} files, {len(procs)} processes, "
                f"{len(other)} pipes and sockets")
-    hidden = [] if show_all else [n for n in files if is_system_file(n.get("path", ""))]
+    hidden = [] if hide is None else [n for n in files if hide.environment(n.path or "")]
     click.echo("\nfiles:")
-    for n in sorted(files, key=lambda n: n.get("path", "")):
+    for n in sorted(files, key=lambda n: n.path or ""):
         if n not in hidden:
-            click.echo(f"  {printable(n.get('path', ''))}  [{n.get('host') or n.get('fs')}]")
+            click.echo(f"  {printable(n.path or '')}  [{n.host or n.fs}]")
     if hidden:
         click.echo(f"  ... and {len(hidden)} system files (libraries, interpreters, caches; "
                    "--all lists them)")
     click.echo("\nprocesses (by first activity):")
-    for n in sorted(procs, key=lambda n: first_seen.get(n["id"], 0)):
-        cmd = printable(n.get("cmdline") or n.get("exe") or "?")
+    for p in sorted(procs, key=lambda n: first_seen.get(n.id, 0)):
+        cmd = printable(p.cmdline or p.exe or "?")
         cmd = cmd if len(cmd) <= 100 else cmd[:97] + "..."
-        click.echo(f"  {_when(first_seen.get(n['id']))}  {n.get('host')} pid {n.get('pid')}: "
-                   f"{cmd}")
+        click.echo(f"  {_when(first_seen.get(p.id))}  {p.host} pid {p.pid}: {cmd}")
     if other:
         click.echo("\npipes and sockets:")
-        for n in other:
-            label = (f"{n.get('address')}:{n.get('port')}" if n["kind"] == "endpoint"
-                     else n["id"])
-            click.echo(f"  {n['kind']} {label}")
-
-
+        for o in other:
+            label = f"{o.address}:{o.port}" if isinstance(o, EndpointNode) else o.id
+            click.echo(f"  {o.kind} {label}")

@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
-from typing import Any
 
 import click
 
 from ..pipeline.define import define_runs
-from ..query.compare import compare, render
-from ..query.runs import Classifier, find_run, list_runs, run_facts
-from .common import config_or_fail, open_graph, printable
+from ..query.compare import compare
+from ..query.runs import find_run, list_runs, run_facts
+from ..query.types import RunSummary
+from ..store.base import GraphStore
+from .common import classifier, open_graph, printable, to_json
+from .compare_text import render
 
 
 @click.group("runs")
 def runs() -> None:
     """Pipeline runs: define (on audit data), list, show, compare."""
-
-
-def _classifier() -> Classifier:
-    runs = config_or_fail(None).runs
-    return Classifier(runs.system_prefixes, runs.ignore_patterns)
 
 
 def _when(ns: int | None) -> str:
@@ -31,7 +27,7 @@ def _when(ns: int | None) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     """A value from the graph as one line of text (see :func:`.common.printable`)."""
     return printable("None" if value is None else str(value))
 
@@ -58,12 +54,11 @@ def define_cmd(name: str, pattern: str, host: str | None, as_json: bool) -> None
     ids = define_runs(store, name, pattern, host=host)
     found = [find_run(store, i) for i in ids]
     if as_json:
-        click.echo(json.dumps(found, indent=2))
+        click.echo(to_json(found))
         return
     click.echo(f"defined {len(found)} runs of {name}")
     for run in found:
-        click.echo(f"  {run['id'][:12]}  {_when(run['start'])}  "
-                   f"{printable(run['command'] or '')}")
+        click.echo(f"  {run.id[:12]}  {_when(run.start)}  {printable(run.command or '')}")
 
 
 @runs.command("list")
@@ -73,21 +68,21 @@ def list_cmd(pipeline: str | None, as_json: bool) -> None:
     """Runs, oldest first."""
     found = list_runs(open_graph(), pipeline)
     if as_json:
-        click.echo(json.dumps(found, indent=2))
+        click.echo(to_json(found))
         return
     if not found:
         click.echo("no runs")
         return
     click.echo(f"{'id':12}  {'pipeline':16}  {'start (UTC)':19}  {'time':>8}  exit  command")
     for r in found:
-        cmd = printable(r["command"] or "")
+        cmd = printable(r.command or "")
         cmd = cmd if len(cmd) <= 70 else cmd[:67] + "..."
-        click.echo(f"{r['id'][:12]:12}  {printable(r['pipeline'] or '')[:16]:16}  "
-                   f"{_when(r['start']):19}  {_seconds(r['duration']):>8}  "
-                   f"{'-' if r['exit_code'] is None else r['exit_code']:>4}  {cmd}")
+        click.echo(f"{r.id[:12]:12}  {printable(r.pipeline or '')[:16]:16}  "
+                   f"{_when(r.start):19}  {_seconds(r.duration):>8}  "
+                   f"{'-' if r.exit_code is None else r.exit_code:>4}  {cmd}")
 
 
-def _lookup(store: Any, ref: str) -> dict[str, Any]:
+def _lookup(store: GraphStore, ref: str) -> RunSummary:
     try:
         return find_run(store, ref)
     except LookupError as exc:
@@ -100,30 +95,33 @@ def _lookup(store: Any, ref: str) -> dict[str, Any]:
 def show_cmd(run_id: str, as_json: bool) -> None:
     """The facts of one run (an id or a unique prefix of one)."""
     store = open_graph()
-    facts = run_facts(store, _lookup(store, run_id), _classifier())
+    facts = run_facts(store, _lookup(store, run_id), classifier())
     if as_json:
-        click.echo(json.dumps(facts, indent=2))
+        click.echo(to_json(facts))
         return
-    click.echo(f"run {_text(facts['id'])}  ({_text(facts['origin'])})")
-    for label, value in (("pipeline", facts["pipeline"]), ("command", facts["command"]),
-                         ("cwd", facts["cwd"]), ("host", facts["host"]),
-                         ("user", facts["user"]), ("start", _when(facts["start"])),
-                         ("end", _when(facts["end"])),
-                         ("duration", _seconds(facts["duration"])),
-                         ("exit code", facts["exit_code"])):
+    click.echo(f"run {_text(facts.id)}  ({_text(facts.origin)})")
+    for label, value in (("pipeline", facts.pipeline), ("command", facts.command),
+                         ("cwd", facts.cwd), ("host", facts.host),
+                         ("user", facts.user), ("start", _when(facts.start)),
+                         ("end", _when(facts.end)),
+                         ("duration", _seconds(facts.duration)),
+                         ("exit code", facts.exit_code)):
         click.echo(f"  {label:10} {_text(value)}")
-    for section in ("params", "environment", "metrics"):
-        if facts[section]:
+    for section, values in (("params", facts.params), ("environment", facts.environment),
+                            ("metrics", facts.metrics)):
+        if values:
             click.echo(f"\n{section}:")
-            for k, v in sorted(facts[section].items()):
+            for k, v in sorted(values.items()):
                 click.echo(f"  {_text(k)} = {_text(v)}")
-    for section in ("inputs", "outputs", "intermediates", "programs"):
-        click.echo(f"\n{section} ({len(facts[section])}):")
-        for f in facts[section]:
-            digest = (f.get("sha256") or "")[:12] or "-"
-            click.echo(f"  {_text(digest):12}  {_text(f.get('rel') or f['path'])}")
-    click.echo(f"\nprocesses ({len(facts['processes'])}); "
-               f"{facts['environment_files']} files of the software environment read")
+    for section, files in (("inputs", facts.inputs), ("outputs", facts.outputs),
+                           ("intermediates", facts.intermediates),
+                           ("programs", facts.programs)):
+        click.echo(f"\n{section} ({len(files)}):")
+        for f in files:
+            digest = (f.sha256 or "")[:12] or "-"
+            click.echo(f"  {_text(digest):12}  {_text(f.rel or f.path)}")
+    click.echo(f"\nprocesses ({len(facts.processes)}); "
+               f"{facts.environment_files} files of the software environment read")
 
 
 @runs.command("compare")
@@ -134,11 +132,11 @@ def compare_cmd(run_a: str, run_b: str, as_json: bool) -> None:
     """What differs between two runs: parameters, inputs, outputs, programs, environment,
     metrics, exit status and duration."""
     store = open_graph()
-    classifier = _classifier()
-    a = run_facts(store, _lookup(store, run_a), classifier)
-    b = run_facts(store, _lookup(store, run_b), classifier)
+    rule = classifier()
+    a = run_facts(store, _lookup(store, run_a), rule)
+    b = run_facts(store, _lookup(store, run_b), rule)
     result = compare(a, b)
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        click.echo(to_json(result))
         return
     click.echo(render(result, printable))

@@ -33,24 +33,12 @@ from dataclasses import dataclass
 
 import msgspec
 
+from ..query.resolve import process_spans, watermarks
 from ..schema.event import Event
 from ..store.base import GraphStore
-from ..store.cypher import Cypher
 
 UNKNOWN_START = -1
 PRECISION = 1_000_000_000  # Scale event times: whole seconds
-
-CANDIDATES = Cypher(
-    "UNWIND $rows AS r "
-    "MATCH (p:Process {pid: r.pid}) WHERE p.host = r.host "
-    "RETURN r.host AS host, r.pid AS pid, p.start AS start, p.end AS end"
-)
-
-WATERMARKS = Cypher(
-    "UNWIND $hosts AS h "
-    "MATCH (p:Process) WHERE p.host = h AND p.start > 0 "
-    "RETURN h AS host, max(p.start) AS watermark"
-)
 
 
 def needs_resolution(ev: Event) -> bool:
@@ -78,13 +66,9 @@ class Resolver:
             return [], []
         now = self.clock()
         hosts = sorted({w.event.host for w in waiting})
-        marks = {r["host"]: r["watermark"] for r in
-                 self.store.read(WATERMARKS, {"hosts": hosts}) if r["watermark"] is not None}
-        pairs = sorted({(w.event.host, w.event.proc.pid) for w in waiting})
-        cands: dict[tuple[str, int], list[tuple[int, int | None]]] = {}
-        for r in self.store.read(CANDIDATES, {"rows": [{"host": h, "pid": p}
-                                                        for h, p in pairs]}):
-            cands.setdefault((r["host"], r["pid"]), []).append((r["start"], r["end"]))
+        marks = watermarks(self.store, hosts)
+        cands = process_spans(self.store, sorted({(w.event.host, w.event.proc.pid)
+                                                  for w in waiting}))
         done: list[tuple[Event, object]] = []
         later: list[Waiting] = []
         for w in waiting:

@@ -11,11 +11,11 @@ order, so replaying either event changes nothing.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from ..ingest.runs import params_from_argv
 from ..ingest.upserts import Batch
 from ..query.runs import find_run, run_files, run_roots
+from ..query.types import CandidateProcess
 from ..schema.event import SCHEMA_VERSION, Event, Kind, ProcessInfo, RunInfo
 from ..store.base import GraphStore
 from .environment import environment_of
@@ -29,14 +29,14 @@ def define_runs(store: GraphStore, pipeline: str, pattern: str, *,
     events = []
     for found in run_roots(store, pattern, host):
         root = found.process
-        run_id = hashlib.sha256(f"{pipeline}\n{root['key']}".encode()).hexdigest()[:32]
-        start = root["start"] or root["first"] or 0
-        end = root["end"] if root["end"] is not None else max(found.last, root["last"] or 0)
+        run_id = hashlib.sha256(f"{pipeline}\n{root.key}".encode()).hexdigest()[:32]
+        start = root.start or root.first or 0
+        end = root.end if root.end is not None else max(found.last, root.last or 0)
         info = RunInfo(
-            id=run_id, pipeline=pipeline, argv=list(root["argv"] or []), cwd=root["cwd"],
-            user=None if root["uid"] is None else str(root["uid"]), start=start, end=end,
-            exit_code=root["exit_code"], origin="audit",
-            params=params_from_argv(list(root["argv"] or [])), members=found.members,
+            id=run_id, pipeline=pipeline, argv=list(root.argv or []), cwd=root.cwd,
+            user=None if root.uid is None else str(root.uid), start=start, end=end,
+            exit_code=root.exit_code, origin="audit",
+            params=params_from_argv(list(root.argv or [])), members=found.members,
         )
         events.append((root, info))
     batch = Batch()
@@ -56,7 +56,7 @@ def define_runs(store: GraphStore, pipeline: str, pattern: str, *,
     return [info.id for _, info in events]
 
 
-def _run_event(root: dict[str, Any], info: RunInfo) -> Event:
-    return Event(v=SCHEMA_VERSION, source="runs-define", host=root["host"],
+def _run_event(root: CandidateProcess, info: RunInfo) -> Event:
+    return Event(v=SCHEMA_VERSION, source="runs-define", host=root.host,
                  ts=info.end or info.start, seq=f"run:{info.id}", kind=Kind.RUN,
-                 proc=ProcessInfo(pid=root["pid"], start=root["start"] or 0), run=info)
+                 proc=ProcessInfo(pid=root.pid, start=root.start or 0), run=info)

@@ -20,7 +20,9 @@ from dataclasses import replace
 from typing import Any
 
 from ..ingest.upserts import info_rank
-from ..query.runs import Classifier, RunFile, RunFiles, _follow_renames, classify_files
+from ..query.classify import Classifier
+from ..query.runs import RunFile, RunFiles, classify_files, follow_renames
+from ..query.types import Rename, RunProcess
 from ..schema import graph as g
 from ..schema.event import Event, Kind
 
@@ -97,10 +99,9 @@ class RunLedger:
             # the latest exec wins, ranked as the graph ranks it (UPDATE_PROCESS_INFO)
             proc.update(rank=rank, exe=info.exe, argv=info.argv or [], cwd=info.cwd)
 
-    def renames(self, keys: list[str], start: int, end: int) -> list[dict[str, Any]]:
+    def renames(self, keys: list[str], start: int, end: int) -> list[Rename]:
         wanted = set(keys)
-        return [{"src": src, "key": dst, "path": self.paths[dst], "first": first,
-                 "last": last}
+        return [Rename(src=src, key=dst, path=self.paths[dst], first=first, last=last)
                 for (src, dst), (first, last) in self.renamed.items()
                 if src in wanted and first <= end and last >= start]
 
@@ -109,6 +110,9 @@ class RunLedger:
         in the graph (``run``: ``start``, ``end``, ``cwd``), without versions and prior
         writes."""
         files = {key: replace(f) for key, f in self.files.items()}
-        _follow_renames(self.renames, run, files)
-        procs = sorted(self.processes.values(), key=lambda p: (p["start"] or 0, p["pid"]))
+        follow_renames(self.renames, files, run.get("start"), run.get("end"))
+        procs = [RunProcess(key=p["key"], pid=p["pid"], start=p["start"], exe=p["exe"],
+                            argv=p["argv"], cwd=p["cwd"])
+                 for p in sorted(self.processes.values(),
+                                 key=lambda p: (p["start"] or 0, p["pid"]))]
         return classify_files(files, procs, run.get("cwd"), classifier)

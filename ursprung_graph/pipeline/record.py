@@ -29,7 +29,8 @@ from ..collectors.trace.runner import CHUNK_EVENTS, CHUNK_SECONDS, Tracer, Trace
 from ..config import RunsConfig
 from ..content import ContentStore, hash_file
 from ..ingest.runs import params_of
-from ..query.runs import Classifier, RunFiles
+from ..query.classify import Classifier
+from ..query.runs import RunFiles
 from ..schema.event import SCHEMA_VERSION, Event, FileRef, Kind, ProcessInfo, RunInfo, VersionInfo
 from ..store.base import GraphStore
 from .environment import environment_of

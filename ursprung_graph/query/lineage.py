@@ -14,12 +14,12 @@ whole frontier with ``UNWIND``. A node reached again with a looser bound is expa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..schema import graph as g
 from ..store.base import GraphStore
 from ..store.cypher import Cypher
+from .types import EndpointNode, FileNode, Lineage, LineageEdge, LineageNode, PipeNode, ProcessNode
 
 FOREVER = 2**62
 DEFAULT_DEPTH = 30
@@ -29,44 +29,60 @@ _RETURN = (
     "e.first AS first, e.last AS last"
 )
 
+
+def _types(*edges: g.EdgeType) -> str:
+    """The relationship types of ``edges`` as a Cypher type alternative (``A|B``)."""
+    return "|".join(dict.fromkeys(e.name for e in edges))
+
+
+_FORKED = g.FORKED.name
+_NETWORK = _types(g.CONNECTED, g.ACCEPTED, g.BOUND)
+
 # (label of the frontier, statement, True when the frontier node is the edge's source)
 UPSTREAM: tuple[tuple[str, Cypher, bool], ...] = (
     (g.FILE, Cypher(
-        "UNWIND $frontier AS f MATCH (x:File {key: f.key})<-[e:WROTE|RENAMED_TO|LINKED_TO]-(m) "
+        f"UNWIND $frontier AS f MATCH (x:{g.FILE} {{key: f.key}})"
+        f"<-[e:{_types(g.WROTE, g.RENAMED_TO, g.LINKED_TO)}]-(m) "
         f"WHERE e.first <= f.bound {_RETURN}"), False),
     (g.PROCESS, Cypher(
         "UNWIND $frontier AS f "
-        "MATCH (x:Process {key: f.key})-[e:READ|EXECUTED|CONNECTED|ACCEPTED|BOUND]->(m) "
+        f"MATCH (x:{g.PROCESS} {{key: f.key}})"
+        f"-[e:{_types(g.READ, g.EXECUTED, g.CONNECTED, g.ACCEPTED, g.BOUND)}]->(m) "
         f"WHERE e.first <= f.bound {_RETURN}"), True),
     (g.PROCESS, Cypher(
-        "UNWIND $frontier AS f MATCH (x:Process {key: f.key})<-[e:FORKED]-(m) "
+        f"UNWIND $frontier AS f MATCH (x:{g.PROCESS} {{key: f.key}})<-[e:{_FORKED}]-(m) "
         f"WHERE e.first <= f.bound {_RETURN}"), False),
     (g.PIPE, Cypher(
-        "UNWIND $frontier AS f MATCH (x:Pipe {key: f.key})<-[e:WROTE]-(m) "
+        f"UNWIND $frontier AS f MATCH (x:{g.PIPE} {{key: f.key}})"
+        f"<-[e:{g.WROTE_PIPE.name}]-(m) "
         f"WHERE e.first <= f.bound {_RETURN}"), False),
     (g.ENDPOINT, Cypher(
         "UNWIND $frontier AS f "
-        "MATCH (x:Endpoint {key: f.key})<-[e:CONNECTED|ACCEPTED|BOUND]-(m) "
+        f"MATCH (x:{g.ENDPOINT} {{key: f.key}})<-[e:{_NETWORK}]-(m) "
         f"WHERE e.first <= f.bound {_RETURN}"), False),
 )
 
 DOWNSTREAM: tuple[tuple[str, Cypher, bool], ...] = (
     (g.FILE, Cypher(
-        "UNWIND $frontier AS f MATCH (x:File {key: f.key})<-[e:READ|EXECUTED]-(m) "
+        f"UNWIND $frontier AS f MATCH (x:{g.FILE} {{key: f.key}})"
+        f"<-[e:{_types(g.READ, g.EXECUTED)}]-(m) "
         f"WHERE e.last >= f.bound {_RETURN}"), False),
     (g.FILE, Cypher(
-        "UNWIND $frontier AS f MATCH (x:File {key: f.key})-[e:RENAMED_TO|LINKED_TO]->(m) "
+        f"UNWIND $frontier AS f MATCH (x:{g.FILE} {{key: f.key}})"
+        f"-[e:{_types(g.RENAMED_TO, g.LINKED_TO)}]->(m) "
         f"WHERE e.last >= f.bound {_RETURN}"), True),
     (g.PROCESS, Cypher(
         "UNWIND $frontier AS f "
-        "MATCH (x:Process {key: f.key})-[e:WROTE|CONNECTED|ACCEPTED|BOUND|FORKED]->(m) "
+        f"MATCH (x:{g.PROCESS} {{key: f.key}})"
+        f"-[e:{_types(g.WROTE, g.CONNECTED, g.ACCEPTED, g.BOUND, g.FORKED)}]->(m) "
         f"WHERE e.last >= f.bound {_RETURN}"), True),
     (g.PIPE, Cypher(
-        "UNWIND $frontier AS f MATCH (x:Pipe {key: f.key})<-[e:READ]-(m) "
+        f"UNWIND $frontier AS f MATCH (x:{g.PIPE} {{key: f.key}})"
+        f"<-[e:{g.READ_PIPE.name}]-(m) "
         f"WHERE e.last >= f.bound {_RETURN}"), False),
     (g.ENDPOINT, Cypher(
         "UNWIND $frontier AS f "
-        "MATCH (x:Endpoint {key: f.key})<-[e:CONNECTED|ACCEPTED|BOUND]-(m) "
+        f"MATCH (x:{g.ENDPOINT} {{key: f.key}})<-[e:{_NETWORK}]-(m) "
         f"WHERE e.last >= f.bound {_RETURN}"), False),
 )
 
@@ -77,29 +93,14 @@ NODE_PROPERTIES: dict[str, Cypher] = {
 }
 
 FILES_BY_PATH = Cypher(
-    "MATCH (f:File {path: $path}) RETURN f.key AS key, f.host AS host, f.fs AS fs "
+    f"MATCH (f:{g.FILE} {{path: $path}}) RETURN f.key AS key, f.host AS host, f.fs AS fs "
     "ORDER BY key"
 )
 
-#: Attributes a lineage node carries, by kind (the CLI's and API's contract).
-ATTRIBUTES = {
-    g.PROCESS: ("host", "pid", "exe", "cmdline", "cwd", "start", "end", "exit_code"),
-    g.FILE: ("path", "host", "fs"),
-    g.PIPE: ("host",),
-    g.ENDPOINT: ("host", "family", "address", "port"),
+#: The node type of each label (its fields are the attributes a node carries).
+NODE_TYPES: dict[str, type[LineageNode]] = {
+    g.PROCESS: ProcessNode, g.FILE: FileNode, g.PIPE: PipeNode, g.ENDPOINT: EndpointNode,
 }
-
-
-@dataclass(slots=True)
-class Lineage:
-    root: str
-    direction: str
-    nodes: list[dict[str, Any]] = field(default_factory=list)
-    edges: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"root": self.root, "direction": self.direction, "nodes": self.nodes,
-                "edges": self.edges}
 
 
 class AmbiguousPath(LookupError):
@@ -121,7 +122,8 @@ def find_file(store: GraphStore, path: str, host: str | None = None) -> str:
         raise LookupError(f"no file {path}{where} in the graph")
     if len(rows) > 1:
         raise AmbiguousPath(path, [r["host"] or f"fs:{r['fs']}" for r in rows])
-    return rows[0]["key"]
+    key: str = rows[0]["key"]
+    return key
 
 
 def _label_of_key(key: str) -> str:
@@ -134,7 +136,7 @@ def _label_of_key(key: str) -> str:
     return g.FILE
 
 
-def lineage(store: GraphStore, root: str, *, direction: str = "up",
+def lineage(store: GraphStore, root: str, *, direction: Literal["up", "down"] = "up",
             depth: int = DEFAULT_DEPTH, as_of: int | None = None) -> Lineage:
     """Walk from the node with key ``root``; ``as_of`` bounds time (upstream: at or before,
     downstream: at or after)."""
@@ -145,7 +147,7 @@ def lineage(store: GraphStore, root: str, *, direction: str = "up",
     start = as_of if as_of is not None else (FOREVER if upstream else 0)
     labels = {root: _label_of_key(root)}
     best = {root: start}
-    edges: dict[tuple[str, str, str], dict[str, Any]] = {}
+    edges: dict[tuple[str, str, str], LineageEdge] = {}
     frontier = {root: start}
     for _ in range(depth):
         if not frontier:
@@ -159,21 +161,21 @@ def lineage(store: GraphStore, root: str, *, direction: str = "up",
                 at, key, rel = row["at"], row["key"], row["rel"]
                 labels[key] = row["label"]
                 src, dst = (at, key) if frontier_is_source else (key, at)
-                edges[(src, dst, rel)] = {"source": src, "target": dst, "kind": rel,
-                                          "first": row["first"], "last": row["last"]}
+                edges[(src, dst, rel)] = LineageEdge(source=src, target=dst, kind=rel,
+                                                     first=row["first"], last=row["last"])
                 bound = _next_bound(upstream, rel, frontier[at], row["first"], row["last"])
                 if _improves(upstream, bound, best.get(key)):
                     best[key] = bound
                     reached[key] = bound
         frontier = reached
     return Lineage(root=root, direction=direction, nodes=_nodes(store, labels),
-                   edges=sorted(edges.values(), key=lambda e: (e["first"], e["source"])))
+                   edges=sorted(edges.values(), key=lambda e: (e.first, e.source)))
 
 
 def _next_bound(upstream: bool, rel: str, bound: int, first: int, last: int) -> int:
     if upstream:
-        return first if rel == "FORKED" else min(bound, last)
-    return first if rel == "FORKED" else max(bound, first)
+        return first if rel == _FORKED else min(bound, last)
+    return first if rel == _FORKED else max(bound, first)
 
 
 def _improves(upstream: bool, bound: int, known: int | None) -> bool:
@@ -182,18 +184,20 @@ def _improves(upstream: bool, bound: int, known: int | None) -> bool:
     return bound > known if upstream else bound < known
 
 
-def _nodes(store: GraphStore, labels: dict[str, str]) -> list[dict[str, Any]]:
+def _nodes(store: GraphStore, labels: dict[str, str]) -> list[LineageNode]:
     by_label: dict[str, list[str]] = {}
     for key, label in labels.items():
         by_label.setdefault(label, []).append(key)
-    nodes = []
+    nodes: list[LineageNode] = []
     for label, keys in by_label.items():
         statement = NODE_PROPERTIES.get(label)
         if statement is None:
             continue
+        node_type = NODE_TYPES[label]
+        attributes = node_type.__struct_fields__[2:]  # after id and kind
         for row in store.read(statement, {"keys": keys}):
-            props = row["props"]
-            node = {"id": row["key"], "kind": g.KIND_OF_LABEL[label]}
-            node.update({a: props.get(a) for a in ATTRIBUTES[label] if props.get(a) is not None})
-            nodes.append(node)
-    return sorted(nodes, key=lambda n: (n["kind"], n["id"]))
+            props: dict[str, Any] = row["props"]
+            nodes.append(node_type(
+                id=row["key"], kind=g.KIND_OF_LABEL[label],  # type: ignore[arg-type]
+                **{a: props[a] for a in attributes if props.get(a) is not None}))
+    return sorted(nodes, key=lambda n: (n.kind, n.id))

@@ -20,79 +20,94 @@ hashes; equal ``prior_write`` then means "the same bytes as far as the graph kno
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import posixpath
 import re
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import DEFAULT_IGNORE_PATTERNS, DEFAULT_SYSTEM_PREFIXES
+import msgspec
+
 from ..schema import graph as g
-from ..store.base import GraphStore
+from ..store.base import GraphStore, Row
 from ..store.cypher import Cypher
+from .classify import Classifier
+from .types import (
+    CandidateProcess,
+    FileVersion,
+    ProcessFact,
+    Rename,
+    RunFacts,
+    RunFileFact,
+    RunProcess,
+    RunSummary,
+)
+
+_RUN, _PROC, _FILE, _VERSION = g.PIPELINE_RUN, g.PROCESS, g.FILE, g.VERSION
+_INCLUDES, _FORKED, _RENAMED = g.INCLUDES.name, g.FORKED.name, g.RENAMED_TO.name
 
 LIST_RUNS = Cypher(
-    "MATCH (r:PipelineRun) WHERE $pipeline IS NULL OR r.pipeline = $pipeline "
+    f"MATCH (r:{_RUN}) WHERE $pipeline IS NULL OR r.pipeline = $pipeline "
     "RETURN properties(r) AS run ORDER BY r.start, r.id"
 )
 
 FIND_RUN = Cypher(
-    "MATCH (r:PipelineRun) WHERE r.id = $ref OR r.id STARTS WITH $ref "
+    f"MATCH (r:{_RUN}) WHERE r.id = $ref OR r.id STARTS WITH $ref "
     "RETURN properties(r) AS run ORDER BY r.id"
 )
 
 RUN_FILE_EDGES = Cypher(
-    "MATCH (r:PipelineRun {key: $key})-[:INCLUDES]->(p:Process)"
-    "-[e:READ|WROTE|DELETED|EXECUTED]->(f:File) "
+    f"MATCH (r:{_RUN} {{key: $key}})-[:{_INCLUDES}]->(p:{_PROC})"
+    f"-[e:{g.READ.name}|{g.WROTE.name}|{g.DELETED.name}|{g.EXECUTED.name}]->(f:{_FILE}) "
     "RETURN f.key AS key, f.path AS path, type(e) AS rel, min(e.first) AS first, "
     "max(e.last) AS last"
 )
 
 RUN_PROCESSES = Cypher(
-    "MATCH (r:PipelineRun {key: $key})-[:INCLUDES]->(p:Process) "
+    f"MATCH (r:{_RUN} {{key: $key}})-[:{_INCLUDES}]->(p:{_PROC}) "
     "RETURN p.key AS key, p.pid AS pid, p.start AS start, p.end AS end, "
     "p.exit_code AS exit_code, p.exe AS exe, p.argv AS argv, p.cmdline AS cmdline, "
     "p.cwd AS cwd ORDER BY p.start, p.pid"
 )
 
 RENAMES_FROM = Cypher(
-    "UNWIND $keys AS k MATCH (f:File {key: k})-[e:RENAMED_TO]->(t:File) "
+    f"UNWIND $keys AS k MATCH (f:{_FILE} {{key: k}})-[e:{_RENAMED}]->(t:{_FILE}) "
     "WHERE e.first <= $end AND e.last >= $start "
     "RETURN f.key AS src, t.key AS key, t.path AS path, e.first AS first, e.last AS last"
 )
 
 PRIOR_WRITES = Cypher(
-    "UNWIND $items AS it MATCH (f:File {key: it.key})<-[e:WROTE]-(:Process) "
+    f"UNWIND $items AS it MATCH (f:{_FILE} {{key: it.key}})<-[e:{g.WROTE.name}]-(:{_PROC}) "
     "WHERE e.first <= it.t RETURN it.key AS key, max(e.last) AS t"
 )
 
 PRIOR_RENAMES = Cypher(
-    "UNWIND $items AS it MATCH (f:File {key: it.key})<-[e:RENAMED_TO]-(:File) "
+    f"UNWIND $items AS it MATCH (f:{_FILE} {{key: it.key}})<-[e:{_RENAMED}]-(:{_FILE}) "
     "WHERE e.first <= it.t RETURN it.key AS key, max(e.first) AS t"
 )
 
 RUN_VERSIONS = Cypher(
-    "MATCH (r:PipelineRun {key: $key})-[o:OBSERVED]->(v:Version)<-[:HAS_VERSION]-(f:File) "
+    f"MATCH (r:{_RUN} {{key: $key}})-[o:{g.OBSERVED.name}]->(v:{_VERSION})"
+    f"<-[:{g.HAS_VERSION.name}]-(f:{_FILE}) "
     "RETURN f.key AS file, v.sha256 AS sha256, v.size AS size, v.mtime AS mtime, "
     "v.stored AS stored, o.at AS at"
 )
 
 CANDIDATE_PROCESSES = Cypher(
-    "MATCH (p:Process) WHERE p.cmdline IS NOT NULL AND ($host IS NULL OR p.host = $host) "
+    f"MATCH (p:{_PROC}) WHERE p.cmdline IS NOT NULL AND ($host IS NULL OR p.host = $host) "
     "RETURN p.key AS key, p.cmdline AS cmdline, p.argv AS argv, p.cwd AS cwd, "
     "p.host AS host, p.pid AS pid, p.start AS start, p.end AS end, "
     "p.exit_code AS exit_code, p.uid AS uid, p.first AS first, p.last AS last"
 )
 
 PROCESS_PARENTS = Cypher(
-    "UNWIND $keys AS k MATCH (a:Process)-[:FORKED]->(b:Process {key: k}) "
+    f"UNWIND $keys AS k MATCH (a:{_PROC})-[:{_FORKED}]->(b:{_PROC} {{key: k}}) "
     "RETURN b.key AS key, a.key AS parent"
 )
 
 PROCESS_CHILDREN = Cypher(
-    "UNWIND $keys AS k MATCH (a:Process {key: k})-[:FORKED]->(b:Process) "
+    f"UNWIND $keys AS k MATCH (a:{_PROC} {{key: k}})-[:{_FORKED}]->(b:{_PROC}) "
     "RETURN b.key AS key, b.pid AS pid, b.start AS start, b.last AS last"
 )
 
@@ -112,20 +127,6 @@ class AmbiguousRun(LookupError):
         self.ids = ids
 
 
-@dataclass(frozen=True, slots=True)
-class Classifier:
-    """What counts as software environment rather than data (see the module docstring)."""
-
-    system_prefixes: tuple[str, ...] = DEFAULT_SYSTEM_PREFIXES
-    ignore_patterns: tuple[str, ...] = DEFAULT_IGNORE_PATTERNS
-
-    def ignored(self, path: str) -> bool:
-        return any(fnmatch.fnmatchcase(path, p) for p in self.ignore_patterns)
-
-    def system(self, path: str, install_roots: tuple[str, ...] = ()) -> bool:
-        return path.startswith(self.system_prefixes) or path.startswith(install_roots)
-
-
 @dataclass(slots=True)
 class RunFile:
     key: str
@@ -137,22 +138,25 @@ class RunFile:
     executed: int | None = None
     renamed_away: int | None = None
     script: bool = False
-    version: dict[str, Any] | None = None
+    version: FileVersion | None = None
     prior_write: int | None = None
 
     def written(self) -> bool:
         return self.first_write is not None
 
-    def to_dict(self, cwd: str | None) -> dict[str, Any]:
-        out: dict[str, Any] = {"path": self.path, "rel": relative(self.path, cwd)}
-        if self.version:
-            out.update(self.version)
-        if self.first_read is not None:
-            out["first_read"] = self.first_read
-            out["prior_write"] = self.prior_write
-        if self.last_write is not None:
-            out["written"] = self.last_write
-        return out
+    def fact(self, cwd: str | None) -> RunFileFact:
+        """What the run's facts say of this file (``cwd``: the run's)."""
+        v = self.version
+        read = self.first_read is not None
+        return RunFileFact(
+            path=self.path, rel=relative(self.path, cwd),
+            sha256=msgspec.UNSET if v is None else v.sha256,
+            size=msgspec.UNSET if v is None else v.size,
+            mtime=msgspec.UNSET if v is None else v.mtime,
+            stored=msgspec.UNSET if v is None else v.stored,
+            first_read=self.first_read,
+            prior_write=self.prior_write if read else msgspec.UNSET,
+            written=self.last_write)
 
 
 @dataclass(slots=True)
@@ -181,7 +185,7 @@ def relative(path: str, cwd: str | None) -> str | None:
     return path[len(root):] if path.startswith(root) else None
 
 
-def _run_props(row: dict[str, Any]) -> dict[str, Any]:
+def _run_props(row: Row) -> dict[str, Any]:
     run = dict(row["run"])
     for name in ("params", "environment", "metrics"):
         try:
@@ -191,59 +195,65 @@ def _run_props(row: dict[str, Any]) -> dict[str, Any]:
     return run
 
 
-def list_runs(store: GraphStore, pipeline: str | None = None) -> list[dict[str, Any]]:
+def list_runs(store: GraphStore, pipeline: str | None = None) -> list[RunSummary]:
     """All runs (of one pipeline), oldest first, as summaries."""
-    return [summary(_run_props(r)) for r in store.read(LIST_RUNS, {"pipeline": pipeline})]
+    return [_summary(_run_props(r)) for r in store.read(LIST_RUNS, {"pipeline": pipeline})]
 
 
-def summary(run: dict[str, Any]) -> dict[str, Any]:
+def _summary(run: dict[str, Any]) -> RunSummary:
     start, end = run.get("start"), run.get("end")
     duration = (end - start) / 1e9 if start and end else None
-    return {
-        "id": run.get("id"), "pipeline": run.get("pipeline"), "command": run.get("command"),
-        "argv": run.get("argv") or [], "cwd": run.get("cwd"), "host": run.get("host"),
-        "user": run.get("user"), "start": start, "end": end, "duration": duration,
-        "exit_code": run.get("exit_code"), "origin": run.get("origin"),
-        "params": run.get("params") or {}, "environment": run.get("environment") or {},
-        "metrics": run.get("metrics") or {}, "key": run.get("key"), "root": run.get("root"),
-    }
+    return RunSummary(
+        id=run["id"], pipeline=run.get("pipeline"), command=run.get("command"),
+        argv=run.get("argv") or [], cwd=run.get("cwd"), host=run.get("host"),
+        user=run.get("user"), start=start, end=end, duration=duration,
+        exit_code=run.get("exit_code"), origin=run.get("origin"),
+        params=run.get("params") or {}, environment=run.get("environment") or {},
+        metrics=run.get("metrics") or {}, key=run["key"], root=run.get("root"),
+    )
 
 
-def find_run(store: GraphStore, ref: str) -> dict[str, Any]:
+def find_run(store: GraphStore, ref: str) -> RunSummary:
     """The run with id ``ref``, or the only run whose id starts with ``ref``."""
     rows = [_run_props(r) for r in store.read(FIND_RUN, {"ref": ref})]
     exact = [r for r in rows if r.get("id") == ref]
     if exact:
-        return summary(exact[0])
+        return _summary(exact[0])
     if not rows:
         raise LookupError(f"no run {ref!r} (ursprung runs list shows the runs)")
     if len(rows) > 1:
         raise AmbiguousRun(ref, [r["id"] for r in rows])
-    return summary(rows[0])
+    return _summary(rows[0])
 
 
-def run_processes(store: GraphStore, run: dict[str, Any]) -> list[dict[str, Any]]:
-    return store.read(RUN_PROCESSES, {"key": run["key"]})
+def run_processes(store: GraphStore, run: RunSummary) -> list[RunProcess]:
+    """The run's processes, by start and pid."""
+    return [RunProcess(key=r["key"], pid=r["pid"], start=r["start"], end=r["end"],
+                       exit_code=r["exit_code"], exe=r["exe"], argv=r["argv"],
+                       cmdline=r["cmdline"], cwd=r["cwd"])
+            for r in store.read(RUN_PROCESSES, {"key": run.key})]
 
 
-def run_files(store: GraphStore, run: dict[str, Any],
+def run_files(store: GraphStore, run: RunSummary,
               classifier: Classifier | None = None,
-              processes: list[dict[str, Any]] | None = None) -> RunFiles:
+              processes: Sequence[RunProcess] | None = None) -> RunFiles:
     """Inputs, outputs, intermediates, programs and environment files of ``run``."""
-    files = files_from_edges(store.read(RUN_FILE_EDGES, {"key": run["key"]}))
+    files = _files_from_edges(store.read(RUN_FILE_EDGES, {"key": run.key}))
 
-    def renames(keys: list[str], start: int, end: int) -> list[dict[str, Any]]:
-        return store.read(RENAMES_FROM, {"keys": keys, "start": start, "end": end})
+    def renames(keys: list[str], start: int, end: int) -> list[Rename]:
+        return [Rename(src=r["src"], key=r["key"], path=r["path"], first=r["first"],
+                       last=r["last"])
+                for r in store.read(RENAMES_FROM, {"keys": keys, "start": start, "end": end})]
 
-    _follow_renames(renames, run, files)
+    follow_renames(renames, files, run.start, run.end)
     procs = processes if processes is not None else run_processes(store, run)
-    out = classify_files(files, procs, run.get("cwd"), classifier)
+    out = classify_files(files, procs, run.cwd, classifier)
     _prior_writes(store, out.inputs)
     _versions(store, run, out)
     return out
 
 
-def files_from_edges(rows: Iterable[dict[str, Any]]) -> dict[str, RunFile]:
+def _files_from_edges(rows: Iterable[Row]) -> dict[str, RunFile]:
     """The run's files from its processes' file edges, grouped by file and relation
     (``key``, ``path``, ``rel`` READ/WROTE/DELETED/EXECUTED, min ``first``, max ``last``:
     the rows of ``RUN_FILE_EDGES``)."""
@@ -254,19 +264,19 @@ def files_from_edges(rows: Iterable[dict[str, Any]]) -> dict[str, RunFile]:
             f = files[row["key"]] = RunFile(row["key"], row["path"])
         first, last = row["first"], row["last"]
         rel = row["rel"]
-        if rel == "READ":
+        if rel == g.READ.name:
             f.first_read = _min(f.first_read, first)
-        elif rel == "WROTE":
+        elif rel == g.WROTE.name:
             f.first_write = _min(f.first_write, first)
             f.last_write = _max(f.last_write, last)
-        elif rel == "DELETED":
+        elif rel == g.DELETED.name:
             f.deleted = _max(f.deleted, last)
-        elif rel == "EXECUTED":
+        elif rel == g.EXECUTED.name:
             f.executed = _min(f.executed, first)
     return files
 
 
-def classify_files(files: dict[str, RunFile], procs: list[dict[str, Any]], cwd: str | None,
+def classify_files(files: dict[str, RunFile], procs: Sequence[RunProcess], cwd: str | None,
                    classifier: Classifier | None = None) -> RunFiles:
     """Sort a run's files (renames already followed) into inputs, outputs, intermediates,
     programs, environment and ignored files. ``procs`` are the run's processes (``exe``,
@@ -306,16 +316,17 @@ def _max(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else max(a, b)
 
 
-#: The RENAMED_TO edges from files ``keys`` that overlap [start, end], as rows ``src``,
-#: ``key``, ``path`` (the target), ``first``, ``last`` (``RENAMES_FROM``).
-Renames = Callable[[list[str], int, int], Iterable[dict[str, Any]]]
+#: The RENAMED_TO edges from files ``keys`` that overlap [start, end] (``RENAMES_FROM``).
+Renames = Callable[[list[str], int, int], Iterable[Rename]]
 
 
-def _follow_renames(renames: Renames, run: dict[str, Any], files: dict[str, RunFile]) -> None:
-    """A file the run wrote and renamed during the run: the new name is written (at the
-    rename), the old one is gone. Chains (a -> b -> c) are followed."""
-    start = run.get("start") or 0
-    end = run.get("end") or FOREVER
+def follow_renames(renames: Renames, files: dict[str, RunFile], start: int | None,
+                   end: int | None) -> None:
+    """A file the run (from ``start`` to ``end``) wrote and renamed during the run: the new
+    name is written (at the rename), the old one is gone. Chains (a -> b -> c) are
+    followed."""
+    start = start or 0
+    end = end or FOREVER
     frontier = [f.key for f in files.values() if f.written()]
     seen: set[str] = set()
     for _ in range(8):
@@ -325,15 +336,15 @@ def _follow_renames(renames: Renames, run: dict[str, Any], files: dict[str, RunF
         seen.update(frontier)
         nxt = []
         for row in renames(frontier, start, end):
-            src = files[row["src"]]
-            at = _rename_time(row["first"], row["last"], start, end, src.last_write)
+            src = files[row.src]
+            at = _rename_time(row.first, row.last, start, end, src.last_write)
             src.renamed_away = _max(src.renamed_away, at)
-            dst = files.get(row["key"])
+            dst = files.get(row.key)
             if dst is None:
-                dst = files[row["key"]] = RunFile(row["key"], row["path"])
+                dst = files[row.key] = RunFile(row.key, row.path)
             dst.first_write = _min(dst.first_write, at)
             dst.last_write = _max(dst.last_write, at)
-            nxt.append(row["key"])
+            nxt.append(row.key)
         frontier = nxt
 
 
@@ -349,13 +360,13 @@ def _rename_time(first: int, last: int, start: int, end: int, written: int | Non
     return min(max(written or start, start), end)
 
 
-def _install_roots(procs: list[dict[str, Any]], files: dict[str, RunFile],
+def _install_roots(procs: Sequence[RunProcess], files: dict[str, RunFile],
                    cwd: str | None) -> tuple[str, ...]:
     """The trees interpreters and tools were installed in: the parent of the ``bin`` dir of
     each executed program (``/opt/x/bin/python`` -> ``/opt/x/``), unless the run's working
     directory lies inside it (then it is the project, not an installation)."""
     exes = {f.path for f in files.values() if f.executed is not None}
-    exes.update(p["exe"] for p in procs if p.get("exe"))
+    exes.update(p.exe for p in procs if p.exe)
     here = (cwd or "/nonexistent").rstrip("/") + "/"
     roots = set()
     for exe in exes:
@@ -376,14 +387,14 @@ def is_interpreter(name: str) -> bool:
                for i in INTERPRETERS)
 
 
-def _mark_scripts(procs: list[dict[str, Any]], files: dict[str, RunFile]) -> None:
+def _mark_scripts(procs: Sequence[RunProcess], files: dict[str, RunFile]) -> None:
     """A file read by the run that an interpreter got as a command-line argument."""
     by_path = {f.path: f for f in files.values() if f.first_read is not None}
     for p in procs:
-        argv = p.get("argv") or []
-        if not argv or not (is_interpreter(argv[0]) or is_interpreter(p.get("exe") or "")):
+        argv = p.argv or []
+        if not argv or not (is_interpreter(argv[0]) or is_interpreter(p.exe or "")):
             continue
-        cwd = p.get("cwd") or "/"
+        cwd = p.cwd or "/"
         for arg in argv[1:]:
             if arg.startswith("-") or "/" not in arg and "." not in arg:
                 continue
@@ -405,36 +416,35 @@ def _prior_writes(store: GraphStore, inputs: list[RunFile]) -> None:
             f.prior_write = _max(f.prior_write, row["t"])
 
 
-def _versions(store: GraphStore, run: dict[str, Any], out: RunFiles) -> None:
-    versions: dict[str, dict[str, Any]] = {}
-    for row in store.read(RUN_VERSIONS, {"key": run["key"]}):
-        versions[row["file"]] = {"sha256": row["sha256"], "size": row["size"],
-                                 "mtime": row["mtime"], "stored": bool(row["stored"])}
+def _versions(store: GraphStore, run: RunSummary, out: RunFiles) -> None:
+    versions: dict[str, FileVersion] = {}
+    for row in store.read(RUN_VERSIONS, {"key": run.key}):
+        versions[row["file"]] = FileVersion(sha256=row["sha256"], size=row["size"],
+                                            mtime=row["mtime"], stored=bool(row["stored"]))
     for group in (out.inputs, out.outputs, out.programs, out.intermediates):
         for f in group:
             f.version = versions.get(f.key)
 
 
-def run_facts(store: GraphStore, ref: str | dict[str, Any],
-              classifier: Classifier | None = None) -> dict[str, Any]:
-    """Everything about one run, JSON-ready: the summary, parameters, environment, metrics,
-    inputs, outputs, intermediates, programs and the processes (steps)."""
+def run_facts(store: GraphStore, ref: str | RunSummary,
+              classifier: Classifier | None = None) -> RunFacts:
+    """Everything about one run (an id, a unique prefix of one, or its summary): the
+    summary, parameters, environment, metrics, inputs, outputs, intermediates, programs and
+    the processes (steps)."""
     run = find_run(store, ref) if isinstance(ref, str) else ref
     procs = run_processes(store, run)
     files = run_files(store, run, classifier, procs)
-    cwd = run.get("cwd")
-    facts = dict(run)
-    facts["inputs"] = [f.to_dict(cwd) for f in files.inputs]
-    facts["outputs"] = [f.to_dict(cwd) for f in files.outputs]
-    facts["intermediates"] = [f.to_dict(cwd) for f in files.intermediates]
-    facts["programs"] = [f.to_dict(cwd) for f in files.programs]
-    facts["environment_files"] = len(files.environment)
-    facts["processes"] = [
-        {"pid": p["pid"], "start": p["start"], "end": p["end"], "exit_code": p["exit_code"],
-         "command": p["cmdline"] or p["exe"], "cwd": p["cwd"]}
-        for p in procs
-    ]
-    return facts
+    cwd = run.cwd
+    return RunFacts(
+        **{name: getattr(run, name) for name in run.__struct_fields__},
+        inputs=[f.fact(cwd) for f in files.inputs],
+        outputs=[f.fact(cwd) for f in files.outputs],
+        intermediates=[f.fact(cwd) for f in files.intermediates],
+        programs=[f.fact(cwd) for f in files.programs],
+        environment_files=len(files.environment),
+        processes=[ProcessFact(pid=p.pid, start=p.start, end=p.end, exit_code=p.exit_code,
+                               command=p.cmdline or p.exe, cwd=p.cwd) for p in procs],
+    )
 
 
 # --------------------------------------------------------------------------- run roots
@@ -442,12 +452,19 @@ def run_facts(store: GraphStore, ref: str | dict[str, Any],
 
 @dataclass(slots=True)
 class RunRoot:
-    """A process that roots a run (``process``: its ``CANDIDATE_PROCESSES`` row), the
-    (pid, start) of every process of its subtree and the last time any of them was seen."""
+    """A process that roots a run, the (pid, start) of every process of its subtree and
+    the last time any of them was seen."""
 
-    process: dict[str, Any]
+    process: CandidateProcess
     members: list[tuple[int, int]]
     last: int
+
+
+def _candidate(r: Row) -> CandidateProcess:
+    return CandidateProcess(key=r["key"], host=r["host"], pid=r["pid"], cmdline=r["cmdline"],
+                            argv=r["argv"], cwd=r["cwd"], start=r["start"], end=r["end"],
+                            exit_code=r["exit_code"], uid=r["uid"], first=r["first"],
+                            last=r["last"])
 
 
 def run_roots(store: GraphStore, pattern: str, host: str | None = None) -> list[RunRoot]:
@@ -455,11 +472,12 @@ def run_roots(store: GraphStore, pattern: str, host: str | None = None) -> list[
     that have no matching ancestor (a match inside another match's subtree belongs to that
     one's run), with their subtrees; by host, start and pid."""
     regex = re.compile(pattern)
-    candidates = {r["key"]: r for r in store.read(CANDIDATE_PROCESSES, {"host": host})
+    candidates = {r["key"]: _candidate(r)
+                  for r in store.read(CANDIDATE_PROCESSES, {"host": host})
                   if regex.search(r["cmdline"] or "")}
     roots = [r for k, r in candidates.items() if not has_ancestor_in(store, k, candidates)]
     out = []
-    for root in sorted(roots, key=lambda r: (r["host"], r["start"] or 0, r["pid"])):
+    for root in sorted(roots, key=lambda r: (r.host, r.start or 0, r.pid)):
         members, last = subtree(store, root)
         out.append(RunRoot(root, members, last))
     return out
@@ -480,12 +498,12 @@ def has_ancestor_in(store: GraphStore, key: str, keys: Container[str]) -> bool:
     return False
 
 
-def subtree(store: GraphStore, root: dict[str, Any]) -> tuple[list[tuple[int, int]], int]:
+def subtree(store: GraphStore, root: CandidateProcess) -> tuple[list[tuple[int, int]], int]:
     """The (pid, start) of ``root`` and of its descendants, sorted, and the last time any of
     them was seen."""
-    members = {root["key"]: (root["pid"], root["start"] or 0)}
-    last = root["last"] or 0
-    frontier = [root["key"]]
+    members = {root.key: (root.pid, root.start or 0)}
+    last = root.last or 0
+    frontier = [root.key]
     for _ in range(MAX_TREE_DEPTH):
         rows = store.read(PROCESS_CHILDREN, {"keys": frontier})
         frontier = []
