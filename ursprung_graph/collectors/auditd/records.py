@@ -628,9 +628,8 @@ def _build(
         p.skipped += 1
         return []
     out: list[Output] = []
-    node, sep, stamp = key.rpartition(b" ")  # key: [NODE ]SEC.MSEC:SERIAL
-    if not sep:
-        node = None
+    head, sep, stamp = key.rpartition(b" ")  # key: [NODE ]SEC.MSEC:SERIAL
+    node = head if sep else None
     tsb, _, serial_b = stamp.partition(b":")
     serial = int(serial_b)
     ts = p._m_ts.get(tsb)  # events share their millisecond: memoised too
@@ -748,7 +747,7 @@ def _aux(p: _ParserState, single: dict[bytes, _Rec], serial: int, out: list[Outp
         parts = p._m_title.get(body, _MISSING)
         if parts is _MISSING:
             parts = _aux_parse(_proctitle_parts, rec, body, serial, out, p._m_title)
-        title = None if parts is None else list(parts)  # type: ignore[call-overload]
+        title = None if parts is None else list(parts)
     rec = single.get(b"CWD")
     if rec is not None:
         seen += 1
@@ -1022,7 +1021,8 @@ def _plain_slots(cls: type) -> tuple[str, ...] | None:
     names = tuple(f.name for f in fields)
     init = getattr(cls.__dict__.get("__init__"), "__code__", None)
     # What dataclasses generates for these fields, to compare the bytecode with.
-    ref = dataclasses.make_dataclass(cls.__name__, names, slots=True).__init__.__code__
+    made = dataclasses.make_dataclass(cls.__name__, names, slots=True)
+    ref = made.__dict__["__init__"].__code__
     plain = (
         cls.__bases__ == (object,)
         and cls.__dict__.get("__slots__") == names
@@ -1041,7 +1041,7 @@ def _bind_compiled() -> type | None:
     """The compiled parser bound to this module's classes and policies, or None."""
     global C_UNAVAILABLE
     try:
-        from ursprung_graph.collectors.auditd import _records
+        from ursprung_graph.collectors.auditd import _records  # type: ignore[attr-defined]
     except ImportError as e:
         C_UNAVAILABLE = f"extension not built: {e}"
         return None
