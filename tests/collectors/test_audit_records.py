@@ -17,8 +17,8 @@ import pytest
 from ursprung_graph.collectors.auditd.records import (
     AuditEvent,
     AuditParser,
-    DeadLetter,
     PathItem,
+    Rejected,
     SockAddr,
     decode_sockaddr,
     iter_file,
@@ -104,7 +104,7 @@ def openat(
     ]
 
 
-def run(lines: list[bytes], **kw: object) -> tuple[list[AuditEvent], list[DeadLetter], AuditParser]:
+def run(lines: list[bytes], **kw: object) -> tuple[list[AuditEvent], list[Rejected], AuditParser]:
     """Feed all lines then flush; split the output."""
     p = AuditParser(**kw)  # type: ignore[arg-type]
     out = []
@@ -113,7 +113,7 @@ def run(lines: list[bytes], **kw: object) -> tuple[list[AuditEvent], list[DeadLe
     out += p.flush()
     assert p.pending == 0
     events = [o for o in out if isinstance(o, AuditEvent)]
-    dead = [o for o in out if isinstance(o, DeadLetter)]
+    dead = [o for o in out if isinstance(o, Rejected)]
     assert all(not d.reason.startswith("internal error") for d in dead), dead
     return events, dead, p
 
@@ -564,7 +564,7 @@ def test_window_completes_events_without_end_record() -> None:
 def test_window_expiry_dead_letters_incomplete_event() -> None:
     p = AuditParser(window=1)
     out = p.feed(sysc(80, items=1)) + p.feed(sysc(81, items=0)) + p.feed(sysc(82, items=0))
-    assert len(out) == 1 and isinstance(out[0], DeadLetter)
+    assert len(out) == 1 and isinstance(out[0], Rejected)
     assert out[0].reason == "truncated event serial 80: 0 of 1 PATH records"
     late = p.feed(path(80, 0, '"/x"'))
     assert len(late) == 1 and "arrived after its event" in late[0].reason  # type: ignore[union-attr]
@@ -747,7 +747,7 @@ def test_iter_file_offsets_and_cut_off_last_line(tmp_path: Path) -> None:
     f.write_bytes(data[:-10])  # the last PROCTITLE is cut while being written
     out = list(iter_file(str(f), default_node="n1"))
     events = [o for o in out if isinstance(o, AuditEvent)]
-    dead = [o for o in out if isinstance(o, DeadLetter)]
+    dead = [o for o in out if isinstance(o, Rejected)]
     assert [(e.serial, e.offset, e.node) for e in events] == [
         (160, 0, "n1"),
         (161, len(b"".join(a)), "n1"),  # complete without its PROCTITLE, emitted at flush
@@ -763,7 +763,7 @@ def test_iter_file_matches_feed_on_real_log() -> None:
         pytest.skip("no captured log")
     from_file = list(iter_file(str(log)))
     p = AuditParser()
-    fed: list[AuditEvent | DeadLetter] = []
+    fed: list[AuditEvent | Rejected] = []
     offset = 0
     with open(log, "rb") as f:
         for line in f:

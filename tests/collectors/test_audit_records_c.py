@@ -24,8 +24,8 @@ from tests.collectors.test_audit_records_props import record_like, scenario
 from ursprung_graph.collectors.auditd import records
 from ursprung_graph.collectors.auditd.records import (
     AuditEvent,
-    DeadLetter,
     PyAuditParser,
+    Rejected,
 )
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -109,7 +109,7 @@ def test_real_logs(log: Path) -> None:
     out = same(_lines(log))
     items = [o for step in out for o in step[0][1]]
     assert sum(1 for o in items if o[0] is AuditEvent) > 4000
-    assert not any(o[0] is DeadLetter for o in items)
+    assert not any(o[0] is Rejected for o in items)
 
 
 @needs_c

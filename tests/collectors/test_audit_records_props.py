@@ -14,8 +14,8 @@ from ursprung_graph.collectors.auditd.records import (
     RAW_LIMIT,
     AuditEvent,
     AuditParser,
-    DeadLetter,
     PathItem,
+    Rejected,
     SockAddr,
 )
 from ursprung_graph.collectors.os_model.syscalls import X86_64
@@ -38,11 +38,11 @@ def text(b: bytes) -> str:
 
 
 def is_header_like(line: bytes) -> bool:
-    """Could this line start a record? (Anything else must be a DeadLetter.)"""
+    """Could this line start a record? (Anything else must be a Rejected.)"""
     return line.startswith((b"type=", b"node="))
 
 
-def outputs(lines: list[bytes], **kw: object) -> tuple[list[AuditEvent], list[DeadLetter]]:
+def outputs(lines: list[bytes], **kw: object) -> tuple[list[AuditEvent], list[Rejected]]:
     """Feed, flush, split (shared with the hand-written tests)."""
     events, dead, _ = run(lines, **kw)
     return events, dead
@@ -58,7 +58,7 @@ def test_arbitrary_lines_never_raise_and_junk_is_dead_lettered(lines: list[bytes
     for i, line in enumerate(lines):
         out = p.feed(line, i)
         if not is_header_like(line):
-            assert len(out) == 1 and isinstance(out[0], DeadLetter)
+            assert len(out) == 1 and isinstance(out[0], Rejected)
             assert out[0].raw == line.rstrip(b"\r\n")[:RAW_LIMIT] and out[0].offset == i
             assert out[0].reason
     p.flush()

@@ -10,6 +10,7 @@ import click
 from ..query.classify import Classifier
 from ..query.lineage import DEFAULT_DEPTH, AmbiguousPath, find_file, lineage
 from ..query.types import EndpointNode, FileNode, Lineage, ProcessNode
+from ..schema.times import TimeError, parse_time
 from .common import classifier, open_graph, printable, to_json
 
 
@@ -37,25 +38,20 @@ def lineage_cmd(path: str, host: str | None, direction: Literal["up", "down"], d
     except LookupError as exc:
         raise click.ClickException(str(exc)) from exc
     result = lineage(store, root, direction=direction, depth=depth,
-                     as_of=None if as_of is None else parse_time(as_of))
+                     as_of=None if as_of is None else as_of_time(as_of))
     if as_json:
         click.echo(to_json(result))
         return
     _print_lineage(path, result, None if show_all else classifier())
 
 
-def parse_time(text: str) -> int:
-    """Epoch nanoseconds from an ISO 8601 time (UTC unless it has an offset) or a number."""
-    if text.isdigit():
-        return int(text)
+def as_of_time(text: str) -> int:
+    """``--as-of`` as epoch nanoseconds (:func:`ursprung_graph.schema.times.parse_time`)."""
     try:
-        when = datetime.fromisoformat(text)
-    except ValueError as exc:
+        return parse_time(text)
+    except TimeError as exc:
         raise click.BadParameter(f"{text!r} is neither ISO 8601 nor epoch nanoseconds",
                                  param_hint="--as-of") from exc
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp()) * 10**9 + when.microsecond * 1000
 
 
 def _when(ns: int | None) -> str:

@@ -52,17 +52,24 @@ from typing import Any
 import msgspec
 
 from ..config import CollectConfig
-from ..schema.event import SCHEMA_VERSION, DeadLetter, Event, FileRef, Kind, ProcessInfo
+from ..schema.event import (
+    SCHEMA_VERSION,
+    UNKNOWN_START,
+    DeadLetter,
+    Event,
+    FileRef,
+    Kind,
+    ProcessInfo,
+    raw_text,
+)
 from ..schema.times import TimeError, parse_time
 from .linux import O_ACCMODE, O_CREAT, O_RDWR, O_TRUNC, O_WRONLY, S_IFDIR, S_IFMT
 from .source import Chunk, Point
 
 SOURCE = "scale"
 _COLLECT = CollectConfig()  # the defaults of the pairing bounds
-UNKNOWN_START = -1  # the process start is not known: resolved at ingest
 
 
-RAW_LIMIT = 2000
 
 WF_SKIPPED = {"IN_ATTRIB", "IN_MOVE_SELF", "IN_UNMOUNT", "IN_IGNORED", "IN_Q_OVERFLOW"}
 LWE_SKIPPED = {"XATTRCHANGE", "ACLCHANGE", "GPFSATTRCHANGE", "ACCESS_DENIED"}
@@ -322,7 +329,7 @@ def _is_dir(obj: dict[str, Any]) -> bool:
 
 def _dead(reason: str, raw: bytes, where: str) -> DeadLetter:
     return DeadLetter(source=SOURCE, reason=reason,
-                      raw=raw[:RAW_LIMIT].decode("utf-8", errors="backslashreplace").rstrip("\n"),
+                      raw=raw_text(raw).rstrip("\n"),
                       where=where)
 
 

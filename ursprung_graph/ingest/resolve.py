@@ -34,10 +34,9 @@ from dataclasses import dataclass
 import msgspec
 
 from ..query.resolve import process_spans, watermarks
-from ..schema.event import Event
+from ..schema.event import UNKNOWN_START, Event
 from ..store.base import GraphStore
 
-UNKNOWN_START = -1
 PRECISION = 1_000_000_000  # Scale event times: whole seconds
 
 

@@ -33,6 +33,7 @@ import msgspec
 
 from ..config import Config, IngestConfig, KafkaConfig
 from ..schema.event import (
+    RAW_LIMIT,
     SCHEMA_VERSION,
     DeadLetter,
     Event,
@@ -63,7 +64,6 @@ from .upserts import Batch
 log = logging.getLogger("ursprung.ingest")
 
 POLL_MESSAGES = 500
-DEAD_RAW_LIMIT = 4096  # bytes of a dead message kept in a DeadLetter node's raw
 _SCHEMA = str(SCHEMA_VERSION).encode()
 _INGEST, _KAFKA = IngestConfig(), KafkaConfig()  # the defaults of the options below
 
@@ -152,8 +152,8 @@ class StoreDeadLetters:
     def publish(self, topic: str, key: bytes | None, value: bytes,
                 headers: dict[str, bytes] | None = None) -> None:
         h = headers or {}
-        text = raw_text(value[:DEAD_RAW_LIMIT])
-        if len(value) > DEAD_RAW_LIMIT:
+        text = raw_text(value)
+        if len(value) > RAW_LIMIT:
             text += f"... ({len(value):,} bytes in all)"
         dead = DeadLetter(source=self.SOURCE, raw=text,
                           reason=h.get(HEADER_REASON, b"").decode("utf-8", "replace"),

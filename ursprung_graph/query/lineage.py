@@ -17,11 +17,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from ..schema import graph as g
+from ..schema.times import FOREVER
 from ..store.base import GraphStore
 from ..store.cypher import Cypher
 from .types import EndpointNode, FileNode, Lineage, LineageEdge, LineageNode, PipeNode, ProcessNode
 
-FOREVER = 2**62
 DEFAULT_DEPTH = 30
 
 _RETURN = (

@@ -30,6 +30,7 @@ from typing import Any
 import msgspec
 
 from ..schema import graph as g
+from ..schema.times import FOREVER
 from ..store.base import GraphStore, Row
 from ..store.cypher import Cypher
 from .classify import Classifier
@@ -118,7 +119,6 @@ MAX_TREE_DEPTH = 200
 INTERPRETERS = ("python", "sh", "bash", "dash", "zsh", "ksh", "Rscript", "R", "perl",
                 "ruby", "node", "julia", "php", "lua", "tclsh")
 
-FOREVER = 2**62
 
 
 class AmbiguousRun(LookupError):

@@ -13,6 +13,13 @@ import msgspec
 
 SCHEMA_VERSION = 1
 
+#: A process start that the source does not know (Spectrum Scale names processes by node
+#: and pid only): the ingest worker resolves it against the audit stream of that host.
+UNKNOWN_START = -1
+
+#: Bytes of raw input a dead letter keeps.
+RAW_LIMIT = 4096
+
 
 class Kind(StrEnum):
     """What happened. Data flows in the direction each kind implies."""
@@ -118,9 +125,11 @@ class Event(msgspec.Struct, omit_defaults=True, frozen=True):
 
 
 def raw_text(data: bytes) -> str:
-    """Input kept in a dead letter, as text: undecodable bytes as backslash escapes, and NUL
-    spelled out (a NUL would end FalkorDB's parameter header)."""
-    return data.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
+    """Input kept in a dead letter, as text: at most ``RAW_LIMIT`` bytes, undecodable bytes
+    as backslash escapes, and NUL spelled out (a NUL would end FalkorDB's parameter
+    header)."""
+    text = data[:RAW_LIMIT].decode("utf-8", errors="backslashreplace")
+    return text.replace("\x00", "\\x00")
 
 
 class DeadLetter(msgspec.Struct, omit_defaults=True, frozen=True):

@@ -2,7 +2,7 @@
  * _records.c -- compiled core of the auditd raw-text parser (records.py).
  *
  * AuditParser here behaves exactly like records.PyAuditParser: same outputs (instances of
- * the same AuditEvent / PathItem / DeadLetter classes), same order, same counters, same
+ * the same AuditEvent / PathItem / Rejected classes), same order, same counters, same
  * bounded memory. records.py documents the policies; this file implements only the hot
  * path and hands everything unusual to the Python code:
  *
@@ -43,7 +43,7 @@
 
 /* Handed over by records.py through bind(). */
 static struct {
-    PyObject *AuditEvent, *PathItem, *DeadLetter;  /* output classes */
+    PyObject *AuditEvent, *PathItem, *Rejected;  /* output classes */
     PyObject *build_event;      /* _build_event(p, key, recs, offset, final): the policy */
     PyObject *junk_reason;      /* _junk_reason(line) -> str */
     PyObject *bad_bytes;        /* _bad_bytes(line) -> str | None */
@@ -65,7 +65,7 @@ static struct {
 
 /* bind() keywords, in the order of the PyObject * fields of B. */
 static const char *const BIND_NAMES[] = {
-    "AuditEvent", "PathItem", "DeadLetter", "build_event", "junk_reason", "bad_bytes",
+    "AuditEvent", "PathItem", "Rejected", "build_event", "junk_reason", "bad_bytes",
     "late_reason", "ts_serial", "parse_identity", "syscall_name", "path_fields",
     "parse_cwd", "proctitle_parts", "decode_sockaddr", "parse_sockaddr", "parse_fd_pair",
     "user_types",
@@ -76,7 +76,7 @@ static PyObject **
 bind_slot(Py_ssize_t i)
 {
     PyObject **slots[] = {
-        &B.AuditEvent, &B.PathItem, &B.DeadLetter, &B.build_event, &B.junk_reason,
+        &B.AuditEvent, &B.PathItem, &B.Rejected, &B.build_event, &B.junk_reason,
         &B.bad_bytes, &B.late_reason, &B.ts_serial, &B.parse_identity, &B.syscall_name,
         &B.path_fields, &B.parse_cwd, &B.proctitle_parts, &B.decode_sockaddr,
         &B.parse_sockaddr, &B.parse_fd_pair, &B.user_types,
@@ -311,7 +311,7 @@ stripped(PyObject *line, Py_ssize_t end)
     return PyBytes_FromStringAndSize(PyBytes_AS_STRING(line), end);
 }
 
-/* DeadLetter(reason, line[:min(end, RAW_LIMIT)], offset); steals `reason`. */
+/* Rejected(reason, line[:min(end, RAW_LIMIT)], offset); steals `reason`. */
 static PyObject *
 dead_letter(PyObject *reason, PyObject *line, Py_ssize_t end, PyObject *offset)
 {
@@ -323,7 +323,7 @@ dead_letter(PyObject *reason, PyObject *line, Py_ssize_t end, PyObject *offset)
         return NULL;
     }
     PyObject *args[3] = {reason, raw, offset};
-    PyObject *dl = PyObject_Vectorcall(B.DeadLetter, args, 3, NULL);
+    PyObject *dl = PyObject_Vectorcall(B.Rejected, args, 3, NULL);
     Py_DECREF(reason);
     Py_DECREF(raw);
     return dl;

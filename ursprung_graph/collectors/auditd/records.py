@@ -28,7 +28,7 @@ last before EOE, and auditd does not write EOE to audit.log at all), then:
   may arrive out of order) and is re-tried when SYSCALL, PATH or EXECVE records arrive;
 * otherwise an event completes when more than ``window`` newer events have started, or at
   :meth:`AuditParser.flush`; a SYSCALL event still incomplete then is a
-  :class:`DeadLetter` ("truncated event serial N: 1 of 2 PATH records").
+  :class:`Rejected` ("truncated event serial N: 1 of 2 PATH records").
 
 Events without a SYSCALL record (USER_*, DAEMON_*, standalone CONFIG_CHANGE, URINGOP...)
 are counted in ``skipped``; user-space message types are skipped on sight.
@@ -36,17 +36,17 @@ are counted in ``skipped``; user-space message types are skipped on sight.
 Broken input never raises. Policy:
 
 * a line that is not a record (no header, bad ``msg=audit(...)``, binary junk, non-ASCII
-  raw part, non-UTF-8 enriched part) -> one DeadLetter for that line;
+  raw part, non-UTF-8 enriched part) -> one Rejected for that line;
 * a byte-identical repeat of a SYSCALL, PATH, EXECVE, CWD, PROCTITLE, SOCKADDR or FD_PAIR
-  record within its event -> DeadLetter for the repeat only (other types are not parsed,
+  record within its event -> Rejected for the repeat only (other types are not parsed,
   so not checked);
 * a record arriving after its event was emitted (e.g. a CWD after the PROCTITLE that
-  completed the event) -> DeadLetter for that record; a late EOE is ignored, it carries
+  completed the event) -> Rejected for that record; a late EOE is ignored, it carries
   nothing;
 * a malformed or conflicting SYSCALL, PATH or EXECVE record -> the whole event becomes one
-  DeadLetter whose raw is the offending line: these records define what the event *is*,
+  Rejected whose raw is the offending line: these records define what the event *is*,
   so a half-parsed event is never emitted;
-* a malformed or conflicting CWD, PROCTITLE, SOCKADDR or FD_PAIR record -> DeadLetter for
+* a malformed or conflicting CWD, PROCTITLE, SOCKADDR or FD_PAIR record -> Rejected for
   that record; the event is emitted with that field None.
 """
 
@@ -64,6 +64,7 @@ from typing import Any, Protocol
 
 from ursprung_graph.collectors.os_model.syscall import PathItem, SockAddr
 from ursprung_graph.collectors.os_model.syscalls import syscall_name
+from ursprung_graph.schema.event import RAW_LIMIT
 
 __all__ = [
     "BLOCK",
@@ -73,7 +74,7 @@ __all__ = [
     "AuditParser",
     "CAuditParser",
     "Completed",
-    "DeadLetter",
+    "Rejected",
     "PathItem",
     "PyAuditParser",
     "SockAddr",
@@ -82,8 +83,7 @@ __all__ = [
     "line_blocks",
 ]
 
-#: DeadLetter.raw is capped at this many bytes.
-RAW_LIMIT = 4096
+#: Rejected.raw is capped at this many bytes.
 #: Each memo dict is cleared when it grows past this many entries.
 MEMO_LIMIT = 8192
 
@@ -121,15 +121,17 @@ class AuditEvent:
 
 
 @dataclass(slots=True)
-class DeadLetter:
-    """Input that could not become an event, kept for inspection instead of raising."""
+class Rejected:
+    """Input the parser could not take, with the reason, its raw bytes (at most
+    ``RAW_LIMIT``) and where it starts; the source turns it into the pipeline's
+    :class:`~ursprung_graph.schema.event.DeadLetter`."""
 
     reason: str
     raw: bytes
     offset: int
 
 
-Output = AuditEvent | DeadLetter
+Output = AuditEvent | Rejected
 #: What ``feed_block`` returns per line that completed something: (offset after the line,
 #: events pending after it, records read so far, outputs).
 Completed = tuple[int, int, int, list[Output]]
@@ -582,13 +584,13 @@ def _serial(key: bytes) -> int:
 
 
 def _joined(recs: list[_Rec]) -> bytes:
-    """An event's lines as one DeadLetter raw."""
+    """An event's lines as one Rejected raw."""
     return b"\n".join(r[1] for r in recs)[:RAW_LIMIT]
 
 
-def _dead(reason: str, rec: _Rec) -> DeadLetter:
-    """DeadLetter whose raw is one record's line."""
-    return DeadLetter(reason, rec[1][:RAW_LIMIT], rec[3])
+def _dead(reason: str, rec: _Rec) -> Rejected:
+    """Rejected whose raw is one record's line."""
+    return Rejected(reason, rec[1][:RAW_LIMIT], rec[3])
 
 
 def _build_event(
@@ -599,7 +601,7 @@ def _build_event(
         return _build(p, key, recs, offset, final)
     except Exception as e:
         why = f"internal error in event serial {_serial(key)}: {e!r}"
-        return [DeadLetter(why, _joined(recs), offset)]
+        return [Rejected(why, _joined(recs), offset)]
 
 
 def _build(
@@ -684,7 +686,7 @@ def _build(
         if not final:
             return None
         why = f"truncated event serial {serial}: {missing}"
-        return [*out, DeadLetter(why, _joined(recs), offset)]
+        return [*out, Rejected(why, _joined(recs), offset)]
     cwd = title = sock = fdp = None
     if len(single) > 1:
         cwd, title, sock, fdp = _aux(p, single, serial, out)
@@ -773,7 +775,7 @@ def _aux_parse(
     out: list[Output],
     memo: dict | None = None,
 ) -> Any:
-    """Parse one aux record; None plus a DeadLetter if malformed."""
+    """Parse one aux record; None plus a Rejected if malformed."""
     try:
         val = parse(body)
     except _Malformed as e:
@@ -791,10 +793,10 @@ def _dedupe(
     execs: list[_Rec],
     serial: int,
     out: list[Output],
-) -> tuple[int, DeadLetter | None]:
-    """Drop byte-identical repeats (a DeadLetter each) and conflicting aux records.
+) -> tuple[int, Rejected | None]:
+    """Drop byte-identical repeats (a Rejected each) and conflicting aux records.
 
-    Returns (records dropped, fatal DeadLetter if a SYSCALL conflicts).
+    Returns (records dropped, fatal Rejected if a SYSCALL conflicts).
     """
     dropped = 0
     for rec in extra:
@@ -887,11 +889,11 @@ class PyAuditParser:
         line = line.rstrip(b"\r\n")
         m = _HEADER.match(line)
         if m is None:
-            return [DeadLetter(_junk_reason(line), line[:RAW_LIMIT], offset)]
+            return [Rejected(_junk_reason(line), line[:RAW_LIMIT], offset)]
         if not line.isascii():
             bad = _bad_bytes(line)
             if bad is not None:
-                return [DeadLetter(bad, line[:RAW_LIMIT], offset)]
+                return [Rejected(bad, line[:RAW_LIMIT], offset)]
         node, rtype, key = m.groups()
         if node is not None:
             key = node + b" " + key
@@ -1046,7 +1048,7 @@ def _bind_compiled() -> type | None:
         C_UNAVAILABLE = f"extension not built: {e}"
         return None
     _records.bind(
-        AuditEvent=AuditEvent, PathItem=PathItem, DeadLetter=DeadLetter,
+        AuditEvent=AuditEvent, PathItem=PathItem, Rejected=Rejected,
         build_event=_build_event, junk_reason=_junk_reason, bad_bytes=_bad_bytes,
         late_reason=_late_reason, ts_serial=_ts_serial, parse_identity=_parse_identity,
         syscall_name=_syscall_name, path_fields=_path_fields, parse_cwd=_parse_cwd,
@@ -1104,7 +1106,7 @@ def iter_file(path: str, default_node: str | None = None) -> Iterator[Output]:
     with open(path, "rb") as f:
         for data in line_blocks(f.read):
             if data[-1:] != b"\n":
-                yield DeadLetter(
+                yield Rejected(
                     "last line cut off (no trailing newline)", data[:RAW_LIMIT], offset
                 )
                 break

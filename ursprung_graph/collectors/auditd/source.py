@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from ...schema.event import DeadLetter, Event, raw_text
 from ..os_model import OSModel
 from ..source import Chunk, Point
-from .records import AuditEvent, AuditParser, Completed, Output, line_blocks
-from .records import DeadLetter as RawDeadLetter
+from .records import AuditEvent, AuditParser, Completed, Output, Rejected, line_blocks
 
 SOURCE = "auditd"
 
@@ -36,7 +35,7 @@ class ResumableChunk:
     records: int = 0
 
 
-def dead_letter(raw: RawDeadLetter, where: str) -> DeadLetter:
+def dead_letter(raw: Rejected, where: str) -> DeadLetter:
     return DeadLetter(
         source=SOURCE, reason=raw.reason,
         raw=raw_text(raw.raw),
@@ -96,7 +95,7 @@ class AuditdSource:
         for item in items:
             if type(item) is AuditEvent:
                 events += apply(item)
-            elif isinstance(item, RawDeadLetter):
+            elif isinstance(item, Rejected):
                 chunk.dead.append(dead_letter(item, where))
 
     def chunks(self, lines: Iterable[bytes], offset: int, where: str,
