@@ -10,7 +10,7 @@ from __future__ import annotations
 class UrsprungError(Exception):
     """An error with a message meant for the user. ``retryable``: the same call may succeed
     later (a server that is down or busy); ``exit_code``: the CLI's exit status for it
-    (click's usage errors are 2; each kind has its own: see docs/cli.md)."""
+    (click's usage errors are 2; each kind has its own: see the README)."""
 
     retryable = False
     exit_code = 1
