@@ -19,6 +19,7 @@ from ursprung_graph.collectors.auditd.records import (
     SockAddr,
 )
 from ursprung_graph.collectors.os_model.syscalls import X86_64
+from ursprung_graph.schema.names import name_from_bytes, name_to_bytes
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NAME_OF = {"openat": 257, "execve": 59, "connect": 42, "pipe2": 293, "close": 3, "unlinkat": 263}
@@ -33,8 +34,11 @@ def encode(b: bytes) -> str:
 
 
 def text(b: bytes) -> str:
-    """What the parser must give back for encoded bytes."""
-    return b.decode("utf-8", "backslashreplace")
+    """What the parser must give back for encoded bytes: the text form of names, which
+    gives the bytes back exactly."""
+    out = name_from_bytes(b)
+    assert name_to_bytes(out) == b
+    return out
 
 
 def is_header_like(line: bytes) -> bool:

@@ -50,8 +50,7 @@ def test_ledger_classifies_like_the_graph(tmp_path: Path, store):
     tracer = Tracer([sys.executable, str(script), "0"], StoreSink(store), host="h",
                     cwd=str(tmp_path), observe=ledger.add)
     result = tracer.wait_stored(tracer.run())
-    from_ledger = ledger.run_files({"start": result.start, "end": result.end,
-                                    "cwd": str(tmp_path)})
+    from_ledger = ledger.run_files(result.start, result.end, str(tmp_path))
     assert _names(from_ledger) == _names(from_graph)
     assert {f.path for f in from_graph.outputs} >= {str(tmp_path / "d" / "renamed.txt")}
     # every file the graph calls a program, input or output got a version
@@ -72,7 +71,7 @@ def test_the_example_pipeline_ledger_matches_the_graph(tmp_path: Path, store):
     tracer.wait_stored(result)
     recorded = record_run(store, argv, host="h", pipeline="demo", cwd=str(tmp_path))
     graph = run_files(store, find_run(store, recorded.id))
-    mine = ledger.run_files({"start": result.start, "end": result.end, "cwd": str(tmp_path)})
+    mine = ledger.run_files(result.start, result.end, str(tmp_path))
     assert _names(mine) == _names(graph)
     assert {Path(f.path).name for f in graph.intermediates} == {"model.tmp"}
 

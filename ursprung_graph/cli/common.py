@@ -68,9 +68,15 @@ def stop_on_signals() -> threading.Event:
 
 
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+# C1 controls (U+009B is a CSI to xterm) and the bidirectional overrides and isolates,
+# which reorder what a terminal shows.
+_CONTROL.update({c: f"\\u{c:04x}" for c in (*range(0x80, 0xA0), *range(0x202A, 0x202F),
+                                              *range(0x2066, 0x206A))})
 
 
 def printable(text: str) -> str:
     """Text from events (paths, command lines) with control characters escaped, so that a
-    file name holding a newline or a terminal escape cannot forge or colour output lines."""
+    file name holding a newline or a terminal escape cannot forge or colour output lines.
+    Names are stored with their backslashes already escaped (:mod:`..schema.names`), so the
+    escapes added here cannot be mistaken for a name's own characters."""
     return text.translate(_CONTROL)

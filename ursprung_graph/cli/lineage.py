@@ -10,6 +10,7 @@ import click
 from ..query.classify import Classifier
 from ..query.lineage import DEFAULT_DEPTH, AmbiguousPath, find_file, lineage
 from ..query.types import EndpointNode, FileNode, Lineage, ProcessNode
+from ..schema.names import name_from_os
 from ..schema.times import TimeError, parse_time
 from .common import classifier, open_graph, printable, to_json
 
@@ -32,7 +33,7 @@ def lineage_cmd(path: str, host: str | None, direction: Literal["up", "down"], d
     """Upstream or downstream lineage of a file, respecting time."""
     store = open_graph()
     try:
-        root = find_file(store, path, host)
+        root = find_file(store, name_from_os(path), host)
     except AmbiguousPath as exc:
         raise click.UsageError(str(exc)) from exc
     except LookupError as exc:
@@ -42,7 +43,7 @@ def lineage_cmd(path: str, host: str | None, direction: Literal["up", "down"], d
     if as_json:
         click.echo(to_json(result))
         return
-    _print_lineage(path, result, None if show_all else classifier())
+    _print_lineage(name_from_os(path), result, None if show_all else classifier())
 
 
 def as_of_time(text: str) -> int:

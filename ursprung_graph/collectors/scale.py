@@ -62,6 +62,7 @@ from ..schema.event import (
     ProcessInfo,
     raw_text,
 )
+from ..schema.names import name_from_text
 from ..schema.times import TimeError, parse_time
 from .linux import O_ACCMODE, O_CREAT, O_RDWR, O_TRUNC, O_WRONLY, S_IFDIR, S_IFMT
 from .source import Chunk, Point
@@ -221,6 +222,7 @@ class ScaleMapper:
         path = obj.get("path")
         if not isinstance(path, str) or not path.startswith("/"):
             raise ScaleError(f"{name} without an absolute path (path={path!r})")
+        path = name_from_text(path)
         ref = FileRef(path, _int(obj, "inode"), fs=fs)
         seq = where
         flags = _int(obj, "openFlags")
@@ -274,6 +276,7 @@ class ScaleMapper:
         path = obj.get("path")
         if not isinstance(path, str) or not path.startswith("/"):
             raise ScaleError(f"{name} without an absolute path (path={path!r})")
+        path = name_from_text(path)
         ref = FileRef(path, _int(obj, "inode"), fs=fs)
         flags = _int(obj, "openFlags")
         dst = None
@@ -282,7 +285,7 @@ class ScaleMapper:
             if not isinstance(old, str) or not old.startswith("/"):
                 raise ScaleError(f"RENAME without an absolute oldPath (oldPath={old!r})")
             kind: Kind | None = Kind.RENAME
-            ref, dst = FileRef(old, ref.inode, fs=fs), ref
+            ref, dst = FileRef(name_from_text(old), ref.inode, fs=fs), ref
         elif name in ("UNLINK", "RMDIR", "DESTROY"):
             kind = Kind.UNLINK
         elif _is_dir(obj):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from stat import S_ISREG
 
 from ..config import RunsConfig
+from ..schema.names import name_to_bytes
 
 CHUNK = 1 << 20
 
@@ -27,13 +28,14 @@ class FileVersion:
 
 
 def hash_file(path: str, limit: int = RunsConfig().hash_limit) -> FileVersion | None:
-    """The version of the regular file at ``path`` now; None if it is gone or not a regular
+    """The version of the regular file at ``path`` (a name in the text form of
+    :mod:`..schema.names`) now; None if it is gone or not a regular
     file. Plain descriptors, not file objects: a run can have thousands of small files, and
     this is on the way between the command's end and ``ursprung run``'s. ``O_NONBLOCK``
     makes opening a FIFO return at once (it is then skipped) instead of waiting for a
     writer."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(name_to_bytes(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
     try:

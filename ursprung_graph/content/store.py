@@ -15,6 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..schema.names import name_to_bytes
 from .hashing import CHUNK
 
 
@@ -40,7 +41,7 @@ class ContentStore:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
             digest = hashlib.sha256()
-            with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
+            with open(name_to_bytes(path), "rb") as src, os.fdopen(fd, "wb") as dst:
                 while chunk := src.read(CHUNK):
                     digest.update(chunk)
                     dst.write(chunk)

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..query.runs import RunFile, RunFiles, is_interpreter
+from ..schema.names import name_to_bytes, name_to_os
 
 _VERSION_PROBES = {"python": ["-c", "import platform; print(platform.python_version())"]}
 _DIST_INFO = re.compile(r"(?P<name>.+?)-(?P<version>[^-]+)\.(dist-info|egg-info)\Z")
@@ -72,7 +73,7 @@ def probe_versions(paths: list[str], cache: Path | None = None) -> dict[str, str
 def _stamp(path: str) -> list[object] | None:
     """What identifies an interpreter binary's build: None for scripts and missing files."""
     try:
-        with open(path, "rb") as fh:
+        with open(name_to_bytes(path), "rb") as fh:
             if fh.read(2) == b"#!":
                 return None
             st = os.fstat(fh.fileno())
@@ -113,7 +114,7 @@ def _probe_version(path: str) -> str | None:
     name = os.path.basename(path)
     args = _VERSION_PROBES["python"] if name.startswith("python") else ["--version"]
     try:
-        done = subprocess.run([path, *args], capture_output=True, text=True, timeout=10,
+        done = subprocess.run([name_to_os(path), *args], capture_output=True, text=True, timeout=10,
                               stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
         return None

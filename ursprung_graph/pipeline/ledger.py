@@ -105,14 +105,15 @@ class RunLedger:
                 for (src, dst), (first, last) in self.renamed.items()
                 if src in wanted and first <= end and last >= start]
 
-    def run_files(self, run: dict[str, Any], classifier: Classifier | None = None) -> RunFiles:
-        """The run's files as :func:`~ursprung_graph.query.runs.run_files` would find them
-        in the graph (``run``: ``start``, ``end``, ``cwd``), without versions and prior
-        writes."""
+    def run_files(self, start: int, end: int, cwd: str | None,
+                  classifier: Classifier | None = None) -> RunFiles:
+        """The files of the run over [start, end] in ``cwd`` as
+        :func:`~ursprung_graph.query.runs.run_files` would find them in the graph, without
+        versions and prior writes."""
         files = {key: replace(f) for key, f in self.files.items()}
-        follow_renames(self.renames, files, run.get("start"), run.get("end"))
+        follow_renames(self.renames, files, start, end)
         procs = [RunProcess(key=p["key"], pid=p["pid"], start=p["start"], exe=p["exe"],
                             argv=p["argv"], cwd=p["cwd"])
                  for p in sorted(self.processes.values(),
                                  key=lambda p: (p["start"] or 0, p["pid"]))]
-        return classify_files(files, procs, run.get("cwd"), classifier)
+        return classify_files(files, procs, cwd, classifier)

@@ -32,6 +32,7 @@ from ..ingest.runs import params_of
 from ..query.classify import Classifier
 from ..query.runs import RunFiles
 from ..schema.event import SCHEMA_VERSION, Event, FileRef, Kind, ProcessInfo, RunInfo, VersionInfo
+from ..schema.names import name_from_os
 from ..store.base import GraphStore
 from .environment import environment_of
 from .ledger import RunLedger
@@ -87,11 +88,13 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
     # way to the store while the run's files are hashed.
     root_pid = result.root_pid if result.root_pid is not None else 0
     root_start = result.root_start if result.root_start is not None else result.start
-    all_params = params_of(list(argv), environ, config.param_env)
+    # Names in the text form events have (schema/names.py), the command's bytes kept.
+    names, here = [name_from_os(a) for a in argv], name_from_os(cwd)
+    values = {k: name_from_os(v) for k, v in environ.items()}
+    all_params = params_of(names, values, config.param_env)
     all_params.update(params or {})
     classifier = Classifier(config.system_prefixes, config.ignore_patterns)
-    files = ledger.run_files({"start": result.start, "end": result.end, "cwd": cwd},
-                             classifier)
+    files = ledger.run_files(result.start, result.end, here, classifier)
     root = ProcessInfo(pid=root_pid, start=root_start)
 
     def event(kind: Kind, seq: str, **kw: Any) -> Event:
@@ -99,7 +102,7 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
                      seq=f"run:{run_id}:{seq}", kind=kind, proc=root, **kw)
 
     info = RunInfo(
-        id=run_id, pipeline=pipeline or _default_pipeline(argv), argv=list(argv), cwd=cwd,
+        id=run_id, pipeline=pipeline or _default_pipeline(names), argv=names, cwd=here,
         user=_user(), start=result.start, end=result.end, exit_code=result.returncode,
         origin="trace", params=all_params, members=sorted(result.members),
     )

@@ -760,12 +760,33 @@ classify_value(const char *s, Py_ssize_t a, Py_ssize_t b, Py_ssize_t *ra, Py_ssi
     return n % 2 ? VAL_BAD : VAL_HEX;  /* odd-length hex: a value cut off mid-way */
 }
 
-/* The bytes of s[a:b] (VAL_HEX: unhexlified), decoded as UTF-8 with backslash escapes. */
+/* Bytes in the text form of names (schema/names.py): UTF-8, each invalid byte as \\xNN,
+ * a backslash as two. */
+static PyObject *
+decode_name(const char *p, Py_ssize_t n)
+{
+    if (memchr(p, '\\', (size_t)n) == NULL)
+        return PyUnicode_DecodeUTF8(p, n, "backslashreplace");
+    char *buf = PyMem_Malloc((size_t)(2 * n));
+    if (buf == NULL)
+        return PyErr_NoMemory();
+    Py_ssize_t j = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        buf[j++] = p[i];
+        if (p[i] == '\\')
+            buf[j++] = '\\';
+    }
+    PyObject *r = PyUnicode_DecodeUTF8(buf, j, "backslashreplace");
+    PyMem_Free(buf);
+    return r;
+}
+
+/* The bytes of s[a:b] (VAL_HEX: unhexlified) in the text form of names. */
 static PyObject *
 decode_text(const char *s, Py_ssize_t a, Py_ssize_t b, int kind)
 {
     if (kind != VAL_HEX)
-        return PyUnicode_DecodeUTF8(s + a, b - a, "backslashreplace");
+        return decode_name(s + a, b - a);
     char small[256];
     Py_ssize_t n = (b - a) / 2;
     char *buf = n <= (Py_ssize_t)sizeof(small) ? small : PyMem_Malloc((size_t)n);
@@ -774,7 +795,7 @@ decode_text(const char *s, Py_ssize_t a, Py_ssize_t b, int kind)
     for (Py_ssize_t i = 0; i < n; i++)
         buf[i] = (char)((HEXVAL[(unsigned char)s[a + 2 * i]] << 4) |
                         HEXVAL[(unsigned char)s[a + 2 * i + 1]]);
-    PyObject *r = PyUnicode_DecodeUTF8(buf, n, "backslashreplace");
+    PyObject *r = decode_name(buf, n);
     if (buf != small)
         PyMem_Free(buf);
     return r;

@@ -65,6 +65,7 @@ from typing import Any, Protocol
 from ursprung_graph.collectors.os_model.syscall import PathItem, SockAddr
 from ursprung_graph.collectors.os_model.syscalls import syscall_name
 from ursprung_graph.schema.event import RAW_LIMIT
+from ursprung_graph.schema.names import name_from_bytes
 
 __all__ = [
     "BLOCK",
@@ -238,9 +239,9 @@ def _value(v: bytes) -> bytes | None:
 
 
 def _text(v: bytes) -> str | None:
-    """Decoded value as text; undecodable bytes become backslash escapes."""
+    """Decoded value in the text form of names (:mod:`ursprung_graph.schema.names`)."""
     b = _value(v)
-    return None if b is None else b.decode("utf-8", "backslashreplace")
+    return None if b is None else name_from_bytes(b)
 
 
 def _show(v: bytes, limit: int = 40) -> str:
@@ -413,7 +414,7 @@ def _parse_execve(bodies: list[bytes]) -> list[str] | None:
         arg = _execve_arg(d, i)
         if arg is None:
             return None
-        argv.append(arg.decode("utf-8", "backslashreplace"))
+        argv.append(name_from_bytes(arg))
     return argv
 
 
@@ -464,7 +465,7 @@ def _proctitle_parts(body: bytes) -> tuple[str, ...] | None:
     parts = b.split(b"\0")
     if len(parts) > 1 and not parts[-1]:
         parts.pop()
-    return tuple(p.decode("utf-8", "backslashreplace") for p in parts)
+    return tuple(name_from_bytes(p) for p in parts)
 
 
 def _parse_sockaddr(body: bytes) -> SockAddr:
@@ -499,7 +500,7 @@ def decode_sockaddr(b: bytes) -> SockAddr:
             return SockAddr("unix", None, None)  # unnamed (socketpair, unbound)
         # Abstract names start with NUL; shown as "@name" as ss(8) does.
         name = b"@" + path[1:].split(b"\0", 1)[0] if path[0] == 0 else path.split(b"\0", 1)[0]
-        return SockAddr("unix", name.decode("utf-8", "backslashreplace"), None)
+        return SockAddr("unix", name_from_bytes(name), None)
     if fam == 16:
         return SockAddr("netlink", None, None)
     return SockAddr(f"other:{fam}", None, None)

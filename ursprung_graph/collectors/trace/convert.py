@@ -24,6 +24,7 @@ import os
 from collections.abc import Iterable
 
 from ...schema.event import Event
+from ...schema.names import name_from_bytes, name_to_bytes
 from ..linux import AT_FDCWD, CLONE_THREAD, O_CREAT, O_TRUNC, O_WRONLY, OPEN_FLAGS
 from ..os_model import Emitter, ModelState, OSModel, PathItem, Proc, SockAddr, Syscall
 from ..os_model import SyscallRecord as Record
@@ -303,7 +304,7 @@ def _dirfd(value: object) -> int:
 def _interpreter(program: str) -> str:
     """The binary the kernel runs for ``program``: the ``#!`` interpreter of a script."""
     try:
-        with open(program, "rb") as fh:
+        with open(name_to_bytes(program), "rb") as fh:
             head = fh.read(256)
     except OSError:
         return program
@@ -312,7 +313,7 @@ def _interpreter(program: str) -> str:
     words = head[2:].split(b"\n", 1)[0].split()
     if not words:
         return program
-    interp = words[0].decode("utf-8", "surrogateescape")
+    interp = name_from_bytes(words[0])
     return interp if interp.startswith("/") else program
 
 
@@ -323,7 +324,7 @@ def _sockaddr(value: object) -> SockAddr | None:
     if family == "AF_UNIX":
         path = value.get("sun_path")
         if isinstance(path, bytes):
-            return SockAddr("unix", path.decode("utf-8", "surrogateescape"), None)
+            return SockAddr("unix", name_from_bytes(path), None)
         if isinstance(path, str) and path.startswith("@"):
             return SockAddr("unix", path.replace('"', ""), None)
         return SockAddr("unix", None, None)

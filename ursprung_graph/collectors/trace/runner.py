@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...schema.event import Event
+from ...schema.names import name_from_os
 from .convert import TraceConverter
 from .strace import TRACED_SYSCALLS, StraceParser
 
@@ -247,7 +248,7 @@ class Tracer:
             check_tracing(self.strace, env)
         self.env = env
         self.cwd = os.path.abspath(cwd or os.getcwd())
-        self.converter = TraceConverter(host, self.cwd)
+        self.converter = TraceConverter(host, name_from_os(self.cwd))
         self.parser = StraceParser()
         self.observe = observe
         self._writer = _Writer(sink, min_events=chunk_events, max_delay=chunk_seconds)

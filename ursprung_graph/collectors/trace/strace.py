@@ -23,6 +23,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ...schema.names import name_from_bytes
+
 #: The syscalls the tracer asks strace for: what the OS model understands, plus chdir.
 TRACED_SYSCALLS = (
     "execve", "execveat", "fork", "vfork", "clone", "clone3", "exit_group",
@@ -286,9 +288,9 @@ def _string(text: str, pos: int) -> tuple[bytes, int]:
 
 
 def text_of(value: object) -> str | None:
-    """A path or argv element as str (undecodable bytes kept by surrogateescape)."""
+    """A path or argv element in the text form of names (:mod:`...schema.names`)."""
     if isinstance(value, bytes):
-        return value.decode("utf-8", "surrogateescape")
+        return name_from_bytes(value)
     return None
 
 
