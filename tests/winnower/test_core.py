@@ -1,0 +1,303 @@
+"""The Winnower core on small hand-made graphs: abstraction, induction (collapse, depth k,
+linear acceptance), merge (property tests: commutative, associative, idempotent), deltas and
+anomaly ranking."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ursprung_graph.winnower.abstraction import (
+    AbstractionError,
+    Abstractor,
+    Context,
+    RulesFile,
+    load_rules,
+)
+from ursprung_graph.winnower.anomalies import rank
+from ursprung_graph.winnower.delta import (
+    DeltaError,
+    NodeState,
+    apply_delta,
+    decode_delta,
+    encode_delta,
+    epoch_delta,
+    view_of,
+)
+from ursprung_graph.winnower.induction import accepts, induce
+from ursprung_graph.winnower.model import (
+    Example,
+    Model,
+    ModelMismatch,
+    State,
+    Transition,
+    canonical,
+    merge,
+)
+from ursprung_graph.winnower.pgraph import ProvGraph, Vertex
+
+A = Abstractor()
+
+
+def server_graph(host: str, requests: int, *, attack: bool = False,
+                 pages: tuple[str, ...] = ("index.html", "a.css")) -> ProvGraph:
+    """A server (pid varies by host) that forks one worker per request; each worker reads
+    a page and appends to a log; with ``attack`` one worker runs a shell that connects out
+    and executes what it downloaded."""
+    g = ProvGraph()
+    base = 1000 + len(host) * 17
+    srv = g.add_vertex(Vertex(f"p:{host}:{base}:1", "process", host=host, pid=base,
+                              exe="/usr/bin/python3.11", argv=["python3", "/srv/app.py",
+                                                               "--port", "8080"]))
+    g.add_vertex(Vertex(f"e:{host}:tcp:8080", "endpoint", host=host, family="inet",
+                        address="0.0.0.0", port=8080))
+    g.add_edge(srv.key, "BOUND", f"e:{host}:tcp:8080")
+    for i in range(requests):
+        w = g.add_vertex(Vertex(f"p:{host}:{base + 1 + i}:{i + 2}", "process", host=host,
+                                pid=base + 1 + i, exe="/usr/bin/python3.11",
+                                argv=["python3", "/srv/app.py", "--port", "8080"]))
+        g.add_edge(srv.key, "FORKED", w.key, i)
+        page = pages[i % len(pages)]
+        g.add_vertex(Vertex(f"f:{host}:/srv/www/{page}", "file", host=host,
+                            path=f"/srv/www/{page}"))
+        g.add_edge(w.key, "READ", f"f:{host}:/srv/www/{page}", i)
+        g.add_vertex(Vertex(f"f:{host}:/tmp/tmpq{i}x9z/log", "file", host=host,
+                            path=f"/tmp/tmpq{i}x9z/log"))
+        g.add_edge(w.key, "WROTE", f"f:{host}:/tmp/tmpq{i}x9z/log", i)
+    if attack:
+        sh = g.add_vertex(Vertex(f"p:{host}:9999:99", "process", host=host, pid=9999,
+                                 exe="/usr/bin/bash", argv=["sh", "-c", "x"], first=99))
+        g.add_edge(srv.key, "FORKED", sh.key, 99)
+        g.add_vertex(Vertex("e::10.66.0.1:8000", "endpoint", family="inet",
+                            address="10.66.0.1", port=8000))
+        g.add_edge(sh.key, "CONNECTED", "e::10.66.0.1:8000", 100)
+        g.add_vertex(Vertex(f"f:{host}:/tmp/.x", "file", host=host, path="/tmp/.x"))
+        g.add_edge(sh.key, "EXECUTED", f"f:{host}:/tmp/.x", 101)
+    return g
+
+
+RULES = Abstractor(RulesFile(internal=["10.77.0.0/16"]))
+
+
+# --------------------------------------------------------------------------- abstraction
+
+
+def test_labels_drop_instance_detail_and_keep_what_matters():
+    proc = Vertex("p", "process", exe="/usr/bin/python3.11",
+                  argv=["python3", "train.py", "--lr", "0.01", "--seed=42",
+                        "/tmp/tmp8f3kq1/x.json", "run-3f2a9c0d1e4b5a6f"])
+    assert A.label(proc) == ("proc /usr/bin/python<n>.<n> python3 train.py --lr <num> "
+                             "--seed=<num> /tmp/<tmp>/x.json run-<hex>")
+    assert A.label(Vertex("f", "file", path="/proc/4242/task/4243/stat")) == \
+        "file /proc/<pid>/stat"
+    assert A.label(Vertex("e", "endpoint", family="inet", address="127.0.0.1",
+                          port=51234)) == "inet <local>:<eph>"
+    # cluster-internal addresses go, external ones stay (with their service port)
+    assert A.label(Vertex("e", "endpoint", family="inet", address="10.1.2.3", port=5432)) \
+        == "inet <internal>:5432"
+    assert A.label(Vertex("e", "endpoint", family="inet", address="93.184.216.34",
+                          port=443)) == "inet 93.184.216.34:443"
+    # a run's own directory, id and parameter values
+    ctx = Context(cwd="/home/u/sweep/run7", run_id="abc123", params=("0.01", "adam"))
+    assert A.label(Vertex("f", "file", path="/home/u/sweep/run7/data/raw.csv"), ctx) == \
+        "file <cwd>/data/raw.csv"
+    p2 = Vertex("p", "process", exe="/bin/sh", argv=["sh", "run.sh", "--opt", "adam",
+                                                     "--id=abc123"])
+    assert A.label(p2, ctx) == "proc /bin/sh sh run.sh --opt <param> --id=<run>"
+
+
+def test_rules_are_ordered_configurable_and_checked(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text('internal = ["10.77.0.0/16"]\n'
+                    '[[rule]]\nfield = "path"\nmatch = "^/srv/cache/[^/]+"\n'
+                    'replace = "/srv/cache/<entry>"\n')
+    rules = load_rules(str(path))
+    # the user's rule runs first: the default number rule never sees the entry name
+    assert rules.label(Vertex("f", "file", path="/srv/cache/item42/data")) == \
+        "file /srv/cache/<entry>/data"
+    assert rules.label(Vertex("e", "endpoint", family="inet", address="10.1.2.3",
+                              port=80)) == "inet 10.1.2.3:80"  # not internal any more
+    assert rules.label(Vertex("e", "endpoint", family="inet", address="10.77.3.2",
+                              port=80)) == "inet <internal>:80"
+    path.write_text('[[rule]]\nfield = "path"\nmatch = "(["\nreplace = "x"\n')
+    with pytest.raises(AbstractionError, match="rules.toml|unterminated"):
+        load_rules(str(path))
+    path.write_text('[[rule]]\nfield = "colour"\nmatch = "x"\nreplace = "y"\n')
+    with pytest.raises(AbstractionError, match="colour"):
+        load_rules(str(path))
+    with pytest.raises(AbstractionError, match="No such file"):
+        load_rules(str(tmp_path / "missing.toml"))
+
+
+# --------------------------------------------------------------------------- induction
+
+
+def test_repeated_requests_collapse_and_replicas_share_states():
+    one = induce(server_graph("node-a", 3), RULES, k=2, origin="a").model
+    many = induce(server_graph("node-bb", 300), RULES, k=2, origin="b").model
+    # 300 requests are the same states as 3: pids, hosts and temp names are gone
+    assert set(one.states) == set(many.states)
+    assert set(one.transitions) == set(many.transitions)
+    # server, socket, two pages, the log, and a worker state per page it reads (k > 0)
+    assert len(many.states) == 7
+    workers = [s for s in many.states.values() if s.label.startswith("proc")
+               and s.support["b"] == 150]
+    assert len(workers) == 2
+
+
+def test_depth_k_separates_equal_labels_with_different_structure():
+    g = server_graph("n", 4)
+    # a worker that reads no page: same label, other structure
+    lazy = g.add_vertex(Vertex("p:n:1:lazy", "process", host="n", pid=1,
+                               exe="/usr/bin/python3.11",
+                               argv=["python3", "/srv/app.py", "--port", "8080"]))
+    srv = next(iter(g.vertices))
+    g.add_edge(srv, "FORKED", lazy.key)
+    flat = induce(g, RULES, k=0, origin="n").model
+    deep = induce(g, RULES, k=1, origin="n").model
+    procs = [s for s in deep.states.values() if s.label.startswith("proc")]
+    # one label at k = 0; at k = 1 the server, the worker of each page and the lazy one
+    assert len([s for s in flat.states.values() if s.label.startswith("proc")]) == 1
+    assert sorted(sum(s.support.values()) for s in procs) == [1, 1, 2, 2]
+    assert len(deep.states) == len(flat.states) + 3
+    assert {s.label for s in deep.states.values()} == {s.label for s in flat.states.values()}
+
+
+def test_acceptance_of_new_graphs():
+    model = merge(*(induce(server_graph(f"n{i}", 5), RULES, k=1, origin=f"n{i}").model
+                    for i in range(3)))
+    assert accepts(model, server_graph("other", 50), RULES)
+    assert not accepts(model, server_graph("other", 5, attack=True), RULES)
+    assert not accepts(model, server_graph("other", 5, pages=("secret.db",)), RULES)
+
+
+# --------------------------------------------------------------------------- merge
+
+labels = st.sampled_from(["proc a", "proc b", "file x", "file y", "inet 1.2.3.4:80"])
+origins = st.sampled_from(["n1", "n2", "n3"])
+supports = st.dictionaries(origins, st.integers(1, 50), min_size=1, max_size=3)
+examples = st.none() | st.builds(Example, st.integers(0, 100), origins, st.text(max_size=5))
+
+
+@st.composite
+def models(draw: st.DrawFn) -> Model:
+    sids = draw(st.lists(st.integers(1, 8), max_size=6, unique=True))
+    m = Model(k=1)
+    for sid in sids:
+        # the same id always has the same label (ids are derived from labels)
+        m.states[sid] = State(f"label{sid}", draw(st.integers(0, 5)), draw(supports),
+                              draw(examples))
+    for _ in range(draw(st.integers(0, 6))):
+        if not sids:
+            break
+        src, dst = draw(st.sampled_from(sids)), draw(st.sampled_from(sids))
+        rel = draw(st.sampled_from(["READ", "FORKED"]))
+        tid = hash((src, rel, dst)) & 0xFFFF
+        m.transitions[tid] = Transition(src, rel, dst, draw(st.integers(0, 5)),
+                                        draw(supports), draw(examples))
+    return m
+
+
+@settings(max_examples=200, deadline=None)
+@given(models(), models(), models())
+def test_merge_is_commutative_associative_idempotent(a: Model, b: Model, c: Model):
+    assert canonical(merge(a, b)) == canonical(merge(b, a))
+    assert canonical(merge(merge(a, b), c)) == canonical(merge(a, merge(b, c)))
+    assert canonical(merge(a, a)) == canonical(merge(a))
+    ab = merge(a, b)
+    assert canonical(merge(ab, b)) == canonical(ab)  # a delta applied twice
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.permutations(range(6)), st.lists(st.integers(0, 5), max_size=4))
+def test_global_model_is_independent_of_delta_order_and_duplicates(order, dups):
+    """Deltas of three nodes over two epochs, applied in any order, some twice."""
+    deltas = []
+    for i in range(3):
+        node = NodeState(f"n{i}", 1)
+        for epoch in range(2):
+            g = server_graph(f"n{i}", 2 + i + epoch, attack=(i == 2 and epoch == 1))
+            deltas.append(epoch_delta(node, induce(g, RULES, k=1, origin=f"n{i}",
+                                                   epoch=epoch).model, epoch))
+    reference = Model(k=1)
+    for d in deltas:
+        assert apply_delta(reference, d) == 0
+    shuffled = Model(k=1)
+    for j in [*order, *dups]:
+        apply_delta(shuffled, deltas[j])
+    for d in deltas:  # counts that came before their part are carried by a later delta
+        apply_delta(shuffled, d)
+    assert canonical(shuffled) == canonical(reference)
+
+
+def test_models_of_other_depths_do_not_merge():
+    a = induce(server_graph("n", 2), RULES, k=0, origin="n").model
+    b = induce(server_graph("n", 2), RULES, k=1, origin="n").model
+    with pytest.raises(ModelMismatch):
+        merge(a, b)
+
+
+# --------------------------------------------------------------------------- deltas
+
+
+def test_delta_sends_only_what_the_global_model_lacks():
+    node = NodeState("n1", 1)
+    first = epoch_delta(node, induce(server_graph("n1", 5), RULES, k=1, origin="n1",
+                                     epoch=0).model, 0)
+    assert first.states and first.transitions
+    glob = Model(k=1)
+    apply_delta(glob, first)
+    node.learn(view_of(glob, 0))
+    again = epoch_delta(node, induce(server_graph("n1", 7), RULES, k=1, origin="n1",
+                                     epoch=1).model, 1)
+    assert again.states == [] and again.transitions == []  # all accepted: counts only
+    attack = epoch_delta(node, induce(server_graph("n1", 7, attack=True), RULES, k=1,
+                                      origin="n1", epoch=2).model, 2)
+    new = {s.label for s in attack.states}
+    assert {"proc /usr/bin/bash sh -c x", "inet 10.66.0.1:8000", "file /tmp/<tmp>"} <= new
+    assert all(t.example is not None and "n1" in t.example.origin
+               for t in attack.transitions)
+    wire = encode_delta(attack)
+    assert decode_delta(wire) == attack
+    assert len(encode_delta(again)) < len(encode_delta(first)) / 2
+    apply_delta(glob, attack)
+    # cumulative counts: the log files of 5 + 7 + 7 requests
+    [log] = [s for s in glob.states.values() if s.label == "file /tmp/<tmp>/log"]
+    assert log.support == {"n1": 19}
+    with pytest.raises(DeltaError):
+        decode_delta(b"garbage")
+    with pytest.raises(DeltaError):
+        decode_delta(wire[:-5])
+
+
+# --------------------------------------------------------------------------- anomalies
+
+
+def test_anomalies_rank_the_attacked_replica_and_new_behaviour():
+    glob = Model(k=1)
+    for i in range(10):
+        node = NodeState(f"n{i}", 1)
+        for epoch in range(3):
+            g = server_graph(f"n{i}", 3 + (i + epoch) % 4, attack=(i == 4 and epoch == 2))
+            apply_delta(glob, epoch_delta(node, induce(g, RULES, k=1, origin=f"n{i}",
+                                                       epoch=epoch).model, epoch))
+    report = rank(glob)
+    assert report.origins == [f"n{i}" for i in range(10)]
+    found = {(a.source.split()[1], a.rel, a.target) for a in report.anomalies}
+    assert found == {("/usr/bin/python<n>.<n>", "FORKED", "proc /usr/bin/bash sh -c x"),
+                     ("/usr/bin/bash", "CONNECTED", "inet 10.66.0.1:8000"),
+                     ("/usr/bin/bash", "EXECUTED", "file /tmp/<tmp>")}
+    assert all(a.origins == {"n4": 1} and a.reasons == ["rare"] for a in report.anomalies)
+    assert all(e.origin == "n4" for a in report.anomalies for e in a.examples)
+    # the same attack everywhere at once is common, but new since epoch 2
+    everywhere = Model(k=1)
+    for i in range(10):
+        node = NodeState(f"n{i}", 1)
+        for epoch in range(3):
+            g = server_graph(f"n{i}", 3, attack=epoch == 2)
+            apply_delta(everywhere, epoch_delta(node, induce(g, RULES, k=1, origin=f"n{i}",
+                                                             epoch=epoch).model, epoch))
+    assert rank(everywhere).anomalies == []
+    new = rank(everywhere, since=2).anomalies
+    assert len(new) == 3 and all(a.reasons == ["new"] and len(a.origins) == 10 for a in new)
