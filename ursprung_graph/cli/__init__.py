@@ -24,6 +24,7 @@ COMMANDS = {
     "lineage": ("lineage", "lineage_cmd", "Upstream or downstream lineage of a file."),
     "run": ("run", "run_cmd", "Run a command traced, recorded as a pipeline run."),
     "runs": ("runs", "runs", "Pipeline runs: define, list, show, compare."),
+    "winnower": ("winnower", "winnower", "Models of replicated nodes and runs; anomalies."),
 }
 
 

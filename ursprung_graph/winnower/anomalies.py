@@ -22,6 +22,14 @@ from .model import Example, Model, Support
 MAX_EXAMPLES = 5
 
 
+class Instance(msgspec.Struct):
+    """A concrete instance behind an anomaly: the node or run, when (epoch ns), what."""
+
+    origin: str
+    ts: int
+    text: str
+
+
 class Anomaly(msgspec.Struct, omit_defaults=True):
     """A rare or new label-level behaviour with where it was seen and concrete instances."""
 
@@ -32,7 +40,7 @@ class Anomaly(msgspec.Struct, omit_defaults=True):
     first: int
     rel: str = ""
     target: str = ""
-    examples: list[Example] = msgspec.field(default_factory=list)
+    examples: list[Instance] = msgspec.field(default_factory=list)
 
     def text(self) -> str:
         what = f"{self.source} -{self.rel}-> {self.target}" if self.kind == "transition" \
@@ -104,7 +112,8 @@ def rank(model: Model, *, rare: float = 0.2, since: int | None = None,
                 reasons.append("new")
             if not reasons:
                 continue
-            examples = sorted(grp.examples, key=lambda e: (e.ts, e.origin))[:MAX_EXAMPLES]
+            examples = [Instance(e.origin, e.ts, e.text) for e in
+                        sorted(grp.examples, key=lambda e: (e.ts, e.origin))[:MAX_EXAMPLES]]
             found.append(Anomaly(kind, reasons, src, dict(sorted(grp.support.items())),
                                  grp.first, rel, dst, examples))
     found.sort(key=lambda a: (len(a.origins), sum(a.origins.values()), a.kind != "transition",
