@@ -4,14 +4,31 @@ what deviates."""
 from __future__ import annotations
 
 import json
+import socket
+import time
+from pathlib import Path
 
 import click
 import msgspec
 
+from ..collectors.auditd.source import AuditdSource
+from ..config import load_settings
+from ..ingest.bus import Bus, BusError, open_bus
+from ..schema.event import Event
+from ..store.base import GraphStore
+from ..winnower import persist
 from ..winnower.abstraction import AbstractionError, Abstractor, load_rules
-from ..winnower.anomalies import Anomaly
+from ..winnower.agent import Agent, EpochCutter, Topics, drill, load_state
+from ..winnower.anomalies import Anomaly, rank
+from ..winnower.delta import DeltaError
+from ..winnower.induction import describe
+from ..winnower.model import Model, ModelMismatch
+from ..winnower.monitor import Monitor
 from ..winnower.runs import NoRuns, runs_report
-from .common import open_graph, printable
+from .common import config_or_fail, open_graph, printable, setup_logging, stop_on_signals
+
+#: The model `monitor` keeps and `anomalies` reads unless told otherwise.
+CLUSTER_MODEL = "cluster"
 
 _json = msgspec.json.Encoder()
 
@@ -21,6 +38,11 @@ def _rules(path: str | None) -> Abstractor:
         return load_rules(path)
     except AbstractionError as exc:
         raise click.ClickException(f"abstraction rules: {exc}") from exc
+
+
+def topics_option(f):  # noqa: ANN001, ANN201
+    return click.option("--topics", "prefix", default="winnower", show_default=True,
+                        help="Prefix of the bus topics (PREFIX.deltas, PREFIX.model).")(f)
 
 
 def rules_option(f):  # noqa: ANN001, ANN201 - a click decorator
@@ -82,3 +104,185 @@ def runs_cmd(pipeline: str, rules_path: str | None, k: int, rare: float, since: 
         click.echo(f"\nrun {printable(d.run)}: {len(d.facts)} things the other runs did not do")
         for fact in d.facts:
             click.echo("\n".join(render_anomaly(fact)))
+
+
+def _model(store: GraphStore, name: str) -> Model:
+    model = persist.load(store, name)
+    if model is None:
+        known = ", ".join(persist.model_names(store)) or "none"
+        raise click.ClickException(f"no Winnower model {name!r} in the store (models: {known})")
+    return model
+
+
+@winnower.command("anomalies")
+@click.option("--model", "name", default=CLUSTER_MODEL, show_default=True,
+              help="The stored model (what `ursprung winnower monitor` keeps).")
+@rare_option
+@click.option("--since", type=int, default=None, metavar="EPOCH",
+              help="Also report what was first seen in EPOCH or later (new relative to the "
+                   "model before it, even if every node does it).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def anomalies_cmd(name: str, rare: float, since: int | None, as_json: bool) -> None:
+    """Rare and new behaviour in a stored model, rarest first, with the node it came from
+    and a concrete instance."""
+    report = rank(_model(open_graph(), name), rare=rare, since=since)
+    if as_json:
+        click.echo(json.dumps(msgspec.to_builtins(report), indent=2))
+        return
+    click.echo(f"model {printable(name)}: {len(report.origins)} nodes, {report.transitions} "
+               f"transitions; {len(report.anomalies)} anomalies")
+    for a in report.anomalies:
+        click.echo("\n".join(render_anomaly(a)))
+        click.echo(f"      ids: {' '.join(str(i) for i in a.ids)}")
+
+
+def _bus(url: str, config_path: str | None) -> Bus:
+    try:
+        return open_bus(url, config_or_fail(config_path))
+    except BusError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _state_dir(node: str, state_dir: str | None) -> Path:
+    if state_dir is not None:
+        return Path(state_dir)
+    return load_settings().home / "winnower" / node
+
+
+@winnower.command("agent")
+@click.option("--log", "log_path", required=True, type=click.Path(dir_okay=False),
+              help="The node's audit log (raw auditd format).")
+@click.option("--to", "url", required=True, metavar="kafka://HOST:PORT",
+              help="The bus to send deltas to and take the global model from.")
+@click.option("--node", default=None, help="This node's name (default: the host name).")
+@click.option("--epoch-seconds", default=60.0, show_default=True, type=click.FloatRange(0.001),
+              help="Length of an epoch.")
+@click.option("--follow", is_flag=True, help="Keep reading the log as it grows.")
+@click.option("--state-dir", default=None, type=click.Path(file_okay=False),
+              help="The node's counters and epoch archive (default: HOME/winnower/NODE).")
+@click.option("--config", "config_path", default=None, help="ursprung.toml (Kafka options).")
+@topics_option
+@rules_option
+@depth_option
+def agent_cmd(log_path: str, url: str, node: str | None, epoch_seconds: float, follow: bool,
+              state_dir: str | None, config_path: str | None, prefix: str,
+              rules_path: str | None, k: int) -> None:
+    """Build this node's epoch graphs from its audit log, check each against the global
+    model, and send only what the model does not accept, with support counts."""
+    node = node or socket.gethostname()
+    abstractor = _rules(rules_path)
+    home = _state_dir(node, state_dir)
+    home.mkdir(parents=True, exist_ok=True)
+    try:
+        agent = Agent(node, abstractor, k=k, state=load_state(home / "state"),
+                      archive=home / "epochs")
+    except (DeltaError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    bus = _bus(url, config_path)
+    try:
+        topics = Topics(prefix)
+        bus.ensure_topics([topics.deltas, topics.model], 1)
+        pub = bus.publisher()
+        views = bus.subscribe(f"{prefix}-agent-{node}", [topics.model])
+    except BusError as exc:
+        raise click.ClickException(str(exc)) from exc
+    stop = stop_on_signals()
+    cutter = EpochCutter(int(epoch_seconds * 1e9))
+    source = AuditdSource(node)
+
+    def send(done: list[tuple[int, list[Event]]]) -> None:
+        for epoch, events in done:
+            agent.take_views(views)
+            delta = agent.epoch(events, epoch)
+            size = agent.send(pub, delta, topics.deltas)
+            agent.save_state(home / "state")
+            click.echo(f"epoch {epoch}: {len(events)} events, {len(delta.states)} new states, "
+                       f"{len(delta.transitions)} new transitions, {size} bytes sent")
+
+    try:
+        with open(log_path, "rb") as fh:
+            offset = 0
+            while True:
+                for chunk in source.chunks(fh, offset, log_path):
+                    offset = chunk.offset
+                    send(cutter.add(chunk.events))
+                if not follow or stop.is_set():
+                    break
+                send(cutter.due(time.time_ns()))
+                stop.wait(1.0)
+        send(cutter.flush())
+    except OSError as exc:
+        raise click.ClickException(f"{log_path}: {exc.strerror}") from exc
+    except BusError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        views.close()
+        pub.close()
+
+
+@winnower.command("monitor")
+@click.option("--from", "url", required=True, metavar="kafka://HOST:PORT",
+              help="The bus the agents send deltas to.")
+@click.option("--model", "name", default=CLUSTER_MODEL, show_default=True,
+              help="The name the model is stored under.")
+@click.option("--idle-exit", type=float, default=None, metavar="SECONDS",
+              help="Stop when no delta came for this long (default: run until stopped).")
+@click.option("--config", "config_path", default=None, help="ursprung.toml (Kafka options).")
+@click.option("-v", "--verbose", is_flag=True, help="Log each merge.")
+@topics_option
+@depth_option
+def monitor_cmd(url: str, name: str, idle_exit: float | None, config_path: str | None,
+                verbose: bool, prefix: str, k: int) -> None:
+    """Merge the agents' deltas into the global model, keep it in the graph store and send
+    it back to the agents."""
+    setup_logging(verbose)
+    try:
+        monitor = Monitor(name, open_graph(), k=k)
+    except ModelMismatch as exc:
+        raise click.ClickException(str(exc)) from exc
+    bus = _bus(url, config_path)
+    stop = stop_on_signals()
+    try:
+        topics = Topics(prefix)
+        bus.ensure_topics([topics.deltas, topics.model, topics.dead], 1)
+        sub = bus.subscribe(f"{prefix}-monitor-{name}", [topics.deltas])
+        pub = bus.publisher()
+        try:
+            monitor.serve(sub, pub, topics, stop, idle_exit=idle_exit)
+        finally:
+            sub.close()
+            pub.close()
+    except BusError as exc:
+        raise click.ClickException(str(exc)) from exc
+    s = monitor.stats
+    click.echo(f"merged {s.deltas} deltas ({s.bytes} bytes) from {len(s.origins)} nodes: "
+               f"{len(monitor.model.states)} states, {len(monitor.model.transitions)} "
+               f"transitions; {s.dead} dead letters")
+
+
+@winnower.command("drill")
+@click.argument("ids", nargs=-1, type=int, required=True)
+@click.option("--node", default=None, help="The node (default: the host name).")
+@click.option("--state-dir", default=None, type=click.Path(file_okay=False),
+              help="The node's agent state (default: HOME/winnower/NODE).")
+@click.option("--epoch", "epochs", multiple=True, type=int, help="Only these epochs.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was found as JSON.")
+def drill_cmd(ids: tuple[int, ...], node: str | None, state_dir: str | None,
+              epochs: tuple[int, ...], as_json: bool) -> None:
+    """The concrete processes, files and connections behind state or transition IDS (from
+    `ursprung winnower anomalies`), from the node's own epoch archive."""
+    node = node or socket.gethostname()
+    archive = _state_dir(node, state_dir) / "epochs"
+    if not archive.is_dir():
+        raise click.ClickException(f"no epoch archive of node {node!r} at {archive}")
+    found = drill(archive, set(ids), set(epochs) or None)
+    if as_json:
+        click.echo(json.dumps(msgspec.to_builtins(found), indent=2))
+        return
+    click.echo(f"{len(found)} instances on {printable(node)}")
+    for f in found:
+        if f.kind == "state" and f.vertex is not None:
+            click.echo(f"  epoch {f.epoch}  {printable(describe(f.vertex))}")
+        elif f.edge is not None and f.source is not None and f.target is not None:
+            click.echo(f"  epoch {f.epoch}  {printable(describe(f.source))} -{f.edge.rel}-> "
+                       f"{printable(describe(f.target))}  at {f.edge.first}")

@@ -114,3 +114,8 @@ def endpoint_key(host: str, peer: Endpoint) -> str:
     if is_local_address(peer.address):
         return f"e:{host}:tcp:{peer.port}"
     return f"e::{peer.address}:{peer.port}"
+
+#: Winnower (issue 12): a learned model's states (nodes) and transitions (edges between them).
+WINNOWER_MODEL = "WinnowerModel"
+WINNOWER_STATE = "WinnowerState"
+WINNOWER_NEXT = "WINNOWER_NEXT"

@@ -23,6 +23,8 @@ from ..schema.graph import (
     RUN_EDGE_TYPES,
     RUN_LABELS,
     VERSION,
+    WINNOWER_MODEL,
+    WINNOWER_STATE,
 )
 from .base import Row, StoreError, StoreUnavailable
 from .cypher import Cypher
@@ -32,6 +34,7 @@ INDEXES = (
     (PROCESS, "key"), (FILE, "key"), (PIPE, "key"), (ENDPOINT, "key"), (HOST, "name"),
     (DEAD_LETTER, "key"), (FILE, "path"), (PROCESS, "pid"), (PROCESS, "host"),
     (PIPELINE_RUN, "key"), (PIPELINE_RUN, "id"), (PIPELINE_RUN, "pipeline"), (VERSION, "key"),
+    (WINNOWER_STATE, "key"), (WINNOWER_STATE, "model"), (WINNOWER_MODEL, "name"),
 )
 
 

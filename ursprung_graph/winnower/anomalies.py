@@ -41,6 +41,7 @@ class Anomaly(msgspec.Struct, omit_defaults=True):
     rel: str = ""
     target: str = ""
     examples: list[Instance] = msgspec.field(default_factory=list)
+    ids: list[int] = msgspec.field(default_factory=list)  # the model's ids (for drill)
 
     def text(self) -> str:
         what = f"{self.source} -{self.rel}-> {self.target}" if self.kind == "transition" \
@@ -58,13 +59,15 @@ class _Group(msgspec.Struct):
     support: Support
     first: int
     examples: list[Example]
+    ids: list[int]
 
 
-def _add(groups: dict[tuple[str, str, str], _Group], key: tuple[str, str, str],
+def _add(groups: dict[tuple[str, str, str], _Group], key: tuple[str, str, str], pid: int,
          support: Support, first: int, example: Example | None) -> None:
     g = groups.get(key)
     if g is None:
-        g = groups[key] = _Group({}, first, [])
+        g = groups[key] = _Group({}, first, [], [])
+    g.ids.append(pid)
     for origin, count in support.items():
         g.support[origin] = g.support.get(origin, 0) + count
     g.first = min(g.first, first)
@@ -75,11 +78,11 @@ def _add(groups: dict[tuple[str, str, str], _Group], key: tuple[str, str, str],
 def label_transitions(model: Model) -> dict[tuple[str, str, str], _Group]:
     groups: dict[tuple[str, str, str], _Group] = {}
     states = model.states
-    for t in model.transitions.values():
+    for tid, t in model.transitions.items():
         src, dst = states.get(t.src), states.get(t.dst)
         if src is None or dst is None:
             continue
-        _add(groups, (src.label, t.rel, dst.label), t.support, t.first, t.example)
+        _add(groups, (src.label, t.rel, dst.label), tid, t.support, t.first, t.example)
     return groups
 
 
@@ -99,9 +102,9 @@ def rank(model: Model, *, rare: float = 0.2, since: int | None = None,
     transitions = label_transitions(model)
     targets = {dst for (_, _, dst) in transitions}
     states: dict[tuple[str, str, str], _Group] = {}
-    for s in model.states.values():
+    for sid, s in model.states.items():
         if s.label not in targets:
-            _add(states, (s.label, "", ""), s.support, s.first, s.example)
+            _add(states, (s.label, "", ""), sid, s.support, s.first, s.example)
     found: list[Anomaly] = []
     for kind, groups in (("transition", transitions), ("state", states)):
         for (src, rel, dst), grp in groups.items():
@@ -115,7 +118,7 @@ def rank(model: Model, *, rare: float = 0.2, since: int | None = None,
             examples = [Instance(e.origin, e.ts, e.text) for e in
                         sorted(grp.examples, key=lambda e: (e.ts, e.origin))[:MAX_EXAMPLES]]
             found.append(Anomaly(kind, reasons, src, dict(sorted(grp.support.items())),
-                                 grp.first, rel, dst, examples))
+                                 grp.first, rel, dst, examples, sorted(grp.ids)))
     found.sort(key=lambda a: (len(a.origins), sum(a.origins.values()), a.kind != "transition",
                               a.source, a.rel, a.target))
     return Report(everyone, len(transitions), found)

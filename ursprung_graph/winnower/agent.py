@@ -1,0 +1,218 @@
+"""The node's end: epochs of the node's event stream, checked against the global model, and
+the delta of each sent to the monitor over the bus.
+
+Each epoch's graph is kept on the node (``archive``: one zstd msgpack file per epoch, with the
+state of every vertex) so that the concrete events behind a flagged state or transition can
+be pulled later (`drill`); the node's counters and what it has sent are kept in its state
+file, so a restarted agent goes on counting where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import zstandard
+
+from ..ingest.bus import Publisher, Subscription
+from ..schema.event import Event
+from .abstraction import Abstractor
+from .delta import (
+    Delta,
+    DeltaError,
+    NodeState,
+    decode_view,
+    encode_delta,
+    epoch_delta,
+)
+from .induction import induce, transition_id
+from .pgraph import Edge, ProvGraph, Vertex, graph_of_events
+
+log = logging.getLogger(__name__)
+
+HEADER_NODE = "winnower-node"
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The bus topics of one Winnower deployment: deltas to the monitor, model views back
+    to the agents, and messages the monitor could not read."""
+
+    prefix: str = "winnower"
+
+    @property
+    def deltas(self) -> str:
+        return f"{self.prefix}.deltas"
+
+    @property
+    def model(self) -> str:
+        return f"{self.prefix}.model"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.prefix}.deadletter"
+
+
+class EpochGraph(msgspec.Struct, array_like=True):
+    """An archived epoch: the graph and the state each vertex was in."""
+
+    epoch: int
+    vertices: list[Vertex]
+    edges: list[Edge]
+    state_of: dict[str, int]
+
+
+class EpochCutter:
+    """Events cut into epochs of ``epoch_ns`` by their time (epoch = ts // epoch_ns). An
+    epoch is complete when an event of a later one arrives, or (following a live stream)
+    when the clock has passed its end by ``grace_ns``; a late event goes to the open epoch."""
+
+    def __init__(self, epoch_ns: int, grace_ns: int = 2_000_000_000) -> None:
+        if epoch_ns <= 0:
+            raise ValueError("an epoch must last longer than 0 ns")
+        self.epoch_ns = epoch_ns
+        self.grace_ns = grace_ns
+        self.current: int | None = None
+        self.batch: list[Event] = []
+
+    def add(self, events: Iterable[Event]) -> list[tuple[int, list[Event]]]:
+        done = []
+        for ev in events:
+            e = ev.ts // self.epoch_ns
+            if self.current is None:
+                self.current = e
+            if e > self.current:
+                done.append((self.current, self.batch))
+                self.current, self.batch = e, []
+            self.batch.append(ev)
+        return done
+
+    def due(self, now_ns: int) -> list[tuple[int, list[Event]]]:
+        """The open epoch, if the clock is past its end by the grace time."""
+        if self.current is None or now_ns < (self.current + 1) * self.epoch_ns + self.grace_ns:
+            return []
+        return self.flush()
+
+    def flush(self) -> list[tuple[int, list[Event]]]:
+        if self.current is None or not self.batch:
+            return []
+        out = [(self.current, self.batch)]
+        self.current, self.batch = None, []
+        return out
+
+
+class Agent:
+    """One node's Winnower agent (see the module docstring)."""
+
+    def __init__(self, node: str, abstractor: Abstractor, *, k: int = 1,
+                 state: NodeState | None = None, archive: Path | None = None) -> None:
+        self.node = node
+        self.abstractor = abstractor
+        self.state = state or NodeState(node, k)
+        if self.state.k != k:
+            raise ValueError(f"the node state is of depth {self.state.k}, not {k}")
+        self.archive = archive
+        if archive is not None:
+            archive.mkdir(parents=True, exist_ok=True)
+
+    def epoch(self, events: Iterable[Event], epoch: int) -> Delta:
+        """The delta of one epoch's events (and its graph archived)."""
+        return self.epoch_graph(graph_of_events(events), epoch)
+
+    def epoch_graph(self, graph: ProvGraph, epoch: int) -> Delta:
+        induced = induce(graph, self.abstractor, k=self.state.k, origin=self.node, epoch=epoch)
+        if self.archive is not None:
+            self._archive(graph, induced.state_of, epoch)
+        return epoch_delta(self.state, induced.model, epoch)
+
+    def _archive(self, graph: ProvGraph, state_of: dict[str, int], epoch: int) -> None:
+        assert self.archive is not None
+        data = msgspec.msgpack.encode(EpochGraph(epoch, list(graph.vertices.values()),
+                                                 list(graph.edges.values()), state_of))
+        path = self.archive / f"{epoch}.epoch"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(zstandard.ZstdCompressor(level=3).compress(data))
+        os.replace(tmp, path)
+
+    def take_views(self, sub: Subscription, timeout: float = 0.0) -> int:
+        """Apply the model views the monitor has sent; how many."""
+        n = 0
+        for msg in sub.poll(100, timeout):
+            if msg.value is None:
+                continue
+            try:
+                view = decode_view(msg.value)
+            except DeltaError as exc:
+                log.warning("ignoring a message on %s: %s", msg.topic, exc)
+                continue
+            if view.k == self.state.k:
+                self.state.learn(view)
+                n += 1
+        return n
+
+    def send(self, pub: Publisher, delta: Delta, topic: str) -> int:
+        """Publish ``delta`` (keyed by node, so a node's deltas stay in order); its size."""
+        data = encode_delta(delta)
+        pub.publish(topic, self.node.encode(), data, {HEADER_NODE: self.node.encode()})
+        pub.flush()
+        return len(data)
+
+    def save_state(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(msgspec.msgpack.encode(self.state))
+        os.replace(tmp, path)
+
+
+def load_state(path: Path) -> NodeState | None:
+    """The node state saved at ``path``, or None when there is none."""
+    try:
+        return msgspec.msgpack.decode(path.read_bytes(), type=NodeState)
+    except FileNotFoundError:
+        return None
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise DeltaError(f"{path}: not a Winnower node state ({exc})") from exc
+
+
+# --------------------------------------------------------------------------- drill
+
+
+class Found(msgspec.Struct):
+    """A concrete vertex or edge behind a state or transition id, from an archived epoch."""
+
+    epoch: int
+    id: int
+    kind: str  # state | transition
+    vertex: Vertex | None = None
+    edge: Edge | None = None
+    source: Vertex | None = None
+    target: Vertex | None = None
+
+
+def drill(archive: Path, ids: set[int], epochs_wanted: set[int] | None = None) -> list[Found]:
+    """Every vertex (state id in ``ids``) and edge (transition id in ``ids``) of the node's
+    archived epochs."""
+    found: list[Found] = []
+    dec = msgspec.msgpack.Decoder(EpochGraph)
+    paths = sorted(archive.glob("*.epoch"), key=lambda p: int(p.stem))
+    for path in paths:
+        if epochs_wanted is not None and int(path.stem) not in epochs_wanted:
+            continue
+        eg = dec.decode(zstandard.ZstdDecompressor().decompress(path.read_bytes()))
+        by_key = {v.key: v for v in eg.vertices}
+        for v in eg.vertices:
+            sid = eg.state_of.get(v.key)
+            if sid in ids:
+                found.append(Found(eg.epoch, sid, "state", vertex=v))
+        for e in eg.edges:
+            src, dst = eg.state_of.get(e.src), eg.state_of.get(e.dst)
+            if src is None or dst is None:
+                continue
+            tid = transition_id(src, e.rel, dst)
+            if tid in ids:
+                found.append(Found(eg.epoch, tid, "transition", edge=e,
+                                   source=by_key.get(e.src), target=by_key.get(e.dst)))
+    return found
