@@ -17,6 +17,7 @@ from ursprung_graph.ingest.bus import KafkaBus
 from ursprung_graph.schema.event import Event
 from ursprung_graph.winnower import persist
 from ursprung_graph.winnower.abstraction import Abstractor
+from ursprung_graph.winnower.delta import Ordinals
 from ursprung_graph.winnower.induction import induce
 from ursprung_graph.winnower.model import canonical, merge
 from ursprung_graph.winnower.pgraph import graph_of_events
@@ -85,13 +86,17 @@ def test_stored_model_is_merge_idempotent(store):  # noqa: ANN001
     graph = graph_of_events(events)
     model = merge(induce(graph, Abstractor(), k=1, origin="n1").model,
                   induce(graph, Abstractor(), k=1, origin="n2").model)
-    persist.save(store, "m", model, epoch=3)
-    persist.save(store, "m", model, epoch=3)
+    order = Ordinals()
+    order.cover(model)
+    persist.save(store, "m", model, order, epoch=3)
+    persist.save(store, "m", model, order, epoch=3)
     # parts again, in another order
-    persist.save(store, "m", model, states=sorted(model.states, reverse=True),
+    persist.save(store, "m", model, order, states=sorted(model.states, reverse=True),
                  transitions=list(model.transitions)[::-1][:50])
     loaded = persist.load(store, "m")
-    assert loaded is not None and canonical(loaded) == canonical(model)
+    assert loaded is not None and canonical(loaded[0]) == canonical(model)
+    assert loaded[1].states == order.states  # the monitor's ordinals survive a restart
+    assert loaded[1].transitions == order.transitions
     rows = store.read(persist.READ_STATES, {"name": "m"})
     assert len(rows) == len(model.states)
     assert len(store.read(persist.READ_TRANSITIONS, {"name": "m"})) == len(model.transitions)

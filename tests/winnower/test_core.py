@@ -4,6 +4,7 @@ anomaly ranking."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,11 +20,11 @@ from ursprung_graph.winnower.anomalies import rank
 from ursprung_graph.winnower.delta import (
     DeltaError,
     NodeState,
+    Ordinals,
     apply_delta,
     decode_delta,
     encode_delta,
     epoch_delta,
-    view_of,
 )
 from ursprung_graph.winnower.induction import accepts, induce
 from ursprung_graph.winnower.model import (
@@ -221,14 +222,15 @@ def test_global_model_is_independent_of_delta_order_and_duplicates(order, dups):
             deltas.append(epoch_delta(node, induce(g, RULES, k=1, origin=f"n{i}",
                                                    epoch=epoch).model, epoch))
     reference = Model(k=1)
+    ordinals = Ordinals()
     for d in deltas:
-        assert apply_delta(reference, d) == 0
+        apply_delta(reference, d, ordinals)
     shuffled = Model(k=1)
+    other = Ordinals()
     for j in [*order, *dups]:
-        apply_delta(shuffled, deltas[j])
-    for d in deltas:  # counts that came before their part are carried by a later delta
-        apply_delta(shuffled, d)
+        apply_delta(shuffled, deltas[j], other)
     assert canonical(shuffled) == canonical(reference)
+    assert sorted(other.states) == sorted(ordinals.states) == sorted(reference.states)
 
 
 def test_models_of_other_depths_do_not_merge():
@@ -246,22 +248,24 @@ def test_delta_sends_only_what_the_global_model_lacks():
     first = epoch_delta(node, induce(server_graph("n1", 5), RULES, k=1, origin="n1",
                                      epoch=0).model, 0)
     assert first.states and first.transitions
-    glob = Model(k=1)
-    apply_delta(glob, first)
-    node.learn(view_of(glob, 0))
+    glob, order = Model(k=1), Ordinals()
+    apply_delta(glob, first, order)
+    node.learn(order.view(1, 0))
     again = epoch_delta(node, induce(server_graph("n1", 7), RULES, k=1, origin="n1",
                                      epoch=1).model, 1)
     assert again.states == [] and again.transitions == []  # all accepted: counts only
+    # known parts are named by small ordinals, not by 63-bit ids
+    assert sorted(again.state_refs) == list(range(len(glob.states)))
     attack = epoch_delta(node, induce(server_graph("n1", 7, attack=True), RULES, k=1,
                                       origin="n1", epoch=2).model, 2)
     new = {s.label for s in attack.states}
     assert {"proc /usr/bin/bash sh -c x", "inet 10.66.0.1:8000", "file /tmp/<tmp>"} <= new
     assert all(t.example is not None and "n1" in t.example.origin
-               for t in attack.transitions)
+               for t in attack.transitions if t.rel == "CONNECTED")
     wire = encode_delta(attack)
     assert decode_delta(wire) == attack
     assert len(encode_delta(again)) < len(encode_delta(first)) / 2
-    apply_delta(glob, attack)
+    apply_delta(glob, attack, order)
     # cumulative counts: the log files of 5 + 7 + 7 requests
     [log] = [s for s in glob.states.values() if s.label == "file /tmp/<tmp>/log"]
     assert log.support == {"n1": 19}
@@ -269,19 +273,25 @@ def test_delta_sends_only_what_the_global_model_lacks():
         decode_delta(b"garbage")
     with pytest.raises(DeltaError):
         decode_delta(wire[:-5])
+    # a delta naming an ordinal this monitor never gave out
+    stray = msgspec.structs.replace(again, state_refs=[len(glob.states) + 5],
+                                    state_counts=[1], transition_refs=[], transition_counts=[])
+    with pytest.raises(DeltaError, match="unknown state"):
+        apply_delta(glob, stray, order)
 
 
 # --------------------------------------------------------------------------- anomalies
 
 
 def test_anomalies_rank_the_attacked_replica_and_new_behaviour():
-    glob = Model(k=1)
+    glob, order = Model(k=1), Ordinals()
     for i in range(10):
         node = NodeState(f"n{i}", 1)
         for epoch in range(3):
             g = server_graph(f"n{i}", 3 + (i + epoch) % 4, attack=(i == 4 and epoch == 2))
             apply_delta(glob, epoch_delta(node, induce(g, RULES, k=1, origin=f"n{i}",
-                                                       epoch=epoch).model, epoch))
+                                                       epoch=epoch).model, epoch), order)
+            node.learn(order.view(1, epoch))
     report = rank(glob)
     assert report.origins == [f"n{i}" for i in range(10)]
     found = {(a.source.split()[1], a.rel, a.target) for a in report.anomalies}
@@ -291,13 +301,13 @@ def test_anomalies_rank_the_attacked_replica_and_new_behaviour():
     assert all(a.origins == {"n4": 1} and a.reasons == ["rare"] for a in report.anomalies)
     assert all(e.origin == "n4" for a in report.anomalies for e in a.examples)
     # the same attack everywhere at once is common, but new since epoch 2
-    everywhere = Model(k=1)
+    everywhere, order = Model(k=1), Ordinals()
     for i in range(10):
         node = NodeState(f"n{i}", 1)
         for epoch in range(3):
             g = server_graph(f"n{i}", 3, attack=epoch == 2)
             apply_delta(everywhere, epoch_delta(node, induce(g, RULES, k=1, origin=f"n{i}",
-                                                             epoch=epoch).model, epoch))
+                                                             epoch=epoch).model, epoch), order)
     assert rank(everywhere).anomalies == []
     new = rank(everywhere, since=2).anomalies
     assert len(new) == 3 and all(a.reasons == ["new"] and len(a.origins) == 10 for a in new)

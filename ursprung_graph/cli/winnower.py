@@ -107,11 +107,11 @@ def runs_cmd(pipeline: str, rules_path: str | None, k: int, rare: float, since: 
 
 
 def _model(store: GraphStore, name: str) -> Model:
-    model = persist.load(store, name)
-    if model is None:
+    loaded = persist.load(store, name)
+    if loaded is None:
         known = ", ".join(persist.model_names(store)) or "none"
         raise click.ClickException(f"no Winnower model {name!r} in the store (models: {known})")
-    return model
+    return loaded[0]
 
 
 @winnower.command("anomalies")

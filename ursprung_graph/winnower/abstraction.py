@@ -18,7 +18,8 @@ Rules are TOML (``[[rule]]`` tables, applied in file order, each to one field)::
     match = '^/srv/cache/[^/]+' # a Python regex (re.sub), or for address: cidr = [...]
     replace = '/srv/cache/<entry>'
 
-A run's own context comes first: its working directory becomes ``<cwd>``, its id ``<run>``,
+An argument that is an IP address is rewritten by the address rules. A run's own context
+comes first: its working directory becomes ``<cwd>``, its id ``<run>``,
 the values of its parameters ``<param>`` (`Context`).
 """
 
@@ -177,6 +178,16 @@ class _Compiled:
         return value
 
 
+def _looks_like_address(arg: str) -> bool:
+    if not arg or not (arg[0].isdigit() or ":" in arg):
+        return False
+    try:
+        ip_address(arg)
+    except ValueError:
+        return False
+    return True
+
+
 class Abstractor:
     """Labels of vertices under one rule set."""
 
@@ -211,6 +222,8 @@ class Abstractor:
             return f"{name}=<param>" if eq and value in ctx.params else "<param>"
         if arg.startswith("/"):
             return self.path(arg, ctx)
+        if _looks_like_address(arg):
+            return self._run("address", arg)
         return self._run("arg", arg)
 
     def label(self, v: Vertex, ctx: Context = _NONE) -> str:

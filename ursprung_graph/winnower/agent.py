@@ -30,11 +30,13 @@ from .delta import (
     epoch_delta,
 )
 from .induction import induce, transition_id
-from .pgraph import Edge, ProvGraph, Vertex, graph_of_events
+from .pgraph import Edge, ProcessFacts, ProvGraph, Vertex, graph_of_events
 
 log = logging.getLogger(__name__)
 
 HEADER_NODE = "winnower-node"
+#: Processes whose program the agent remembers across epochs at most (oldest go first).
+MAX_PROCESSES = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +120,16 @@ class Agent:
         self.archive = archive
         if archive is not None:
             archive.mkdir(parents=True, exist_ok=True)
+        #: Program, arguments and directory of processes seen in earlier epochs: a server
+        #: that exec'd in epoch 0 still acts in epoch 9, where no event repeats them.
+        self.processes: dict[str, ProcessFacts] = {}
 
     def epoch(self, events: Iterable[Event], epoch: int) -> Delta:
         """The delta of one epoch's events (and its graph archived)."""
-        return self.epoch_graph(graph_of_events(events), epoch)
+        graph = graph_of_events(events, self.processes)
+        while len(self.processes) > MAX_PROCESSES:
+            del self.processes[next(iter(self.processes))]
+        return self.epoch_graph(graph, epoch)
 
     def epoch_graph(self, graph: ProvGraph, epoch: int) -> Delta:
         induced = induce(graph, self.abstractor, k=self.state.k, origin=self.node, epoch=epoch)

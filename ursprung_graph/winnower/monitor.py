@@ -17,8 +17,8 @@ from ..ingest.bus import HEADER_ORIGIN, HEADER_REASON, Message, Publisher, Subsc
 from ..store.base import GraphStore
 from . import persist
 from .agent import Topics
-from .delta import Delta, DeltaError, ModelView, decode_delta, delta_model, encode_view, view_of
-from .model import Model, ModelMismatch, merge_into
+from .delta import Delta, DeltaError, ModelView, Ordinals, apply_delta, decode_delta, encode_view
+from .model import Model, ModelMismatch
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,6 @@ class MonitorStats:
     deltas: int = 0
     bytes: int = 0
     dead: int = 0
-    unplaced: int = 0  # counts of parts not known yet (carried again by a later delta)
     origins: set[str] = field(default_factory=set)
 
 
@@ -39,9 +38,10 @@ class Monitor:
         self.name = name
         self.store = store
         loaded = persist.load(store, name) if store is not None else None
-        if loaded is not None and loaded.k != k and (loaded.states or loaded.transitions):
-            raise ModelMismatch(f"the stored model {name!r} has depth {loaded.k}, not {k}")
-        self.model = loaded if loaded is not None else Model(k=k)
+        if loaded is not None and loaded[0].k != k and (loaded[0].states
+                                                        or loaded[0].transitions):
+            raise ModelMismatch(f"the stored model {name!r} has depth {loaded[0].k}, not {k}")
+        self.model, self.order = loaded if loaded is not None else (Model(k=k), Ordinals())
         self.epoch = 0
         self.stats = MonitorStats()
 
@@ -50,18 +50,21 @@ class Monitor:
         touched_states: set[int] = set()
         touched_transitions: set[int] = set()
         for delta in deltas:
-            part, missing = delta_model(delta, self.model)
-            merge_into(self.model, part)
-            touched_states.update(part.states)
-            touched_transitions.update(part.transitions)
-            self.stats.unplaced += missing
+            try:
+                states, transitions = apply_delta(self.model, delta, self.order)
+            except DeltaError as exc:
+                self.stats.dead += 1
+                log.warning("dead letter: %s", exc)
+                continue
+            touched_states |= states
+            touched_transitions |= transitions
             self.stats.deltas += 1
             self.stats.origins.add(delta.origin)
             self.epoch = max(self.epoch, delta.epoch)
         if self.store is not None and (touched_states or touched_transitions):
-            persist.save(self.store, self.name, self.model, epoch=self.epoch,
+            persist.save(self.store, self.name, self.model, self.order, epoch=self.epoch,
                          states=touched_states, transitions=touched_transitions)
-        return view_of(self.model, self.epoch)
+        return self.order.view(self.model.k, self.epoch)
 
     def decode(self, messages: list[Message], dead: Publisher | None = None,
                dead_topic: str = Topics().dead) -> list[Delta]:

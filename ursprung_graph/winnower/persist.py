@@ -21,6 +21,7 @@ from typing import Any
 
 from ..store.base import GraphStore
 from ..store.cypher import Cypher
+from .delta import Ordinals
 from .model import Example, Model, State, Support, Transition
 
 ROWS_PER_STATEMENT = 1000
@@ -35,7 +36,8 @@ UPSERT_STATES = Cypher(
     "UNWIND $rows AS r "
     "MERGE (s:WinnowerState {key: r.key}) "
     "ON CREATE SET s.model = r.model, s.id = r.id, s.label = r.label "
-    "SET s.first = r.first, s.origins = r.origins, s.counts = r.counts, "
+    "SET s.ordinal = r.ordinal, s.first = r.first, s.origins = r.origins, "
+    "s.counts = r.counts, "
     "s.support = r.support, s.total = r.total, s.example_ts = r.example_ts, "
     "s.example_origin = r.example_origin, s.example_text = r.example_text"
 )
@@ -45,7 +47,8 @@ UPSERT_TRANSITIONS = Cypher(
     "MATCH (a:WinnowerState {key: r.src}) "
     "MATCH (b:WinnowerState {key: r.dst}) "
     "MERGE (a)-[t:WINNOWER_NEXT {id: r.id}]->(b) "
-    "SET t.rel = r.rel, t.first = r.first, t.origins = r.origins, t.counts = r.counts, "
+    "SET t.ordinal = r.ordinal, t.rel = r.rel, t.first = r.first, t.origins = r.origins, "
+    "t.counts = r.counts, "
     "t.support = r.support, t.total = r.total, t.example_ts = r.example_ts, "
     "t.example_origin = r.example_origin, t.example_text = r.example_text"
 )
@@ -56,14 +59,16 @@ READ_MODEL = Cypher(
 
 READ_STATES = Cypher(
     "MATCH (s:WinnowerState {model: $name}) "
-    "RETURN s.id AS id, s.label AS label, s.first AS first, s.origins AS origins, "
+    "RETURN s.id AS id, s.ordinal AS ordinal, s.label AS label, s.first AS first, "
+    "s.origins AS origins, "
     "s.counts AS counts, s.example_ts AS example_ts, s.example_origin AS example_origin, "
     "s.example_text AS example_text"
 )
 
 READ_TRANSITIONS = Cypher(
     "MATCH (a:WinnowerState {model: $name})-[t:WINNOWER_NEXT]->(b:WinnowerState) "
-    "RETURN t.id AS id, a.id AS src, t.rel AS rel, b.id AS dst, t.first AS first, "
+    "RETURN t.id AS id, t.ordinal AS ordinal, a.id AS src, t.rel AS rel, b.id AS dst, "
+    "t.first AS first, "
     "t.origins AS origins, t.counts AS counts, t.example_ts AS example_ts, "
     "t.example_origin AS example_origin, t.example_text AS example_text"
 )
@@ -88,9 +93,15 @@ def _key(name: str, sid: int) -> str:
     return f"{name}:{sid}"
 
 
-def save(store: GraphStore, name: str, model: Model, *, epoch: int = 0,
-         states: Iterable[int] | None = None, transitions: Iterable[int] | None = None) -> None:
-    """Write ``model`` (or only the given state and transition ids of it) under ``name``."""
+def save(store: GraphStore, name: str, model: Model, order: Ordinals | None = None, *,
+         epoch: int = 0, states: Iterable[int] | None = None,
+         transitions: Iterable[int] | None = None) -> None:
+    """Write ``model`` (or only the given state and transition ids of it) under ``name``,
+    with the monitor's ordinals (``order``, which must cover the model; default: a
+    numbering by id)."""
+    if order is None:
+        order = Ordinals()
+        order.cover(model)
     sids = list(model.states) if states is None else [s for s in states if s in model.states]
     tids = (list(model.transitions) if transitions is None
             else [t for t in transitions if t in model.transitions])
@@ -98,11 +109,13 @@ def save(store: GraphStore, name: str, model: Model, *, epoch: int = 0,
     for sid in sids:
         s = model.states[sid]
         srows.append({"key": _key(name, sid), "model": name, "id": sid, "label": s.label,
+                      "ordinal": order.state_index[sid],
                       "first": s.first, **_support_fields(s.support, s.example)})
     trows = []
     for tid in tids:
         t = model.transitions[tid]
         trows.append({"id": tid, "src": _key(name, t.src), "dst": _key(name, t.dst),
+                      "ordinal": order.transition_index[tid],
                       "rel": t.rel, "first": t.first,
                       **_support_fields(t.support, t.example)})
     statements: list[tuple[Cypher, dict[str, Any]]] = [
@@ -123,20 +136,26 @@ def _example(row: dict[str, Any]) -> Example | None:
     return Example(row["example_ts"] or 0, row["example_origin"] or "", row["example_text"])
 
 
-def load(store: GraphStore, name: str) -> Model | None:
-    """The model stored under ``name``, or None."""
+def load(store: GraphStore, name: str) -> tuple[Model, Ordinals] | None:
+    """The model stored under ``name`` and its ordinals, or None."""
     head = store.read(READ_MODEL, {"name": name})
     if not head:
         return None
     model = Model(k=head[0]["k"] or 0)
-    for row in store.read(READ_STATES, {"name": name}):
+    srows = store.read(READ_STATES, {"name": name})
+    trows = store.read(READ_TRANSITIONS, {"name": name})
+    for row in srows:
         model.states[row["id"]] = State(row["label"], row["first"] or 0, _support(row),
                                         _example(row))
-    for row in store.read(READ_TRANSITIONS, {"name": name}):
+    for row in trows:
         model.transitions[row["id"]] = Transition(row["src"], row["rel"], row["dst"],
                                                   row["first"] or 0, _support(row),
                                                   _example(row))
-    return model
+
+    def by_ordinal(rows: list[dict[str, Any]]) -> list[int]:
+        return [r["id"] for r in sorted(rows, key=lambda r: (r["ordinal"], r["id"]))]
+
+    return model, Ordinals(by_ordinal(srows), by_ordinal(trows))
 
 
 def model_names(store: GraphStore) -> list[str]:

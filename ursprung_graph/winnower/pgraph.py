@@ -22,6 +22,8 @@ PROCESS = "process"
 FILE = "file"
 PIPE = "pipe"
 ENDPOINT = "endpoint"
+#: A process ran a new program: from its vertex before the exec to the one after.
+EXEC = "EXEC"
 
 
 class Vertex(msgspec.Struct, omit_defaults=True):
@@ -86,26 +88,46 @@ _REL_OF_KIND = {
 }
 
 
-class EventGraphBuilder:
-    """Folds normalized events into a `ProvGraph`; a process keeps the program and command
-    line of its latest exec (as the store does)."""
+ProcessFacts = tuple[str | None, list[str], str | None]  # exe, argv, cwd
 
-    def __init__(self) -> None:
+
+class EventGraphBuilder:
+    """Folds normalized events into a `ProvGraph`.
+
+    A process is one vertex per program it ran: an exec after an exec starts a new vertex
+    (``KEY#N``), linked from the previous one by an ``EXEC`` edge, so that a shell that
+    execs its last command is still a shell in the graph. What a child inherited at fork is
+    its program only until it execs (a vfork child execs before its parent's clone record
+    is written, so the fork can come later in the stream than the exec). ``known`` maps
+    process keys to the program of their latest vertex, from earlier epochs, and is updated.
+    """
+
+    def __init__(self, known: dict[str, ProcessFacts] | None = None) -> None:
         self.graph = ProvGraph()
-        self._info_ts: dict[str, int] = {}
+        self.known = known if known is not None else {}
+        self._current: dict[str, str] = {}  # process key -> key of its current vertex
+        self._images: dict[str, int] = {}  # process key -> execs seen (vertices made - 1)
         self.events = 0
 
     def add_all(self, events: Iterable[Event]) -> ProvGraph:
         for ev in events:
             self.add(ev)
+        for key, current in self._current.items():
+            v = self.graph.vertices[current]
+            if v.exe is not None or v.argv:
+                self.known.pop(key, None)
+                self.known[key] = (v.exe, v.argv, v.cwd)
         return self.graph
 
     def add(self, ev: Event) -> None:
         self.events += 1
         host, ts, kind = ev.host, ev.ts, ev.kind
-        proc = self._process(host, ev.proc, ts, exec_=kind is Kind.EXEC)
+        if kind is Kind.EXEC:
+            proc = self._exec(host, ev.proc, ts)
+        else:
+            proc = self._process(host, ev.proc, ts)
         if kind is Kind.FORK and ev.child is not None:
-            child = self._process(host, ev.child, ts)
+            child = self._process(host, ev.child, ts, first_image=True)
             self.graph.add_edge(proc, g.FORKED.name, child, ts)
         elif kind in (Kind.RENAME, Kind.LINK):
             if ev.file is not None and ev.dst is not None:
@@ -123,14 +145,35 @@ class EventGraphBuilder:
         elif kind in _REL_OF_KIND and ev.file is not None:
             self.graph.add_edge(proc, _REL_OF_KIND[kind], self._file(host, ev.file, ts), ts)
 
-    def _process(self, host: str, info: ProcessInfo, ts: int, *, exec_: bool = False) -> str:
+    def _process(self, host: str, info: ProcessInfo, ts: int, *,
+                 first_image: bool = False) -> str:
+        """The vertex an event of ``info`` acts as (a forked child: its first vertex)."""
         key = g.process_key(host, info.pid, info.start)
-        v = self.graph.add_vertex(Vertex(key, PROCESS, host=host, pid=info.pid, first=ts))
-        if info.exe is not None or info.argv is not None:
-            rank = ts * 2 + int(exec_)
-            if rank >= self._info_ts.get(key, -1):
-                self._info_ts[key] = rank
+        current = self._current.get(key)
+        if current is None:
+            current = self._current[key] = key
+            v = self.graph.add_vertex(Vertex(key, PROCESS, host=host, pid=info.pid, first=ts))
+            if info.exe is not None or info.argv is not None:
                 v.exe, v.argv, v.cwd = info.exe, list(info.argv or []), info.cwd
+            elif key in self.known:
+                exe, argv, cwd = self.known[key]
+                v.exe, v.argv, v.cwd = exe, list(argv), cwd
+        return key if first_image else current
+
+    def _exec(self, host: str, info: ProcessInfo, ts: int) -> str:
+        key = self._process(host, info, ts)
+        base = g.process_key(host, info.pid, info.start)
+        n = self._images.get(base)
+        if n is None:  # the first exec seen: it names the vertex, whatever was inherited
+            self._images[base] = 0
+            v = self.graph.vertices[key]
+        else:
+            self._images[base] = n + 1
+            new = f"{base}#{n + 1}"
+            v = self.graph.add_vertex(Vertex(new, PROCESS, host=host, pid=info.pid, first=ts))
+            self.graph.add_edge(key, EXEC, new, ts)
+            self._current[base] = key = new
+        v.exe, v.argv, v.cwd = info.exe, list(info.argv or []), info.cwd
         return key
 
     def _file(self, host: str, ref: FileRef, ts: int) -> str:
@@ -145,5 +188,6 @@ class EventGraphBuilder:
         return key
 
 
-def graph_of_events(events: Iterable[Event]) -> ProvGraph:
-    return EventGraphBuilder().add_all(events)
+def graph_of_events(events: Iterable[Event],
+                    known: dict[str, ProcessFacts] | None = None) -> ProvGraph:
+    return EventGraphBuilder(known).add_all(events)
