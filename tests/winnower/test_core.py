@@ -280,6 +280,26 @@ def test_delta_sends_only_what_the_global_model_lacks():
         apply_delta(glob, stray, order)
 
 
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_monitor_derives_the_same_state_ids(k: int):
+    """At k <= 1 a delta carries no state ids: the monitor derives them from labels."""
+    node = NodeState("n1", k)
+    local = induce(server_graph("n1", 6, attack=True), RULES, k=k, origin="n1").model
+    delta = epoch_delta(node, local, 0)
+    assert all(s.id == 0 for s in delta.states) == (k <= 1)
+    glob, order = Model(k=k), Ordinals()
+    apply_delta(glob, delta, order)
+    assert set(glob.states) == set(local.states)
+    assert set(glob.transitions) == set(local.transitions)
+    node.learn(order.view(k, 0))
+    # a new state next to known ones: derived from the known states' labels too
+    more = induce(server_graph("n1", 6, attack=True, pages=("index.html", "a.css", "b.js")),
+                  RULES, k=k, origin="n1").model
+    apply_delta(glob, epoch_delta(node, more, 1), order)
+    assert set(more.states) <= set(glob.states)
+    assert set(more.transitions) <= set(glob.transitions)
+
+
 # --------------------------------------------------------------------------- anomalies
 
 

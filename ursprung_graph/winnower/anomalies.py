@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 import msgspec
 
+from .induction import AS_LABEL
 from .model import Example, Model, Support
 
 MAX_EXAMPLES = 5
@@ -75,6 +76,13 @@ def _add(groups: dict[tuple[str, str, str], _Group], key: tuple[str, str, str], 
         g.examples.append(example)
 
 
+def _expand(text: str, target: str) -> str:
+    """An example whose target is written `AS_LABEL`, with the target spelled out."""
+    if text.endswith(f"-> {AS_LABEL}"):
+        return text[:-len(AS_LABEL)] + target.partition(" ")[2]
+    return text
+
+
 def label_transitions(model: Model) -> dict[tuple[str, str, str], _Group]:
     groups: dict[tuple[str, str, str], _Group] = {}
     states = model.states
@@ -115,7 +123,7 @@ def rank(model: Model, *, rare: float = 0.2, since: int | None = None,
                 reasons.append("new")
             if not reasons:
                 continue
-            examples = [Instance(e.origin, e.ts, e.text) for e in
+            examples = [Instance(e.origin, e.ts, _expand(e.text, dst)) for e in
                         sorted(grp.examples, key=lambda e: (e.ts, e.origin))[:MAX_EXAMPLES]]
             found.append(Anomaly(kind, reasons, src, dict(sorted(grp.support.items())),
                                  grp.first, rel, dst, examples, sorted(grp.ids)))

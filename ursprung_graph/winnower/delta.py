@@ -17,7 +17,7 @@ from __future__ import annotations
 import msgspec
 import zstandard
 
-from .induction import transition_id
+from .induction import depth1_state_id, label_signature, state_id, transition_id
 from .model import Example, Model, State, Transition, merge_into, merge_support
 
 FORMAT = b"W1"
@@ -25,6 +25,9 @@ ZSTD_LEVEL = 19
 
 
 class NewState(msgspec.Struct, array_like=True, omit_defaults=True):
+    """A state the monitor does not know. ``id`` is 0 at depth k <= 1, where the monitor
+    derives it from the label and the delta's transitions (saving 9 bytes a state)."""
+
     id: int
     label: str
     example: Example | None = None
@@ -131,14 +134,16 @@ def epoch_delta(node: NodeState, local: Model, epoch: int) -> Delta:
     trans_ord = {tid: i for i, tid in enumerate(node.view_transitions)}
     states: list[NewState] = []
     sref: dict[int, int] = {}
+    # a state that a transition leads to is exemplified by that transition's example
+    reached = {t.dst for t in local.transitions.values()}
     for sid, s in local.states.items():
         node.state_counts[sid] = node.state_counts.get(sid, 0) + s.support.get(node.origin, 0)
         if sid in state_ord:
             sref[sid] = state_ord[sid]
             continue
-        example = s.example if sid not in node.exemplified else None
+        example = s.example if sid not in node.exemplified and sid not in reached else None
         node.exemplified.add(sid)
-        states.append(NewState(sid, s.label, example))
+        states.append(NewState(0 if node.k <= 1 else sid, s.label, example))
         sref[sid] = -len(states)
     transitions: list[NewTransition] = []
     tref: dict[int, int] = {}
@@ -159,22 +164,23 @@ def epoch_delta(node: NodeState, local: Model, epoch: int) -> Delta:
     )
 
 
-def delta_model(delta: Delta, order: Ordinals) -> Model:
-    """The delta as a model to merge into the global one (which ``order`` numbers): its
-    new parts, and its counts. DeltaError if it refers to an ordinal ``order`` lacks."""
+def delta_model(delta: Delta, order: Ordinals, known: Model) -> Model:
+    """The delta as a model to merge into ``known`` (which ``order`` numbers): its new
+    parts, and its counts. DeltaError if it refers to an ordinal ``order`` lacks."""
     out = Model(k=delta.k)
     origin = delta.origin
+    ids = _state_ids(delta, order, known)
 
     def state(ref: int) -> int:
         if ref < 0:
-            return delta.states[-ref - 1].id
+            return ids[-ref - 1]
         if ref >= len(order.states):
             raise DeltaError(f"delta of {origin} epoch {delta.epoch}: unknown state {ref}")
         return order.states[ref]
 
     try:
-        for s in delta.states:
-            out.states[s.id] = State(s.label, delta.epoch, {}, s.example)
+        for sid, s in zip(ids, delta.states, strict=True):
+            out.states[sid] = State(s.label, delta.epoch, {}, s.example)
         new_tids = []
         for t in delta.transitions:
             src, dst = state(t.src), state(t.dst)
@@ -207,12 +213,34 @@ def delta_model(delta: Delta, order: Ordinals) -> Model:
     return out
 
 
+def _state_ids(delta: Delta, order: Ordinals, known: Model) -> list[int]:
+    """The ids of the delta's new states: sent (k > 1), or derived from labels (k <= 1)."""
+    if delta.k > 1:
+        return [s.id for s in delta.states]
+    if delta.k <= 0:
+        return [state_id(label_signature(s.label)) for s in delta.states]
+    out: list[set[tuple[str, str]]] = [set() for _ in delta.states]
+    try:
+        for t in delta.transitions:
+            if t.src >= 0:
+                continue  # from a known state: not part of a new state's structure
+            if t.dst < 0:
+                dst = delta.states[-t.dst - 1].label
+            else:
+                dst = known.states[order.states[t.dst]].label
+            out[-t.src - 1].add((t.rel, dst))
+    except (IndexError, KeyError) as exc:
+        raise DeltaError(f"delta of {delta.origin} epoch {delta.epoch}: a transition refers "
+                         f"to an unknown state ({exc})") from exc
+    return [depth1_state_id(s.label, o) for s, o in zip(delta.states, out, strict=True)]
+
+
 def apply_delta(model: Model, delta: Delta, order: Ordinals) -> tuple[set[int], set[int]]:
     """Merge ``delta`` into ``model`` (in place) and number its new parts in ``order``;
     the ids of the states and transitions it touched. Counts for known parts come as
     placeholders (no label) that only raise support: the label and first epoch of a known
     part are the model's."""
-    part = delta_model(delta, order)
+    part = delta_model(delta, order, model)
     touched = (set(part.states), set(part.transitions))
     for sid, s in list(part.states.items()):
         known = model.states.get(sid)

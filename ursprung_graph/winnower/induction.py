@@ -19,7 +19,7 @@ label level (`anomalies`) and use k > 0 for a finer model.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from hashlib import blake2b
 
@@ -44,6 +44,26 @@ def transition_id(src: int, rel: str, dst: int) -> int:
     return _h(b"t%d\0%s\0%d" % (src, rel.encode(), dst)) >> 1
 
 
+#: An example's target written as this is exactly what its label says (nothing abstracted).
+AS_LABEL = "="
+
+
+def target_text(v: Vertex, label: str) -> str:
+    """The concrete target of an edge, or `AS_LABEL` when its label already is concrete
+    (most library and system files): examples cost bytes only where they tell something."""
+    if v.kind == FILE and label == f"file {v.path}":
+        return AS_LABEL
+    if v.kind == ENDPOINT and label == f"{v.family} {v.address}:{v.port}":
+        return AS_LABEL
+    return describe(v)
+
+
+def brief(v: Vertex) -> str:
+    """The acting side of an edge, briefly: where and which process (what it ran is in the
+    example of the edge that created it)."""
+    return f"{v.host} pid {v.pid}" if v.kind == PROCESS else describe(v)
+
+
 def describe(v: Vertex) -> str:
     """The concrete vertex as one short line (for examples)."""
     if v.kind == PROCESS:
@@ -65,9 +85,30 @@ class Induced:
     state_of: dict[str, int] = field(default_factory=dict)
 
 
+def label_signature(label: str) -> int:
+    """A vertex's signature to depth 0."""
+    return _h(b"l" + label.encode())
+
+
+def _element(rel: bytes, child: int) -> int:
+    return _h(b"e%s\0%d" % (rel, child))
+
+
+def _node(label_hash: int, elements: set[int], alone: int) -> int:
+    return _h(b"s%d\0%d" % (label_hash, sum(elements) & MASK64)) if elements else alone
+
+
+def depth1_state_id(label: str, out: Iterable[tuple[str, str]]) -> int:
+    """The id of a depth-1 state from its label and the (edge type, target label) of its
+    transitions: what a monitor computes instead of receiving ids (at k = 1 a state is its
+    label and the labels one step below it)."""
+    elements = {_element(rel.encode(), label_signature(dst)) for rel, dst in out}
+    return state_id(_node(_h(b"L" + label.encode()), elements, label_signature(label)))
+
+
 def signatures(graph: ProvGraph, labels: dict[str, str], k: int) -> dict[str, int]:
     """Each vertex's signature to depth ``k`` (see the module docstring)."""
-    sig = {key: _h(b"l" + label.encode()) for key, label in labels.items()}
+    sig = {key: label_signature(label) for key, label in labels.items()}
     if k <= 0:
         return sig
     out = graph.out_edges()
@@ -81,9 +122,8 @@ def signatures(graph: ProvGraph, labels: dict[str, str], k: int) -> dict[str, in
                 rb = rel_hash.get(e.rel)
                 if rb is None:
                     rb = rel_hash[e.rel] = e.rel.encode()
-                seen.add(_h(b"e%s\0%d" % (rb, sig[e.dst])))
-            total = sum(seen) & MASK64
-            nxt[key] = _h(b"s%d\0%d" % (label_hash[key], total)) if seen else sig[key]
+                seen.add(_element(rb, sig[e.dst]))
+            nxt[key] = _node(label_hash[key], seen, sig[key])
         sig = nxt
     return sig
 
@@ -126,7 +166,8 @@ def induce(graph: ProvGraph, abstractor: Abstractor, *, k: int, origin: str, epo
         tid = transition_id(src, e.rel, dst)
         t = model.transitions.get(tid)
         ex = (Example(e.first, origin,
-                      f"{describe(vertices[e.src])} -{e.rel}-> {describe(vertices[e.dst])}")
+                      f"{brief(vertices[e.src])} -{e.rel}-> "
+                      f"{target_text(vertices[e.dst], labels[e.dst])}")
               if examples else None)
         if t is None:
             model.transitions[tid] = Transition(src, e.rel, dst, epoch, {origin: 1}, ex)
