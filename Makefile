@@ -70,6 +70,7 @@ bench: setup
 	$(PY) bench/bench_parse.py
 	$(PY) bench/bench_cluster.py
 	$(PY) bench/bench_trace.py
+	$(PY) bench/bench_winnower.py
 
 clean:
 	rm -rf $(VENV) .home tools/cypher-lint/node_modules

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ursprung_graph.schema.event import Endpoint, Event, FileRef, Kind, ProcessInfo
 from ursprung_graph.winnower.abstraction import (
     AbstractionError,
     Abstractor,
@@ -36,7 +37,7 @@ from ursprung_graph.winnower.model import (
     canonical,
     merge,
 )
-from ursprung_graph.winnower.pgraph import ProvGraph, Vertex
+from ursprung_graph.winnower.pgraph import ProvGraph, Vertex, graph_of_events
 
 A = Abstractor()
 
@@ -331,3 +332,39 @@ def test_anomalies_rank_the_attacked_replica_and_new_behaviour():
     assert rank(everywhere).anomalies == []
     new = rank(everywhere, since=2).anomalies
     assert len(new) == 3 and all(a.reasons == ["new"] and len(a.origins) == 10 for a in new)
+
+
+# --------------------------------------------------------------------------- epoch graphs
+
+
+def _ev(kind: str, ts: int, pid: int, **kw: object) -> Event:
+    return Event(v=1, source="t", host="h", ts=ts, seq=str(ts), kind=Kind(kind),
+                 proc=ProcessInfo(pid=pid, start=pid, **kw.pop("proc", {})), **kw)
+
+
+def test_epoch_graph_keeps_every_program_a_process_ran():
+    server = {"exe": "/usr/bin/python3", "argv": ["python3", "app.py"]}
+    events = [
+        _ev("exec", 1, 10, proc=server),
+        # a vfork child execs bash before its parent's clone record, which comes later
+        _ev("exec", 3, 11, proc={"exe": "/usr/bin/bash", "argv": ["bash", "-c", "x; /tmp/p"]}),
+        _ev("fork", 4, 10, child=ProcessInfo(pid=11, start=11, **server)),
+        _ev("connect", 5, 11, peer=Endpoint("inet", "10.66.0.1", 8000)),
+        # bash execs its last command: the same process, another program
+        _ev("exec", 6, 11, proc={"exe": "/usr/bin/dash", "argv": ["/bin/sh", "/tmp/p"]},
+            file=FileRef("/tmp/p")),
+        _ev("read", 7, 11, file=FileRef("/etc/passwd")),
+    ]
+    known: dict = {}
+    g = graph_of_events(events, known)
+    labels = {k: RULES.label(v) for k, v in g.vertices.items()}
+    edges = {(labels[e.src].split()[1], e.rel, labels[e.dst]) for e in g.edges.values()}
+    assert ("/usr/bin/python<n>", "FORKED", "proc /usr/bin/bash bash -c x; /tmp/p") in edges
+    assert ("/usr/bin/bash", "CONNECTED", "inet 10.66.0.1:8000") in edges
+    assert ("/usr/bin/bash", "EXEC", "proc /usr/bin/dash sh /tmp/<tmp>") in edges
+    assert ("/usr/bin/dash", "EXECUTED", "file /tmp/<tmp>") in edges
+    assert ("/usr/bin/dash", "READ", "file /etc/passwd") in edges
+    # the next epoch: the server acts without an exec, and is still the server
+    later = graph_of_events([_ev("read", 20, 10, file=FileRef("/srv/www/index.html"))], known)
+    [srv] = [v for v in later.vertices.values() if v.kind == "process"]
+    assert srv.exe == "/usr/bin/python3" and srv.argv == ["python3", "app.py"]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 import msgspec
@@ -27,6 +29,8 @@ from ..winnower.monitor import Monitor
 from ..winnower.runs import NoRuns, runs_report
 from .common import config_or_fail, open_graph, printable, setup_logging, stop_on_signals
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 #: The model `monitor` keeps and `anomalies` reads unless told otherwise.
 CLUSTER_MODEL = "cluster"
 
@@ -40,23 +44,23 @@ def _rules(path: str | None) -> Abstractor:
         raise click.ClickException(f"abstraction rules: {exc}") from exc
 
 
-def topics_option(f):  # noqa: ANN001, ANN201
+def topics_option(f: F) -> F:
     return click.option("--topics", "prefix", default="winnower", show_default=True,
                         help="Prefix of the bus topics (PREFIX.deltas, PREFIX.model).")(f)
 
 
-def rules_option(f):  # noqa: ANN001, ANN201 - a click decorator
+def rules_option(f: F) -> F:
     return click.option("--rules", "rules_path", default=None, metavar="TOML",
                         help="Abstraction rules (TOML) run before the defaults.")(f)
 
 
-def depth_option(f):  # noqa: ANN001, ANN201
+def depth_option(f: F) -> F:
     return click.option("-k", "--depth", "k", default=1, show_default=True,
                         type=click.IntRange(0, 8),
                         help="Structure depth at which equal vertices merge into one state.")(f)
 
 
-def rare_option(f):  # noqa: ANN001, ANN201
+def rare_option(f: F) -> F:
     return click.option("--rare", default=0.2, show_default=True,
                         type=click.FloatRange(0, 1),
                         help="Rare: exhibited by at most this fraction of nodes or runs.")(f)
