@@ -114,6 +114,9 @@ replace = '<eph>'
 
 Field = Literal["path", "arg", "address", "port"]
 
+#: Labels an abstractor remembers at most (then it starts over).
+LABEL_CACHE = 200_000
+
 
 class AbstractionError(ValueError):
     """A rules file that cannot be used, with the reason."""
@@ -201,6 +204,7 @@ class Abstractor:
                                                    "port": []}
         for r in ordered:
             self._rules[r.field].append(_Compiled(r, internal))
+        self._labels: dict[tuple[object, ...], str] = {}
 
     def _run(self, field: str, value: str) -> str:
         for rule in self._rules[field]:
@@ -227,7 +231,17 @@ class Abstractor:
         return self._run("arg", arg)
 
     def label(self, v: Vertex, ctx: Context = _NONE) -> str:
-        """The label of ``v``: its kind and the abstracted fields that identify it."""
+        """The label of ``v``: its kind and the abstracted fields that identify it
+        (memoized: replicated graphs repeat the same programs, files and sockets)."""
+        key = (v.kind, v.exe, tuple(v.argv), v.path, v.family, v.address, v.port, ctx)
+        label = self._labels.get(key)
+        if label is None:
+            if len(self._labels) >= LABEL_CACHE:
+                self._labels.clear()
+            label = self._labels[key] = self._label(v, ctx)
+        return label
+
+    def _label(self, v: Vertex, ctx: Context) -> str:
         if v.kind == PROCESS:
             exe = self.path(v.exe, ctx) if v.exe else "?"
             args = [self.arg(a, ctx) for a in v.argv[1:1 + self.max_args]]
