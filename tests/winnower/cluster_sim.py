@@ -367,7 +367,7 @@ class ClusterSim:
             what, undo = self._undo.pop()
             try:
                 undo()
-            except Exception as exc:  # noqa: BLE001 - keep cleaning up
+            except Exception as exc:
                 errors.append(f"{what}: {exc}")
         for leftover in Path("/tmp").glob(f".wsim{self.tag}-*"):
             leftover.unlink(missing_ok=True)
@@ -411,7 +411,7 @@ class ClusterSim:
             try:
                 for kind in kinds:
                     self._request(r, kind, rng)
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=drive, args=(r,)) for r in self.replicas]

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlparse
 class Handler(BaseHTTPRequestHandler):
     root = "."
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         with open(os.path.join(self.root, "logs", "access.log"), "a", encoding="utf-8") as fh:
             fh.write(f"{self.address_string()} {format % args}\n")
 
@@ -40,7 +40,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         url = urlparse(self.path)
         if url.path.startswith("/static/"):
             name = os.path.basename(url.path)
@@ -64,7 +64,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, b"not found\n")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         name = f"{secrets.token_hex(8)}.bin"

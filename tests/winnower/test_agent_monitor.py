@@ -29,7 +29,7 @@ _ids = itertools.count()
 
 
 def test_agents_send_deltas_monitor_keeps_the_model_anomalies_and_drill(
-        tmp_path: Path, settings, broker: str):  # noqa: ANN001
+        tmp_path: Path, settings, broker: str):
     prefix = f"w{os.getpid()}x{next(_ids)}"
     env = cli_env(settings, URSPRUNG_KAFKA_SESSION_TIMEOUT_MS="2000")
     url = f"kafka://{broker}"
@@ -80,7 +80,7 @@ def test_agents_send_deltas_monitor_keeps_the_model_anomalies_and_drill(
     assert missing.returncode == 1 and b"no Winnower model 'nope'" in missing.stderr
 
 
-def test_stored_model_is_merge_idempotent(store):  # noqa: ANN001
+def test_stored_model_is_merge_idempotent(store):
     events = [e for e in normalize_file(str(DATA / "two_runs.audit.log"), "n")
               if isinstance(e, Event)]
     graph = graph_of_events(events)

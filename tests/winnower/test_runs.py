@@ -48,7 +48,7 @@ class TrackingServer:
         self.thread.join(5)
 
 
-def test_the_one_run_that_did_more_is_reported_with_what_it_did(tmp_path: Path, settings):  # noqa: ANN001
+def test_the_one_run_that_did_more_is_reported_with_what_it_did(tmp_path: Path, settings):
     shared = tmp_path / "shared"
     shared.mkdir()
     init = shared / "init.json"

@@ -15,7 +15,7 @@ import msgspec
 
 from ..collectors.auditd.source import AuditdSource
 from ..config import load_settings
-from ..ingest.bus import Bus, BusError, open_bus
+from ..ingest.bus import Bus, BusError, KafkaBus, open_bus
 from ..schema.event import Event
 from ..store.base import GraphStore
 from ..winnower import persist
@@ -30,6 +30,9 @@ from ..winnower.runs import NoRuns, runs_report
 from .common import config_or_fail, open_graph, printable, setup_logging, stop_on_signals
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: librdkafka's max.poll.interval.ms for the agent's view consumer (see agent_cmd).
+VIEW_POLL_INTERVAL_MS = 10000
 
 #: The model `monitor` keeps and `anomalies` reads unless told otherwise.
 CLUSTER_MODEL = "cluster"
@@ -183,6 +186,13 @@ def agent_cmd(log_path: str, url: str, node: str | None, epoch_seconds: float, f
     except (DeltaError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     bus = _bus(url, config_path)
+    if isinstance(bus, KafkaBus):
+        # The agent's group only reads views. A join still pending when the agent stops
+        # (a short run over a finished log) makes closing wait for the rebalance timeout,
+        # which is max.poll.interval.ms (5 min by default): keep it short; the agent polls
+        # every second while it follows.
+        bus.consumer_options.setdefault(
+            "max.poll.interval.ms", str(max(VIEW_POLL_INTERVAL_MS, bus.session_timeout_ms)))
     try:
         topics = Topics(prefix)
         bus.ensure_topics([topics.deltas, topics.model], 1)
@@ -213,6 +223,7 @@ def agent_cmd(log_path: str, url: str, node: str | None, epoch_seconds: float, f
                 if not follow or stop.is_set():
                     break
                 send(cutter.due(time.time_ns()))
+                agent.take_views(views)
                 stop.wait(1.0)
         send(cutter.flush())
     except OSError as exc:

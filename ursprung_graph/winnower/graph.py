@@ -61,7 +61,7 @@ class RunRef(msgspec.Struct, frozen=True):
     host: str | None
 
 
-def _params(text: Any) -> dict[str, str]:  # noqa: ANN401 - a store value
+def _params(text: Any) -> dict[str, str]:
     try:
         data = json.loads(text or "{}")
     except (TypeError, ValueError):
