@@ -17,6 +17,7 @@ from ursprung_graph.winnower.abstraction import (
     RulesFile,
     load_rules,
 )
+from ursprung_graph.winnower.agent import EpochCutter
 from ursprung_graph.winnower.anomalies import rank
 from ursprung_graph.winnower.delta import (
     DeltaError,
@@ -368,3 +369,16 @@ def test_epoch_graph_keeps_every_program_a_process_ran():
     later = graph_of_events([_ev("read", 20, 10, file=FileRef("/srv/www/index.html"))], known)
     [srv] = [v for v in later.vertices.values() if v.kind == "process"]
     assert srv.exe == "/usr/bin/python3" and srv.argv == ["python3", "app.py"]
+
+
+def test_epochs_are_cut_by_event_time_and_by_the_clock():
+    cutter = EpochCutter(10, grace_ns=5)
+    evs = [_ev("read", t, 1, file=FileRef("/x")) for t in (1, 4, 12, 9, 25)]
+    # 9 comes late, into the open epoch 1; epoch 0 is complete when 12 arrives
+    done = cutter.add(evs)
+    assert [(e, [ev.ts for ev in batch]) for e, batch in done] == [(0, [1, 4]), (1, [12, 9])]
+    assert cutter.due(34) == []  # epoch 2 ends at 30, plus 5 of grace
+    assert [(e, [ev.ts for ev in b]) for e, b in cutter.due(35)] == [(2, [25])]
+    assert cutter.flush() == []
+    with pytest.raises(ValueError):
+        EpochCutter(0)
