@@ -39,14 +39,8 @@ import msgspec
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.winnower.cluster_sim import (  # noqa: E402
-    ATTACKER,
-    PAYLOAD_PORT,
-    RULES_TOML,
-    ClusterSim,
-    unavailable,
-)
-from tests.winnower.replay import replay, triple, zstd_baselines  # noqa: E402
+from tests.winnower.cluster_sim import RULES_TOML, ClusterSim, unavailable  # noqa: E402
+from tests.winnower.replay import replay, required, triple, zstd_baselines  # noqa: E402
 from ursprung_graph.winnower.abstraction import Abstractor, RulesFile  # noqa: E402
 from ursprung_graph.winnower.anomalies import rank  # noqa: E402
 from ursprung_graph.winnower.induction import induce, unaccepted  # noqa: E402
@@ -54,18 +48,6 @@ from ursprung_graph.winnower.model import merge  # noqa: E402
 from ursprung_graph.winnower.pgraph import ProvGraph, Vertex  # noqa: E402
 
 OUT = REPO / "bench" / "out"
-
-
-def required(triples: set[tuple[str, str, str]]) -> dict[str, tuple[str, str, str]]:
-    found = {}
-    for src, rel, dst in triples:
-        if rel == "FORKED" and "sim_server.py" in src and dst.startswith("proc /usr/bin/bash"):
-            found["server spawns shell"] = (src, rel, dst)
-        if rel == "CONNECTED" and dst == f"inet {ATTACKER}:{PAYLOAD_PORT}" and "bash" in src:
-            found["shell connects out"] = (src, rel, dst)
-        if rel == "EXECUTED" and dst.startswith("file /tmp/<tmp>"):
-            found["downloaded file executed"] = (src, rel, dst)
-    return found
 
 
 def cluster(replicas: int, epochs: int, requests: int, rules: Abstractor) -> dict:

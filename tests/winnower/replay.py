@@ -126,3 +126,16 @@ def zstd_baselines(logs: SimLogs) -> tuple[int, int]:
 
 def triple(a: Anomaly) -> Triple:
     return (a.source, a.rel, a.target)
+
+
+def required(triples: set[Triple]) -> dict[str, Triple]:
+    """The three attack edges the issue names, among an attack's label-level edges."""
+    found = {}
+    for src, rel, dst in triples:
+        if rel == "FORKED" and "sim_server.py" in src and dst.startswith("proc /usr/bin/bash"):
+            found["server spawns shell"] = (src, rel, dst)
+        if rel == "CONNECTED" and dst == f"inet {ATTACKER}:{PAYLOAD_PORT}" and "bash" in src:
+            found["shell connects out"] = (src, rel, dst)
+        if rel == "EXECUTED" and dst.startswith("file /tmp/<tmp>"):
+            found["downloaded file executed"] = (src, rel, dst)
+    return found

@@ -16,26 +16,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from tests.winnower.cluster_sim import ATTACKER, PAYLOAD_PORT, RULES_TOML, ClusterSim, unavailable
-from tests.winnower.replay import replay, triple
+from tests.winnower.cluster_sim import ATTACKER, RULES_TOML, ClusterSim, unavailable
+from tests.winnower.replay import replay, required, triple
 from ursprung_graph.winnower.abstraction import Abstractor, RulesFile
 from ursprung_graph.winnower.anomalies import rank
 
 REASON = unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"cluster simulation: {REASON}")
-
-
-def required(triples: set[tuple[str, str, str]]) -> dict[str, tuple[str, str, str]]:
-    """The three attack edges the issue names, among the attack's label-level edges."""
-    found = {}
-    for src, rel, dst in triples:
-        if rel == "FORKED" and "sim_server.py" in src and dst.startswith("proc /usr/bin/bash"):
-            found["server spawns shell"] = (src, rel, dst)
-        if rel == "CONNECTED" and dst == f"inet {ATTACKER}:{PAYLOAD_PORT}" and "bash" in src:
-            found["shell connects out"] = (src, rel, dst)
-        if rel == "EXECUTED" and dst.startswith("file /tmp/<tmp>"):
-            found["downloaded file executed"] = (src, rel, dst)
-    return found
 
 
 def test_attacks_on_a_replicated_cluster(tmp_path: Path):
