@@ -7,7 +7,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell test -x /usr/bin/python3.11 && echo /usr/bin/python3.11 || echo python3.11)
 VENV := .venv
 PY := $(VENV)/bin/python
-DEBS := auditd laurel python3-audit strace gcc python3.11-dev
+DEBS := auditd laurel python3-audit strace gcc python3.11-dev iproute2
 DEMO_HOME := $(CURDIR)/.home/demo
 DEMO_LOG := tests/data/pipeline.audit.log
 DEMO_OUTPUT := /tmp/ursprung-fixture/final/result.txt
@@ -19,7 +19,8 @@ all: test
 setup: debs venv node
 
 # Debian packages: the kernel audit tools, the benchmark's anchors, strace, the C compiler and
-# Python headers (the parser's core) and Node.js
+# Python headers (the parser's core), iproute2 (network namespaces of the Winnower cluster
+# simulation) and Node.js
 # (Neo4j's Cypher grammar checker). Installed only when missing; needs root for apt-get.
 debs:
 	@missing=""; \
