@@ -17,6 +17,7 @@ import pytest
 from ursprung_graph.collectors.auditd.records import (
     AuditEvent,
     AuditParser,
+    CaptureGap,
     PathItem,
     Rejected,
     SockAddr,
@@ -102,6 +103,15 @@ def openat(
         path(serial, 0, name, node=node),
         title(serial, node=node),
     ]
+
+
+def outputs(lines: list[bytes], **kw: object) -> list:
+    """Feed all lines then flush: every output, in order."""
+    p = AuditParser(**kw)  # type: ignore[arg-type]
+    out = []
+    for i, line in enumerate(lines):
+        out += p.feed(line, i)
+    return out + p.flush()
 
 
 def run(lines: list[bytes], **kw: object) -> tuple[list[AuditEvent], list[Rejected], AuditParser]:
@@ -416,7 +426,7 @@ def test_execve_split_argument_across_records() -> None:
     chunks = [arg[:2999], arg[2999:5000], arg[5000:]]
     lines = [
         sysc(41, 59, items=1, exit=0),
-        rec("EXECVE", 41, f'argc=3 a0="/bin/echo" a1_len={len(arg)} a1[0]={hx(chunks[0])}'),
+        rec("EXECVE", 41, f'argc=3 a0="/bin/echo" a1_len={2 * len(arg)} a1[0]={hx(chunks[0])}'),
         rec("EXECVE", 41, f" a1[1]={hx(chunks[1])}"),
         rec("EXECVE", 41, f' a1[2]={hx(chunks[2])} a2="end"'),
         path(41, 0, '"/bin/echo"'),
@@ -438,20 +448,23 @@ def test_execve_split_quoted_chunks() -> None:
 def test_execve_missing_chunk_is_truncated_at_flush() -> None:
     lines = [
         sysc(43, 59, items=0, exit=0),
-        rec("EXECVE", 43, f'argc=2 a0="x" a1_len=8 a1[0]={hx("abcd")}'),
+        rec("EXECVE", 43, f'argc=2 a0="x" a1_len=16 a1[0]={hx("abcd")}'),
         title(43),
     ]
-    events, dead, _ = run(lines)
-    assert events == []
-    assert len(dead) == 1
-    assert dead[0].reason == "truncated event serial 43: EXECVE arguments incomplete"
-    assert dead[0].raw.count(b"\n") == 2 and dead[0].offset == 0
+    out = outputs(lines)
+    assert [type(o) for o in out] == [AuditEvent, CaptureGap]
+    ev, gap = out
+    assert ev.serial == 43 and ev.argv is None and ev.proctitle is not None
+    assert gap.reason == "truncated event serial 43: EXECVE arguments incomplete"
+    assert gap.event is ev
+    assert gap.raw.count(b"\n") == 2 and gap.offset == 0
 
 
-def test_successful_execve_without_execve_record_is_truncated() -> None:
-    events, dead, _ = run([sysc(44, 59, items=0, exit=0), title(44)])
-    assert events == []
-    assert dead[0].reason == "truncated event serial 44: no EXECVE record"
+def test_successful_execve_without_execve_record_is_kept_with_a_gap() -> None:
+    out = outputs([sysc(44, 59, items=0, exit=0), title(44)])
+    assert [type(o) for o in out] == [AuditEvent, CaptureGap]
+    assert out[0].syscall == "execve" and out[0].argv is None
+    assert out[1].reason == "truncated event serial 44: no EXECVE record"
 
 
 def test_failed_execve_needs_no_execve_record() -> None:
@@ -465,7 +478,7 @@ def test_execve_record_arriving_after_proctitle_completes_the_event() -> None:
 
 
 def test_malformed_execve_drops_the_event_only() -> None:
-    bad = rec("EXECVE", 47, 'argc=2 a0="x" a1_len=2 a1[0]=41424344')  # 4 bytes, says 2
+    bad = rec("EXECVE", 47, 'argc=2 a0="x" a1_len=2 a1[0]=41424344')  # 8 digits, says 2
     events, dead, _ = run([sysc(47, 59, items=0, exit=0), bad, title(47), *openat(48)])
     assert [e.serial for e in events] == [48]
     assert len(dead) == 1
@@ -561,23 +574,24 @@ def test_window_completes_events_without_end_record() -> None:
     assert [e.serial for e in p.flush()] == [71, 72, 73]  # type: ignore[union-attr]
 
 
-def test_window_expiry_dead_letters_incomplete_event() -> None:
+def test_window_expiry_completes_incomplete_event_with_a_gap() -> None:
     p = AuditParser(window=1)
     out = p.feed(sysc(80, items=1)) + p.feed(sysc(81, items=0)) + p.feed(sysc(82, items=0))
-    assert len(out) == 1 and isinstance(out[0], Rejected)
-    assert out[0].reason == "truncated event serial 80: 0 of 1 PATH records"
+    assert [type(o) for o in out] == [AuditEvent, CaptureGap]
+    assert out[1].reason == "truncated event serial 80: 0 of 1 PATH records"
     late = p.feed(path(80, 0, '"/x"'))
     assert len(late) == 1 and "arrived after its event" in late[0].reason  # type: ignore[union-attr]
 
 
 def test_truncated_event_at_end_of_input() -> None:
     lines = [sysc(90, items=2), cwd(90), path(90, 0, '"/a"')]
-    events, dead, _ = run(lines)
-    assert events == []
-    assert len(dead) == 1
-    assert dead[0].reason == "truncated event serial 90: 1 of 2 PATH records"
-    assert dead[0].raw == b"".join(lines).rstrip(b"\n")
-    assert dead[0].offset == 0
+    out = outputs(lines)
+    assert [type(o) for o in out] == [AuditEvent, CaptureGap]
+    ev, gap = out
+    assert [x.name for x in ev.paths] == ["/a"] and ev.cwd is not None
+    assert gap.reason == "truncated event serial 90: 1 of 2 PATH records"
+    assert gap.raw == b"".join(lines).rstrip(b"\n")
+    assert gap.offset == 0
 
 
 def test_non_syscall_events_are_skipped() -> None:
@@ -622,7 +636,6 @@ def test_no_default_node_gives_none() -> None:
 @pytest.mark.parametrize(
     ("line", "reason"),
     [
-        (b"", "empty line"),
         (b"\x00\x01\xfe\xff binary", "binary or non-ASCII"),
         (b"hello world", "no type= field"),
         (b"type=SYSCALL audit(1.2:3): x=1", "no msg=audit(...) header"),
@@ -638,6 +651,13 @@ def test_junk_lines_are_dead_letters(line: bytes, reason: str) -> None:
     assert reason in dead[0].reason
     assert dead[0].raw == line and dead[0].offset == 0
     assert p.records == 4
+
+
+def test_blank_lines_are_skipped_as_auparse_does() -> None:
+    events, dead, p = run([b"", b"\r", *openat(123), b""])
+    assert [e.serial for e in events] == [123]
+    assert dead == []
+    assert p.records == len(openat(123))  # blank lines are not records
 
 
 def test_non_ascii_raw_part_is_dead_letter() -> None:
@@ -842,7 +862,7 @@ def test_hand_written_edge_cases_agree_with_auparse(tmp_path: Path) -> None:
         path(170, 0, hx("rel dir/f.txt")),
         title(170),
         sysc(171, 59, items=1, exit=0),
-        rec("EXECVE", 171, f'argc=2 a0="x" a1_len=8 a1[0]={hx("abcd")}'),
+        rec("EXECVE", 171, f'argc=2 a0="x" a1_len=16 a1[0]={hx("abcd")}'),
         rec("EXECVE", 171, f" a1[1]={hx('efgh')}"),
         path(171, 0, '"/x"'),
         title(171),

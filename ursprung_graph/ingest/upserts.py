@@ -158,6 +158,13 @@ class Batch:
             self.runs.add(ev)
             return
         host, ts = ev.host, ev.ts
+        if ev.kind is Kind.GAP:
+            # A capture gap is kept beside the dead letters (what could not be read) and
+            # makes no node: its process may be one the collector never saw act.
+            key = f"gap:{ev.source}:{host}:{ev.seq}"
+            self.dead[key] = {"key": key, "source": ev.source, "reason": f"capture gap: {ev.gap}",
+                              "raw": "", "where": f"pid {ev.proc.pid} at {ts}", "host": host}
+            return
         proc = self._process(host, ev.proc, ts, ev)
         kind = ev.kind
         if kind is Kind.FORK and ev.child is not None:

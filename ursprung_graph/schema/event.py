@@ -39,6 +39,7 @@ class Kind(StrEnum):
     PIPE_WRITE = "pipe_write"  # proc writes pipe (stdout/stderr is the pipe's write end)
     RUN = "run"  # a pipeline run (``run``) rooted in proc, with its member processes
     VERSION = "version"  # file had content ``version`` when run ``version.run`` observed it
+    GAP = "gap"  # capture gap: records of proc's syscall were lost; ``gap`` says which
 
 
 class ProcessInfo(msgspec.Struct, omit_defaults=True, frozen=True):
@@ -122,6 +123,7 @@ class Event(msgspec.Struct, omit_defaults=True, frozen=True):
     exit_code: int | None = None
     run: RunInfo | None = None
     version: VersionInfo | None = None
+    gap: str | None = None  # Kind.GAP: what was lost, and why it is known
 
 
 def raw_text(data: bytes) -> str:

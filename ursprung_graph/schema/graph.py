@@ -108,9 +108,10 @@ def is_local_address(address: str) -> bool:
 
 def endpoint_key(host: str, peer: Endpoint) -> str:
     """Unix and host-local sockets are per host (keyed by path or port, so that a server
-    bound to 0.0.0.0:P and a client of 127.0.0.1:P meet); remote ones are global."""
-    if peer.family == "unix":
-        return f"e:{host}:unix:{peer.address}"
+    bound to 0.0.0.0:P and a client of 127.0.0.1:P meet); remote ones are global. A
+    ``listening`` endpoint (a socket known only by a descriptor) is per host too."""
+    if peer.family in ("unix", "listening"):
+        return f"e:{host}:{peer.family}:{peer.address}"
     if is_local_address(peer.address):
         return f"e:{host}:tcp:{peer.port}"
     return f"e::{peer.address}:{peer.port}"

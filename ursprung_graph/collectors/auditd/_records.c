@@ -1282,7 +1282,7 @@ fast_build(Parser *self, PyObject *key, Pending *ev, int final, PyObject **res)
         missing = 1;    /* a successful execve without its arguments */
     if (missing) {
         if (final)
-            goto done;  /* truncated: Python writes the dead letter */
+            goto done;  /* truncated: Python emits it with its capture gap */
         *res = Py_NewRef(Py_None);
         outcome = FAST_DONE;
         goto done;
@@ -1621,6 +1621,8 @@ feed_line(Parser *self, PyObject *line, PyObject *offset)
     Py_ssize_t end = PyBytes_GET_SIZE(line);
     while (end > 0 && (s[end - 1] == '\n' || s[end - 1] == '\r'))
         end--;
+    if (end == 0)
+        return PyList_New(0);  /* a blank line: skipped, as auparse does */
     Header h;
     if (!scan_header(s, end, &h))
         return bad_line(B.junk_reason, line, end, offset, 0);

@@ -27,8 +27,9 @@ last before EOE, and auditd does not write EOE to audit.log at all), then:
   successful execve/execveat, all EXECVE arguments; if incomplete it keeps waiting (records
   may arrive out of order) and is re-tried when SYSCALL, PATH or EXECVE records arrive;
 * otherwise an event completes when more than ``window`` newer events have started, or at
-  :meth:`AuditParser.flush`; a SYSCALL event still incomplete then is a
-  :class:`Rejected` ("truncated event serial N: 1 of 2 PATH records").
+  :meth:`AuditParser.flush`; a SYSCALL event still incomplete then is emitted with what its
+  records prove (the PATH records present, argv None), followed by a :class:`CaptureGap`
+  saying what is lost ("truncated event serial N: 1 of 2 PATH records").
 
 Events without a SYSCALL record (USER_*, DAEMON_*, standalone CONFIG_CHANGE, URINGOP...)
 are counted in ``skipped``; user-space message types are skipped on sight.
@@ -74,6 +75,7 @@ __all__ = [
     "AuditEvent",
     "AuditParser",
     "CAuditParser",
+    "CaptureGap",
     "Completed",
     "Rejected",
     "PathItem",
@@ -132,7 +134,19 @@ class Rejected:
     offset: int
 
 
-Output = AuditEvent | Rejected
+@dataclass(slots=True)
+class CaptureGap:
+    """Records of an emitted event that never arrived (a PATH lost under backlog, an
+    excerpt cut off): ``event`` (emitted just before this) holds what the other records
+    prove; ``reason`` says what is missing, ``raw`` the records that did arrive."""
+
+    reason: str
+    event: AuditEvent
+    raw: bytes
+    offset: int
+
+
+Output = AuditEvent | Rejected | CaptureGap
 #: What ``feed_block`` returns per line that completed something: (offset after the line,
 #: events pending after it, records read so far, outputs).
 Completed = tuple[int, int, int, list[Output]]
@@ -371,10 +385,13 @@ def _path_fields(raw: bytes) -> tuple:
         item, name, inode, dev, mode, nametype = m.groups()
     else:
         d = _fields(_raw_part(raw))
-        item, name, nametype = d.get(b"item"), d.get(b"name"), d.get(b"nametype")
+        item, name = d.get(b"item"), d.get(b"name")
         inode, dev, mode = d.get(b"inode"), d.get(b"dev"), d.get(b"mode")
-        if item is None or name is None or nametype is None:
-            raise _Malformed("missing item=, name= or nametype=")
+        if item is None or name is None:
+            raise _Malformed("missing item= or name=")
+        # Kernels before 3.13 (RHEL/CentOS 7: 3.10) write objtype= instead of nametype=,
+        # older ones neither (auparse accepts both): the kind of name is then unknown.
+        nametype = d.get(b"nametype", d.get(b"objtype", b"UNKNOWN"))
     if not nametype:
         raise _Malformed("empty nametype=")
     try:
@@ -432,16 +449,17 @@ def _execve_arg(d: dict[bytes, bytes], i: int) -> bytes | None:
     except ValueError:
         raise _Malformed(f"bad a{i}_len {_show(total)}") from None
     chunks = []
+    logged = 0  # characters as logged: aN_len counts hex digits of a hex-encoded argument
     j = 0
     while (c := d.get(b"a%d[%d]" % (i, j))) is not None:
         chunks.append(_value(c) or b"")
+        logged += len(c) - 2 if c[:1] == b'"' else len(c)
         j += 1
-    data = b"".join(chunks)
-    if len(data) < want:
+    if logged < want:
         return None
-    if len(data) > want:
-        raise _Malformed(f"argument a{i} has {len(data)} bytes but a{i}_len={want}")
-    return data
+    if logged > want:
+        raise _Malformed(f"argument a{i} has {logged} characters but a{i}_len={want}")
+    return b"".join(chunks)
 
 
 def _single_value(body: bytes, field: bytes) -> bytes:
@@ -538,8 +556,6 @@ class _ParserState(Protocol):
 
 def _junk_reason(line: bytes) -> str:
     """Why a line is not a record, as specific as cheaply possible."""
-    if not line:
-        return "not an audit record: empty line"
     if not line.isascii():
         return "not an audit record: binary or non-ASCII bytes"
     if b"type=" not in line:
@@ -683,23 +699,22 @@ def _build(
             return [_dead(why, execs[0])]
     if argv is None and missing is None and success and name in _EXECS:
         missing = "EXECVE arguments incomplete" if execs else "no EXECVE record"
-    if missing is not None:
-        if not final:
-            return None
-        why = f"truncated event serial {serial}: {missing}"
-        return [*out, Rejected(why, _joined(recs), offset)]
+    if missing is not None and not final:
+        return None
     cwd = title = sock = fdp = None
     if len(single) > 1:
         cwd, title, sock, fdp = _aux(p, single, serial, out)
     ppid, pid, auid, uid, gid, euid, comm, exe, k = ident
     # Positional on purpose: keyword construction of this 24-field class costs 3x more.
-    out.append(
-        AuditEvent(
-            p.default_node if node is None else node.decode("ascii"),
-            serial, ts, name, success, exit_, args, pid, ppid, uid, euid, gid, auid,
-            comm, exe, k, cwd, plist, argv, title, sock, fdp, nrec, offset,
-        )
+    ev = AuditEvent(
+        p.default_node if node is None else node.decode("ascii"),
+        serial, ts, name, success, exit_, args, pid, ppid, uid, euid, gid, auid,
+        comm, exe, k, cwd, plist, argv, title, sock, fdp, nrec, offset,
     )  # fmt: skip
+    out.append(ev)
+    if missing is not None:  # final: keep what the records prove, say what is lost
+        out.append(CaptureGap(f"truncated event serial {serial}: {missing}", ev,
+                              _joined(recs), offset))
     return out
 
 
@@ -888,6 +903,8 @@ class PyAuditParser:
     def feed(self, line: bytes, offset: int = -1) -> list[Output]:
         """One raw line (with or without trailing newline). Returns events completed by it."""
         line = line.rstrip(b"\r\n")
+        if not line:
+            return []  # a blank line: skipped, as auparse does
         m = _HEADER.match(line)
         if m is None:
             return [Rejected(_junk_reason(line), line[:RAW_LIMIT], offset)]

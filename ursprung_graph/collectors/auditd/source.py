@@ -11,10 +11,11 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from ...schema.event import DeadLetter, Event, raw_text
+from ...schema.event import SCHEMA_VERSION, DeadLetter, Event, Kind, ProcessInfo, raw_text
 from ..os_model import OSModel
 from ..source import Chunk, Point
-from .records import AuditEvent, AuditParser, Completed, Output, Rejected, line_blocks
+from .records import (AuditEvent, AuditParser, CaptureGap, Completed, Output, Rejected,
+                      line_blocks)
 
 SOURCE = "auditd"
 
@@ -92,11 +93,26 @@ class AuditdSource:
     def take(self, items: list[Output], chunk: Chunk | ResumableChunk, where: str) -> None:
         """Parsed items into ``chunk``."""
         apply, events = self.model.apply, chunk.events
+        made: list[Event] = []
         for item in items:
             if type(item) is AuditEvent:
-                events += apply(item)
+                made = apply(item)
+                events += made
             elif isinstance(item, Rejected):
                 chunk.dead.append(dead_letter(item, where))
+            elif isinstance(item, CaptureGap):  # follows its event, whose events are `made`
+                events.append(self._gap(item, len(made)))
+
+    def _gap(self, gap: CaptureGap, after: int) -> Event:
+        """A capture gap as an event of the process the incomplete syscall belongs to."""
+        sc = gap.event
+        host = sc.node or self.model.default_host
+        proc = self.model.process(host, sc.pid)
+        info = (ProcessInfo(pid=proc.pid, start=proc.start, ppid=proc.ppid) if proc
+                else ProcessInfo(pid=sc.pid, ppid=sc.ppid))
+        return Event(v=SCHEMA_VERSION, source=SOURCE, host=host, ts=sc.ts,
+                     seq=f"{sc.serial}.{after}", kind=Kind.GAP, proc=info,
+                     gap=f"{gap.reason} ({sc.syscall})")
 
     def chunks(self, lines: Iterable[bytes], offset: int, where: str,
                min_events: int = 5000) -> Iterator[ResumableChunk]:

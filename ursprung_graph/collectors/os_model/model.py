@@ -24,6 +24,7 @@ How a front end drives it (auditd, the strace tracer, eBPF):
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Callable, Iterable
 
 import msgspec
@@ -54,6 +55,11 @@ from .syscall import PathItem, SockAddr, SyscallRecord
 #: Pseudo file systems: reading /proc or writing /dev/null is not data provenance.
 IGNORED_PREFIXES = ("/proc/", "/sys/", "/dev/")
 KEPT_PREFIXES = ("/dev/shm/",)
+
+#: The family of an endpoint that stands for a listening socket known only by its
+#: descriptor (neither its bind nor its peers' addresses were seen).
+LISTENING = "listening"
+_PROC_FD = re.compile(r"/proc/(self|thread-self|[0-9]+)/fd/([0-9]+)/?$")
 
 #: Processes whose state is kept at most; the oldest entries go first.
 MAX_PROCESSES = 65536
@@ -253,8 +259,15 @@ class OSModel:
             return
         table = self._table(out.host)
         existing = table.get(child_pid)
-        if existing is not None and existing.ppid == proc.pid and existing.start >= sc.ts - 10**9:
-            return  # the child acted before its parent's clone record: already spawned
+        if existing is not None and existing.ppid == proc.pid:
+            if existing.start >= sc.ts - 10**9:
+                return  # the child acted before its parent's clone record: already spawned
+            if existing.start == 0:
+                # The child acted (and exec'd) before the clone record arrived, while its
+                # parent was not yet known: it is this clone's child, already a node. Link
+                # it; a second process would split one process in two.
+                out.emit(Kind.FORK, sc.ts, proc, child=_info(existing, full=True))
+                return
         if sc.syscall == "clone3":
             # clone3's flags are behind a pointer: a thread or a process? Wait until the
             # child acts under its own pid (threads never do: records carry the tgid as pid).
@@ -355,7 +368,8 @@ class OSModel:
         kind = "rw" if mode == O_RDWR else "w" if mode == O_WRONLY else "r"
         if kind != "w":
             out.emit(Kind.READ, sc.ts, proc, file=ref)
-        if kind != "r":
+        if kind != "r" or item.nametype == "CREATE":
+            # a file created by an O_RDONLY|O_CREAT open is still made by its creator
             out.emit(Kind.WRITE, sc.ts, proc, file=ref)
         self._set_fd(proc, fd, Fd(kind, ref))
 
@@ -422,13 +436,17 @@ class OSModel:
         if not created:
             return
         at = sc.syscall.endswith("at")
-        normal = [i.name for i in sc.paths if i.nametype == "NORMAL" and i.name]
+        symlink = sc.syscall.startswith("symlink")
+        # link: the existing name is NORMAL; symlink: the kernel logs the target string, not
+        # resolved, as an UNKNOWN item (no inode)
+        sources = ("NORMAL", "UNKNOWN") if symlink else ("NORMAL",)
+        normal = [i.name for i in sc.paths if i.nametype in sources and i.name]
         if not normal:
-            return  # a symlink's target is a string the kernel does not resolve or log
+            return
         new_dirfd, old_dirfd = (sc.args[1], None) if sc.syscall == "symlinkat" else (
             sc.args[2], sc.args[0])
         new = _join(proc, created[0], self.directory(proc, new_dirfd) if at else None)
-        if sc.syscall.startswith("symlink"):
+        if symlink:  # a relative target is relative to the link's directory
             old = _join(proc, normal[0], posixpath.dirname(new))
         else:
             old = _join(proc, normal[0],
@@ -468,12 +486,17 @@ class OSModel:
     def _accept(self, out: Emitter, sc: SyscallRecord, proc: Proc) -> None:
         """The data flows through the listening endpoint (known from bind); the peer's
         ephemeral address says nothing stable."""
-        listening = proc.fds.get(sc.args[0] & 0xFFFFFFFF)
+        fd = sc.args[0] & 0xFFFFFFFF
+        listening = proc.fds.get(fd)
         peer = listening.peer if listening is not None and listening.peer else None
         if peer is None:
             peer = _endpoint(sc.sockaddr)
             if peer is None or peer.family == "unix":
-                return
+                # Neither the bind nor the peer is known (a daemon started before
+                # observation, accept(fd, NULL, NULL)): the listening socket is still one
+                # thing, named by the descriptor it was first seen on.
+                peer = Endpoint(LISTENING, f"{proc.pid}.{proc.start}.{fd}")
+                self._set_fd(proc, fd, Fd("sock", peer=peer, sock="bind"))
         out.emit(Kind.ACCEPT, sc.ts, proc, peer=peer)
         if sc.exit is not None and sc.exit >= 0:
             self._set_fd(proc, sc.exit, Fd("sock", peer=peer, sock="accept"))
@@ -502,10 +525,24 @@ class Emitter:
 
 
 def _join(proc: Proc, name: str, base: str | None = None) -> str:
-    """Absolute, normalized path; relative names against ``base`` or the cwd."""
+    """Absolute, normalized path; relative names against ``base`` or the cwd; a name of
+    one of the process's own descriptors (``/proc/self/fd/N``) is the file open there."""
+    if name.startswith("/proc/"):
+        entry = _own_fd(proc, name)
+        if entry is not None and entry.file is not None:
+            return entry.file.path
     if not name.startswith("/"):
         name = posixpath.join(base or proc.cwd or "/", name)
     return posixpath.normpath(name) if "/." in name or "//" in name else name
+
+
+def _own_fd(proc: Proc, name: str) -> Fd | None:
+    """The descriptor ``/proc/self/fd/N``, ``/proc/thread-self/fd/N`` or ``/proc/PID/fd/N``
+    (PID: the process itself) names, if the model knows it."""
+    m = _PROC_FD.match(name)
+    if m is None or m[1] not in ("self", "thread-self", str(proc.pid)):
+        return None
+    return proc.fds.get(int(m[2]))
 
 
 def _info(proc: Proc, *, full: bool) -> ProcessInfo:
