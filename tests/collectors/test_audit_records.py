@@ -24,6 +24,7 @@ from ursprung_graph.collectors.auditd.records import (
     decode_sockaddr,
     iter_file,
 )
+from tests.reference import libaudit
 from ursprung_graph.collectors.os_model import syscalls
 
 TS = "1700000000.123"
@@ -795,11 +796,9 @@ def test_iter_file_matches_feed_on_real_log() -> None:
     assert len(from_file) == 5474
 
 
-def _auparse_dump(log: Path) -> list[dict] | None:
-    """Events of a log as read by libaudit's auparse (Debian python3-audit), or None."""
-    py = shutil.which("python3", path="/usr/bin")
-    if py is None:
-        return None
+def _auparse_dump(log: Path) -> list[dict]:
+    """Events of a log as read by libaudit's auparse (Debian python3-audit); skips only when
+    the binding is missing, fails when the reference script breaks."""
     script = r"""
 import auparse, json, sys
 au = auparse.AuParser(auparse.AUSOURCE_FILE, sys.argv[1])
@@ -829,18 +828,14 @@ while au.parse_next_event():
         out.append(ev)
 print(json.dumps(out))
 """
-    res = subprocess.run([py, "-c", script, str(log)], capture_output=True, text=True)
-    if res.returncode != 0:
-        return None
-    return json.loads(res.stdout)
+    dumped: list[dict] = json.loads(libaudit.run(script, str(log)))
+    return dumped
 
 
 def test_agrees_with_auparse_on_real_log() -> None:
     """libaudit's own parser is the reference for names, pids, paths, cwd and argv."""
     log = DATA / "pipeline.audit.log"
-    ref = _auparse_dump(log) if log.exists() else None
-    if ref is None:
-        pytest.skip("auparse (python3-audit) or the captured log is not available")
+    ref = _auparse_dump(log)
     ours = {e.serial: e for e in iter_file(str(log)) if isinstance(e, AuditEvent)}
     assert len(ours) == len(ref)
     for r in ref:
@@ -870,8 +865,6 @@ def test_hand_written_edge_cases_agree_with_auparse(tmp_path: Path) -> None:
     log = tmp_path / "audit.log"
     log.write_bytes(b"".join(lines))
     ref = _auparse_dump(log)
-    if ref is None:
-        pytest.skip("auparse (python3-audit) not available")
     ours = {e.serial: e for e in iter_file(str(log)) if isinstance(e, AuditEvent)}
     r170 = next(r for r in ref if r["serial"] == 170)
     assert (ours[170].comm, ours[170].exe, ours[170].cwd) == (
