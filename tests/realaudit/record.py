@@ -67,6 +67,7 @@ KEY = "ursprung"
 BACKLOG = 8192
 WORKDIR_MARKER = ".ursprung-realaudit-workdir"
 LOCK_PATH = Path(tempfile.gettempdir()) / "ursprung-realaudit.lock"
+INIT_SCRIPT = Path("/etc/init.d/auditd")
 UNSET_ID = 4294967295
 # $0 = script, $1 = workdir; the go line arrives once the rules are loaded
 ROOT_WRAPPER = 'read -r _ || exit 97; exec bash "$0" run "$1" </dev/null'
@@ -148,8 +149,9 @@ def auditd_available() -> str | None:
     if status.get("enabled") == "2":
         return "audit configuration is locked (enabled 2): rules cannot be added or removed"
     pid = int(status.get("pid", "0") or 0)
-    if pid != 0 and _pid_alive(pid):
-        return f"an audit daemon already runs (pid {pid}); not replacing the machine's auditd"
+    if pid != 0 and _pid_alive(pid) and service_of(pid) is None:
+        return (f"an audit daemon that is not the machine's auditd service already runs "
+                f"(pid {pid}): not replacing it")
     listed = _run(["auditctl", "-l"], check=False, timeout=10).stdout
     if f"key={KEY}" in listed:
         return (
@@ -157,6 +159,51 @@ def auditd_available() -> str | None:
             f"recording); remove them with: auditctl -D -k {KEY}"
         )
     return None
+
+
+def service_of(pid: int) -> str | None:
+    """How the machine runs the auditd ``pid`` as a service ("systemd": auditd.service,
+    started when the package is installed; "init.d": Debian's /etc/init.d/auditd), or None
+    for any other audit daemon (another recorder's or collector's: never touched)."""
+    try:
+        cgroup = Path(f"/proc/{pid}/cgroup").read_text()
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+    if not exe.endswith("/auditd"):
+        return None
+    if "auditd.service" in cgroup:
+        return "systemd"
+    for pidfile in (Path("/run/auditd.pid"), Path("/var/run/auditd.pid")):
+        with contextlib.suppress(OSError, ValueError):
+            if int(pidfile.read_text().split()[0]) == pid and INIT_SCRIPT.exists():
+                return "init.d"
+    return None
+
+
+@contextlib.contextmanager
+def _service_paused(details: dict):  # type: ignore[no-untyped-def]
+    """Stop the machine's auditd service (if it runs) for the recording, start it again
+    after, whatever happens; the kernel allows one audit daemon at a time."""
+    pid = int(audit_status().get("pid", "0") or 0)
+    how = service_of(pid) if pid and _pid_alive(pid) else None
+    if how is None:
+        yield
+        return
+    details["paused_service"] = {"pid": pid, "how": how}
+    os.kill(pid, signal.SIGTERM)  # what both the unit and the init script do to stop it
+    if not _wait_for(lambda: not _pid_alive(pid) and audit_status().get("pid") in ("0", None),
+                     30):
+        raise RecordError(f"the machine's auditd (pid {pid}) did not stop")
+    try:
+        yield
+    finally:
+        start = (["systemctl", "start", "auditd.service"] if how == "systemd"
+                 else [str(INIT_SCRIPT), "start"])
+        _run(start, check=False, timeout=60)
+        if not _wait_for(lambda: audit_status().get("pid", "0") not in ("0", ""), 30):
+            raise RecordError(f"the machine's auditd did not start again ({' '.join(start)})")
+        details["paused_service"]["restarted_pid"] = int(audit_status()["pid"])
 
 
 def _pid_alive(pid: int) -> bool:
@@ -262,9 +309,10 @@ def record(
             raise RecordError(reason)
         _prepare_workdir(workdir)
         _run(["bash", str(script), "prepare", str(workdir)], timeout=60)
-        return _record_locked(
-            script, workdir, out, log_format, timeout, Path(rules), scope, details
-        )
+        with _service_paused(details):
+            return _record_locked(
+                script, workdir, out, log_format, timeout, Path(rules), scope, details
+            )
 
 
 def _record_locked(

@@ -19,7 +19,15 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.realaudit.record import KEY, audit_status, auditd_available, record  # noqa: E402
+from tests.realaudit.record import (  # noqa: E402
+    INIT_SCRIPT,
+    KEY,
+    _wait_for,
+    audit_status,
+    auditd_available,
+    record,
+    service_of,
+)
 
 HERE = Path(__file__).resolve().parent
 _REASON = auditd_available()
@@ -135,3 +143,37 @@ def test_cleanup(recording):
     assert after.get("pid") != str(pid)
     assert after.get("enabled") == before.get("enabled")
     assert after.get("backlog_limit") == before.get("backlog_limit")
+
+
+def _start_service() -> list[str]:
+    """Start the machine's auditd service the way this machine runs services; the command
+    that stops it again."""
+    systemd = Path("/run/systemd/system").is_dir()
+    start = ["systemctl", "start", "auditd.service"] if systemd else [str(INIT_SCRIPT), "start"]
+    res = subprocess.run(start, capture_output=True, text=True, timeout=60, check=False)
+    assert res.returncode == 0, res.stderr
+    return ["systemctl", "stop", "auditd.service"] if systemd else [str(INIT_SCRIPT), "stop"]
+
+
+@pytest.mark.skipif(not Path("/run/systemd/system").is_dir() and not INIT_SCRIPT.exists(),
+                    reason="no auditd service on this machine (neither systemd nor init.d)")
+def test_records_while_the_machine_auditd_service_runs(tmp_path: Path) -> None:
+    """Where installing auditd starts auditd.service, the recording stops that service for
+    its time and starts it again afterwards, instead of skipping."""
+    running = audit_status().get("pid", "0")
+    stop = None if running not in ("0", "") else _start_service()
+    try:
+        pid = int(audit_status()["pid"])
+        assert service_of(pid) is not None
+        assert auditd_available() is None
+        info: dict = {}
+        log, _ = record(HERE / "fidelity.sh", tmp_path / "w", tmp_path / "audit.log", info=info)
+        assert info["paused_service"]["pid"] == pid
+        text = log.read_text(errors="replace")
+        assert "syscall=266 " in text and "type=PATH" in text  # the symlinkat of the script
+        after = int(audit_status()["pid"])
+        assert after == info["paused_service"]["restarted_pid"] and service_of(after)
+    finally:
+        if stop is not None:
+            subprocess.run(stop, capture_output=True, timeout=60, check=False)
+            assert _wait_for(lambda: audit_status().get("pid") in ("0", None), 30)
