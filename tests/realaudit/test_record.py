@@ -160,8 +160,8 @@ def _start_service() -> list[str]:
 def test_records_while_the_machine_auditd_service_runs(tmp_path: Path) -> None:
     """Where installing auditd starts auditd.service, the recording stops that service for
     its time and starts it again afterwards, instead of skipping."""
-    running = audit_status().get("pid", "0")
-    stop = None if running not in ("0", "") else _start_service()
+    before = audit_status()
+    stop = None if before.get("pid", "0") not in ("0", "") else _start_service()
     try:
         pid = int(audit_status()["pid"])
         assert service_of(pid) is not None
@@ -174,6 +174,8 @@ def test_records_while_the_machine_auditd_service_runs(tmp_path: Path) -> None:
         after = int(audit_status()["pid"])
         assert after == info["paused_service"]["restarted_pid"] and service_of(after)
     finally:
-        if stop is not None:
+        if stop is not None:  # leave the audit state as found: no daemon, same enabled flag
             subprocess.run(stop, capture_output=True, timeout=60, check=False)
             assert _wait_for(lambda: audit_status().get("pid") in ("0", None), 30)
+            subprocess.run(["auditctl", "-e", before.get("enabled", "0")], capture_output=True,
+                           timeout=30, check=False)
