@@ -130,11 +130,27 @@ def count_records(path: Path) -> int:
     return n
 
 
-def replicate(src: Path, dst: Path, copies: int) -> int:
+_PIDS = re.compile(rb"(?<= )(pid|ppid)=([0-9]+)")
+_INODES = re.compile(rb"(?<= )inode=([0-9]+)")
+_PATHS = re.compile(rb'(?<= )(name|cwd|exe)="(/?)')
+
+
+def _varied(line: bytes, k: int, pid_shift: int, inode_shift: int) -> bytes:
+    """Copy ``k`` of a record with its own pids, inodes and (quoted) paths."""
+    line = _PIDS.sub(lambda m: b"%s=%d" % (m[1], int(m[2]) + k * pid_shift), line)
+    line = _INODES.sub(lambda m: b"inode=%d" % (int(m[1]) + k * inode_shift), line)
+    return _PATHS.sub(lambda m: b'%s="%s' % (m[1], b"/copy%d/" % k if m[2] else
+                                              b"copy%d/" % k), line)
+
+
+def replicate(src: Path, dst: Path, copies: int, *, vary: bool = False) -> int:
     """Write ``copies`` concatenated copies of ``src`` to ``dst``; returns the record count.
 
     Copy k has every timestamp shifted by k * (span of the log + 1 s) and every serial by
     k * (largest serial + 1), so events of different copies never share a serial or a time.
+    With ``vary``, copy k also has its own processes, files and names: pids and ppids
+    shifted by k * 10**6, inodes by k * 10**9, and quoted ``name=``, ``cwd=`` and ``exe=``
+    paths under ``copyK/`` (so nothing a parser memoises for one copy serves another).
     Other lines are copied unchanged.
     """
     lines = src.read_bytes().splitlines(keepends=True)
@@ -166,7 +182,8 @@ def replicate(src: Path, dst: Path, copies: int) -> int:
                     continue
                 sec, ms, serial = int(m.group(1)) + dt, m.group(2), int(m.group(3)) + ds
                 head = line[: m.start(1)] + b"%d.%s:%d)" % (sec, ms, serial)
-                out.write(head + line[m.end(3) + 1 :])
+                rest = line[m.end(3) + 1 :]
+                out.write(head + (_varied(rest, k, 10**6, 10**9) if vary else rest))
     return n
 
 
@@ -345,6 +362,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=5, help="runs per measurement; best is kept")
     p.add_argument("--cpu", type=int, default=min(os.sched_getaffinity(0)))
     p.add_argument("--skip-import", action="store_true", help="do not run (d)")
+    p.add_argument("--vary", action="store_true",
+                   help="copies of the log differ in pids, inodes and paths, not only times")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
 
@@ -365,7 +384,7 @@ def main(argv=None) -> int:
         base_records = count_records(args.log)
         copies = max(1, math.ceil(args.target_records / base_records))
         large = tmp / "large.audit.log"
-        large_records = replicate(args.log, large, copies)
+        large_records = replicate(args.log, large, copies, vary=args.vary)
         x10 = tmp / "x10.audit.log"
         x10_records = replicate(args.log, x10, 10)
         results.update(

@@ -1,7 +1,7 @@
 """This tree against another checkout of the project, side by side in one run.
 
     .venv/bin/python bench/bench_shape.py --against /tmp/old [--repeat 5]
-        [--target-records 200000] [--log tests/data/pipeline.audit.log]
+        [--target-records 200000] [--log tests/data/pipeline.audit.log] [--vary]
 
 Made for refactors that must not slow anything down: ``git worktree add /tmp/old REV``,
 copy or build its C extension, and compare. Each measurement runs in a child process with
@@ -16,7 +16,8 @@ is kept (this machine's speed drifts, interleaving spreads the drift over both s
   store start included), records/s.
 
 The log is the recording concatenated with shifted timestamps and serials up to about
-``--target-records`` records (``bench_parse.replicate``). Prints a table and writes
+``--target-records`` records (``bench_parse.replicate``; with ``--vary`` the copies also
+differ in pids, inodes and paths). Prints a table and writes
 ``bench/out/shape.json``.
 """
 
@@ -96,13 +97,15 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--target-records", type=int, default=200_000)
     ap.add_argument("--log", type=Path, default=REPO / "tests/data/pipeline.audit.log")
+    ap.add_argument("--vary", action="store_true",
+                    help="copies of the log differ in pids, inodes and paths, not only times")
     ap.add_argument("--out", type=Path, default=HERE / "out" / "shape.json")
     args = ap.parse_args()
     trees = {"this": REPO, "against": args.against.resolve()}
     with tempfile.TemporaryDirectory() as tmp:
         big = Path(tmp) / "big.log"
         base = count_records(args.log)
-        replicate(args.log, big, max(1, args.target_records // base))
+        replicate(args.log, big, max(1, args.target_records // base), vary=args.vary)
         records = count_records(big)
         print(f"log: {records:,} records; trees: {trees['this']} vs {trees['against']}",
               file=sys.stderr)

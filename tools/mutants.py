@@ -68,6 +68,9 @@ MUTANTS = [
     Mutant("size+mtime ignores mtime", "ursprung_graph/query/compare.py",
            "return (size_a, _known(fa.mtime)) == (size_b, _known(fb.mtime)),",
            "return size_a == size_b,", ("tests/runs/test_compare_rules.py",)),
+    Mutant("a loading server taken for a hung one", "ursprung_graph/store/embedded.py",
+           'if reply.startswith(b"-LOADING"):', 'if reply.startswith(b"-LOADING-NOT"):',
+           ("tests/test_store.py::test_a_server_that_is_loading_is_waited_for",)),
     # the fidelity defects, each fix undone
     Mutant("PATH needs nametype=", RECORDS,
            'nametype = d.get(b"nametype", d.get(b"objtype", b"UNKNOWN"))',
