@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.reference import libaudit
 from ursprung_graph.collectors.auditd.records import (
     AuditEvent,
     AuditParser,
@@ -24,7 +25,6 @@ from ursprung_graph.collectors.auditd.records import (
     decode_sockaddr,
     iter_file,
 )
-from tests.reference import libaudit
 from ursprung_graph.collectors.os_model import syscalls
 
 TS = "1700000000.123"

@@ -15,8 +15,7 @@ from ursprung_graph.collectors.auditd.records import (
     iter_file,
 )
 from ursprung_graph.collectors.auditd.source import normalize_file
-from ursprung_graph.schema.event import DeadLetter
-from ursprung_graph.schema.event import Event, Kind
+from ursprung_graph.schema.event import DeadLetter, Event, Kind
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 FOREIGN = DATA / "foreign"

@@ -15,7 +15,7 @@ reason to skip.
 import json
 import sys
 
-import auparse  # noqa: I001  (the Debian binding; not installable from PyPI)
+import auparse
 
 SYSCALL_FIELDS = ("syscall", "pid", "ppid", "exit", "success", "items")
 
@@ -26,7 +26,7 @@ def events(path):
     while au.parse_next_event():
         ts = au.get_timestamp()  # None for text that is no record (a comment line)
         ev = {"node": ts and ts.host, "serial": ts and ts.serial,
-              "stamp": ts and "%d.%03d:%d" % (ts.sec, ts.milli, ts.serial),
+              "stamp": ts and f"{ts.sec}.{ts.milli:03d}:{ts.serial}",
               "types": [], "paths": [], "syscall": {}}
         if not au.first_record():
             out.append(ev)

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from ...schema.event import SCHEMA_VERSION, DeadLetter, Event, Kind, ProcessInfo, raw_text
 from ..os_model import OSModel
 from ..source import Chunk, Point
-from .records import (AuditEvent, AuditParser, CaptureGap, Completed, Output, Rejected,
-                      line_blocks)
+from .records import AuditEvent, AuditParser, CaptureGap, Completed, Output, Rejected, line_blocks
 
 SOURCE = "auditd"
 
