@@ -108,9 +108,10 @@ def _lines(log: Path) -> list[bytes]:
 @needs_c
 @pytest.mark.parametrize("log", LOGS, ids=lambda p: p.name)
 def test_real_logs(log: Path) -> None:
-    out = same(_lines(log))
+    lines = _lines(log)
+    out = same(lines)
     items = [o for step in out for o in step[0][1]]
-    assert sum(1 for o in items if o[0] is AuditEvent) > 4000
+    assert sum(1 for o in items if o[0] is AuditEvent) > len(lines) / 4  # ~3 records each
     assert not any(o[0] is Rejected for o in items)
 
 
