@@ -219,7 +219,7 @@ MUTATIONS: dict[str, Callable[[list[bytes], random.Random], list[bytes]]] = {
 def test_mutated_real_logs(log: Path, mutation: str) -> None:
     rnd = random.Random(f"{log.name}/{mutation}")
     lines = _lines(log)
-    start = rnd.randrange(len(lines) - 4000)
+    start = rnd.randrange(max(1, len(lines) - 4000))
     same(MUTATIONS[mutation](lines[start : start + 4000], rnd))
 
 
