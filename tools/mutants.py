@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the tests fail on the unmutated copy ({seconds:.1f}s): {' '.join(tests)}",
               file=sys.stderr)
         return 3
-    print(f"control  {seconds:5.1f}s  the unmutated copy passes {len(tests)} test files")
+    print(f"control  {seconds:5.1f}s  the unmutated copy passes all {len(tests)} test targets")
     survived = 0
     for m in chosen:
         killed, seconds = run(m, args.keep)
