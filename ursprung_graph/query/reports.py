@@ -137,7 +137,7 @@ def _parse_param(report: str, number: int, text: str) -> Parameter:
     except json.JSONDecodeError as exc:
         raise ReportError(f"{where}: default {raw_default!r} is not a JSON value") from exc
     if default is not None:
-        default = _typed(kind, default, f"{where}: default")
+        default = _typed(kind, default, f"{where}: default", text=False)
     return Parameter(name, kind, default, False, match.group("text") or "")
 
 
@@ -196,10 +196,11 @@ def get_report(name: str, directory: Path = REPORTS_DIR) -> Report:
     return reports[name]
 
 
-def _typed(kind: str, value: object, where: str) -> Value:
-    """A value of the parameter's type: text from a command line is parsed, values from
-    JSON are checked (an integer is not taken for a boolean, nor a boolean for a number)."""
-    if isinstance(value, str) and kind != "string":
+def _typed(kind: str, value: object, where: str, *, text: bool = True) -> Value:
+    """A value of the parameter's type: text (from a command line) is parsed when ``text``,
+    values from JSON are checked (an integer is not taken for a boolean, nor a boolean for
+    a number)."""
+    if text and isinstance(value, str) and kind != "string":
         value = _parse_text(kind, value, where)
     ok = {
         "string": isinstance(value, str),
