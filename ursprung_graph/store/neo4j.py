@@ -88,6 +88,9 @@ class Neo4jStore:
                 uri, auth=auth, connection_timeout=connection_timeout,
                 max_transaction_retry_time=max_transaction_retry_time,
                 user_agent="ursprung-graph",
+                # Notices such as "relationship type LINKED_TO does not exist" (a graph that
+                # has none yet) are not for users; errors still raise.
+                notifications_min_severity="OFF",
             )
         except (nex.ConfigurationError, ValueError) as exc:
             raise StoreError(f"bad Neo4j URL {uri!r}: {exc}") from exc
