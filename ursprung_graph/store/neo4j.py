@@ -102,7 +102,12 @@ class Neo4jStore:
     def ensure_schema(self) -> None:
         with self._errors(), self._session(neo4j.WRITE_ACCESS) as session:
             for statement in SCHEMA:
-                session.run(statement).consume()
+                try:
+                    session.run(statement).consume()
+                except nex.ClientError as exc:
+                    # two workers starting at once: the other one created it first
+                    if "AlreadyExists" not in (exc.code or ""):
+                        raise
 
     def read(self, statement: str, params: dict[str, Any] | None = None) -> list[Row]:
         with self._errors(), self._session(neo4j.READ_ACCESS) as session:
