@@ -15,9 +15,9 @@ import pytest
 from tests.backends.conftest import BACKENDS, Backend, neo4j_store
 from tests.test_real_logs import FIXTURE_WORKDIR, HOST, MANIFEST
 from ursprung_graph.config import Settings
-from ursprung_graph.ingest.define import define_runs
-from ursprung_graph.ingest.importer import import_file
-from ursprung_graph.ingest.upserts import Batch
+from ursprung_graph.pipeline.define import define_runs
+from ursprung_graph.pipeline.importer import import_file
+from ursprung_graph.pipeline.sinks import write_events
 from ursprung_graph.query.reports import (
     ReportError,
     bind,
@@ -80,10 +80,7 @@ def build(backend: Backend) -> None:
     import_file(store, DATA / "pipeline.audit.log", host=HOST)
     import_file(store, DATA / "two_runs.audit.log", host=HOST)
     define_runs(store, "train", r"python3(\.[0-9]+)? .*bin/train\.py --lr", host=HOST)
-    batch = Batch()
-    for event in planted():
-        batch.add(event)
-    store.write(batch.statements())
+    write_events(store, planted())
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -233,9 +230,9 @@ def test_cli_report_run_on_the_backend(graph: Backend) -> None:
                           f"/tmp/.cache/kworker,{HOST},5002,/tmp/.cache/kworker,{T0 + 7 * S}\n")
     bad = subprocess.run([URSPRUNG, "report", "run", "files_deleted", "--param", "since=soon"],
                          env=graph.env(), capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 1 and "Traceback" not in bad.stderr
-    assert bad.stderr.strip() == ("Error: report files_deleted: parameter since: expected an "
-                                  "integer, got 'soon'")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip() == ("ursprung: error: report files_deleted: parameter since: "
+                                  "expected an integer, got 'soon'")
 
 
 # --- the loader, without a store ------------------------------------------------------

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import click
 
-from ..query.reports import REPORTS_DIR, ReportError, ReportResult, get_report, load_reports
+from ..query.reports import REPORTS_DIR, ReportResult, bind, get_report, load_reports
 from ..query.reports import run_report as run_query
-from ..store import StoreError
 from .common import open_graph, printable
 
 _DIR = click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
@@ -29,10 +28,7 @@ def report() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
 def list_cmd(directory: Path, as_json: bool) -> None:
     """The reports, their titles and their parameters."""
-    try:
-        reports = load_reports(directory)
-    except ReportError as exc:
-        raise click.ClickException(str(exc)) from exc
+    reports = load_reports(directory)  # a ReportError is one line (cli/__init__.py)
     if as_json:
         click.echo(json.dumps([{
             "name": r.name, "title": r.title, "description": r.description,
@@ -66,15 +62,11 @@ def run_cmd(name: str, params: tuple[str, ...], fmt: str, directory: Path) -> No
         if key in given:
             raise click.BadParameter(f"{key} given twice", param_hint="--param")
         given[key] = value
-    try:
-        chosen = get_report(name, directory)
-    except ReportError as exc:
-        raise click.ClickException(str(exc)) from exc
+    chosen = get_report(name, directory)
+    bind(chosen, given)  # bad parameters are refused before the store is opened
     store = open_graph()
     try:
         result = run_query(store, chosen, given)
-    except (ReportError, StoreError) as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         store.close()
     click.echo(render(result, fmt), nl=False)

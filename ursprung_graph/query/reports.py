@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import UrsprungError
 from ..store.base import GraphStore
 from ..store.cypher import Cypher
 
@@ -45,9 +46,11 @@ _ALIAS = re.compile(r"\bAS\s+`?([A-Za-z_][A-Za-z0-9_]*)`?", re.IGNORECASE)
 _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
 
-class ReportError(ValueError):
+class ReportError(UrsprungError, ValueError):
     """A report that cannot be loaded, or parameters it cannot run with (the message says
     which and why)."""
+
+    exit_code = 2  # a usage error
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,11 @@ CLEAR = Cypher(
     "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
 )
 
+#: Rows per UNWIND statement sent to Neo4j: the ingest code cuts statements at 2,000 rows
+#: (FalkorDB's sweet spot); adjacent chunks of one statement are joined up to this many,
+#: since each statement costs Neo4j a round trip and a plan lookup.
+ROWS_PER_STATEMENT = 10_000
+
 #: Errors the same call may get past later: the server is down, restarting, or busy.
 _RETRYABLE = (nex.ServiceUnavailable, nex.SessionExpired, nex.TransientError,
               nex.IncompleteCommit, OSError)
@@ -117,7 +122,7 @@ class Neo4jStore:
         if not statements:
             return
         with self._errors(), self._session(neo4j.WRITE_ACCESS) as session:
-            session.execute_write(_apply, statements)
+            session.execute_write(_apply, joined(statements))
 
     def clear(self) -> None:
         with self._errors(), self._session(neo4j.WRITE_ACCESS) as session:
@@ -136,6 +141,21 @@ def _collect(tx: neo4j.ManagedTransaction, statement: str,
     keys = result.keys()
     return [dict(zip(keys, (plain(v) for v in record.values()), strict=True))
             for record in result]
+
+
+def joined(statements: list[tuple[Cypher, dict[str, Any]]],
+           limit: int = ROWS_PER_STATEMENT) -> list[tuple[Cypher, dict[str, Any]]]:
+    """Adjacent statements with the same text and only a ``rows`` list as parameters, as
+    one statement of up to ``limit`` rows (the order of rows and statements is kept)."""
+    out: list[tuple[Cypher, dict[str, Any]]] = []
+    for statement, params in statements:
+        if out and out[-1][0] == statement and params.keys() == {"rows"} \
+                and out[-1][1].keys() == {"rows"} \
+                and len(out[-1][1]["rows"]) + len(params["rows"]) <= limit:
+            out[-1] = (statement, {"rows": out[-1][1]["rows"] + params["rows"]})
+        else:
+            out.append((statement, params))
+    return out
 
 
 def _apply(tx: neo4j.ManagedTransaction,
