@@ -83,6 +83,7 @@ bench: setup
 	$(PY) bench/bench_cluster.py
 	$(PY) bench/bench_trace.py
 	$(PY) bench/bench_winnower.py
+	$(PY) bench/bench_backends.py
 
 clean:
 	rm -rf $(VENV) .home tools/cypher-lint/node_modules tools/neo4j/target
