@@ -12,6 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import neo4j
+from neo4j import exceptions as nex
+
 REPO = Path(__file__).resolve().parents[1]
 LAUNCHER = REPO / "tools" / "neo4j"
 CLASSPATH = f"{LAUNCHER / 'target' / 'classes'}:{LAUNCHER / 'target' / 'lib' / '*'}"
@@ -76,8 +79,25 @@ class Neo4jServer:
             self.stop()
             tail = "\n".join(self._log[-20:])
             raise Neo4jUnavailable(f"Neo4j did not start within {START_TIMEOUT:.0f} s:\n{tail}")
+        self._wait_for_bolt(started + START_TIMEOUT)
         self.seconds_to_start = time.monotonic() - started
         return Neo4jTarget(self.uri)
+
+    def _wait_for_bolt(self, deadline: float) -> None:
+        """The port is bound before Bolt answers its first handshake, which on a starved
+        machine took over a minute: wait until a query runs."""
+        assert self.uri is not None
+        with neo4j.GraphDatabase.driver(self.uri, connection_timeout=10,
+                                        connection_acquisition_timeout=20) as driver:
+            while True:
+                try:
+                    driver.execute_query("RETURN 1")
+                    return
+                except (nex.ServiceUnavailable, nex.SessionExpired, OSError) as exc:
+                    if time.monotonic() > deadline:
+                        self.stop()
+                        raise Neo4jUnavailable(f"Neo4j's Bolt does not answer: {exc}") from exc
+                    time.sleep(0.5)
 
     def _pump(self, ready: threading.Event) -> None:
         assert self.proc is not None and self.proc.stdout is not None

@@ -84,7 +84,7 @@ class Neo4jStore:
     """A graph in a Neo4j 5 database (community: the default database ``neo4j``)."""
 
     def __init__(self, uri: str, *, auth: tuple[str, str] | None = None,
-                 database: str | None = None, connection_timeout: float = 10.0,
+                 database: str | None = None, connection_timeout: float = 30.0,
                  max_transaction_retry_time: float = 30.0) -> None:
         self.name = database or "neo4j"
         self._database = database
