@@ -7,20 +7,21 @@ SHELL := /bin/bash
 PYTHON ?= $(shell test -x /usr/bin/python3.11 && echo /usr/bin/python3.11 || echo python3.11)
 VENV := .venv
 PY := $(VENV)/bin/python
-DEBS := auditd laurel python3-audit strace gcc python3.11-dev iproute2
+DEBS := auditd laurel python3-audit strace gcc python3.11-dev iproute2 openjdk-17-jdk-headless \
+	maven
 DEMO_HOME := $(CURDIR)/.home/demo
 DEMO_LOG := tests/data/pipeline.audit.log
 DEMO_OUTPUT := /tmp/ursprung-fixture/final/result.txt
 
-.PHONY: all setup debs venv node demo test lint bench clean
+.PHONY: all setup debs venv node neo4j demo test lint bench clean
 
 all: test
 
-setup: debs venv node
+setup: debs venv node neo4j
 
 # Debian packages: the kernel audit tools, the benchmark's anchors, strace, the C compiler and
 # Python headers (the parser's core), iproute2 (network namespaces of the Winnower cluster
-# simulation) and Node.js
+# simulation), Java 17 and Maven (the Neo4j test server, tools/neo4j) and Node.js
 # (Neo4j's Cypher grammar checker). Installed only when missing; needs root for apt-get.
 debs:
 	@missing=""; \
@@ -48,6 +49,16 @@ tools/cypher-lint/node_modules/.installed: tools/cypher-lint/package.json tools/
 	npm ci --prefix tools/cypher-lint --no-audit --no-fund --loglevel=error
 	touch $@
 
+# A real Neo4j 5 for the tests (tools/neo4j): the community database with Bolt on loopback,
+# jars from Maven Central; ~1 min from an empty ~/.m2, rebuilt only when its sources change.
+NEO4J_SOURCES := tools/neo4j/pom.xml $(wildcard tools/neo4j/src/main/java/org/ursprung/neo4j/*.java)
+
+neo4j: tools/neo4j/target/.built
+
+tools/neo4j/target/.built: $(NEO4J_SOURCES)
+	mvn -q -B -f tools/neo4j/pom.xml package
+	touch $@
+
 # The main job on the embedded defaults: a real audit log of a pipeline imported and its
 # output's lineage; then an example ML pipeline run twice under `ursprung run` and compared.
 demo: setup
@@ -72,6 +83,7 @@ bench: setup
 	$(PY) bench/bench_cluster.py
 	$(PY) bench/bench_trace.py
 	$(PY) bench/bench_winnower.py
+	$(PY) bench/bench_backends.py
 
 clean:
-	rm -rf $(VENV) .home tools/cypher-lint/node_modules
+	rm -rf $(VENV) .home tools/cypher-lint/node_modules tools/neo4j/target

@@ -6,8 +6,10 @@ Precedence, lowest first: the defaults below; the TOML file (``--config PATH``, 
 ``URSPRUNG_INGEST_BATCH_EVENTS=5000``; lists comma-separated). Short names stay for the
 single-machine path and older callers: ``URSPRUNG_HOME`` (data, checkpoints; default
 ``~/.local/share/ursprung``), ``URSPRUNG_STORE`` (a store other than the embedded one:
-``falkordb://host:port``, ``falkordb+unix:///path``), ``URSPRUNG_GRAPH`` (default
-``ursprung``) and ``URSPRUNG_PARAM_ENV`` (names added to ``runs.param_env``).
+``falkordb://host:port``, ``falkordb+unix:///path``, ``neo4j://host:7687``,
+``bolt://host:7687``; Neo4j credentials in ``URSPRUNG_STORE_USER`` and
+``URSPRUNG_STORE_PASSWORD``), ``URSPRUNG_GRAPH`` (default ``ursprung``) and
+``URSPRUNG_PARAM_ENV`` (names added to ``runs.param_env``).
 
 Everything is validated on load (unknown keys, wrong types, impossible values) and a bad
 value is reported with where it came from, e.g. ``ursprung.toml: kafka.partitions: Expected
@@ -29,6 +31,9 @@ import msgspec
 from .errors import UrsprungError
 
 ENV_PREFIX = "URSPRUNG_"
+#: URL schemes of the stores (FalkorDB; Neo4j routing and direct, with TLS variants).
+STORE_SCHEMES = ("falkordb://", "falkordb+unix://", "neo4j://", "neo4j+s://", "neo4j+ssc://",
+                 "bolt://", "bolt+s://", "bolt+ssc://")
 CONFIG_FILE = "ursprung.toml"
 
 
@@ -43,6 +48,10 @@ class Settings:
     home: Path
     store_url: str | None
     graph: str
+    #: Credentials and database of a Neo4j store (None: from the URL, or none / the default).
+    store_user: str | None = None
+    store_password: str | None = None
+    store_database: str | None = None
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -60,6 +69,10 @@ class StoreConfig(_Section):
     home: str | None = None  # None: ~/.local/share/ursprung
     url: str | None = None  # None: the embedded FalkorDB under home
     graph: str = "ursprung"
+    #: Neo4j (``neo4j://``, ``bolt://``, ``+s`` for TLS): credentials and database.
+    user: str | None = None
+    password: str | None = None
+    database: str | None = None  # None: the server's default database
 
 
 class KafkaConfig(_Section):
@@ -152,7 +165,9 @@ class Config(_Section):
     def settings(self) -> Settings:
         home = Path(self.store.home or Path.home() / ".local/share/ursprung")
         return Settings(home=home.expanduser().resolve(), store_url=self.store.url or None,
-                        graph=self.store.graph)
+                        graph=self.store.graph, store_user=self.store.user,
+                        store_password=self.store.password,
+                        store_database=self.store.database)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -298,9 +313,9 @@ def _check(config: Config) -> None:
     if config.kafka.events_topic == config.kafka.deadletter_topic:
         problems.append("kafka.events_topic and kafka.deadletter_topic must differ")
     url = config.store.url
-    if url and not url.startswith(("falkordb://", "falkordb+unix://")):
-        problems.append(f"store.url {url!r}: use falkordb://HOST:PORT or "
-                        "falkordb+unix:///PATH")
+    if url and not url.startswith(STORE_SCHEMES):
+        problems.append(f"store.url {url!r}: use falkordb://HOST:PORT, "
+                        "falkordb+unix:///PATH, neo4j://HOST:PORT or bolt://HOST:PORT")
     if problems:
         raise ConfigError(f"{config.source}: " + "; ".join(problems))
 

@@ -39,7 +39,7 @@ def test_defaults_file_and_environment(tmp_path: Path) -> None:
     ("[kafak]\n", {}, "unknown field `kafak`"),
     ("[ingest]\nworkers = 0\n", {}, "ingest.workers must be > 0"),
     ("[kafka]\ncompression = \"brotli\"\n", {}, "kafka.compression must be"),
-    ("[store]\nurl = \"bolt://x\"\n", {}, "use falkordb://HOST:PORT"),
+    ("[store]\nurl = \"redis://x\"\n", {}, "use falkordb://HOST:PORT"),
     ("[kafka\n", {}, "not valid TOML"),
     ("", {"URSPRUNG_INGEST_WORKRS": "2"}, "URSPRUNG_INGEST_WORKRS"),
     ("", {"URSPRUNG_INGEST_WORKERS": "two"}, "ingest.workers"),

@@ -22,6 +22,7 @@ COMMANDS = {
     "import": ("imports", "import_cmd", "Import audit logs or Scale events into the graph."),
     "ingest": ("ingest", "ingest_cmd", "Consume events from Kafka into the graph store."),
     "lineage": ("lineage", "lineage_cmd", "Upstream or downstream lineage of a file."),
+    "report": ("report", "report", "Auditor reports (cypher/*.cypher): list, run."),
     "run": ("run", "run_cmd", "Run a command traced, recorded as a pipeline run."),
     "runs": ("runs", "runs", "Pipeline runs: define, list, show, compare."),
     "winnower": ("winnower", "winnower", "Models of replicated nodes and runs; anomalies."),

@@ -58,3 +58,11 @@ def db_reset() -> None:
     click.echo("graph and checkpoints deleted")
 
 
+
+
+@db.command("schema")
+def db_schema() -> None:
+    """Create the configured store's constraints and indexes if missing (idempotent)."""
+    store = open_graph(load_settings())  # opening it applies the schema
+    store.close()
+    click.echo("schema in place")

@@ -120,3 +120,16 @@ def endpoint_key(host: str, peer: Endpoint) -> str:
 WINNOWER_MODEL = "WinnowerModel"
 WINNOWER_STATE = "WinnowerState"
 WINNOWER_NEXT = "WINNOWER_NEXT"
+
+#: Unique keys as (label, property): every MERGE looks one up. Backends index them (Neo4j
+#: with a uniqueness constraint).
+UNIQUE_KEYS = (
+    (PROCESS, "key"), (FILE, "key"), (PIPE, "key"), (ENDPOINT, "key"), (HOST, "name"),
+    (DEAD_LETTER, "key"), (PIPELINE_RUN, "key"), (VERSION, "key"),
+    (WINNOWER_STATE, "key"), (WINNOWER_MODEL, "name"),
+)
+#: Properties users and queries look nodes up by.
+LOOKUP_PROPERTIES = (
+    (FILE, "path"), (PROCESS, "pid"), (PROCESS, "host"), (PIPELINE_RUN, "id"),
+    (PIPELINE_RUN, "pipeline"), (WINNOWER_STATE, "model"),
+)

@@ -1,5 +1,5 @@
 """Graph stores: one interface (`base.GraphStore`), the FalkorDB backend (embedded by
-default), and later Neo4j. `open_store` picks one from the settings.
+default) and the Neo4j backend (a cluster's store). `open_store` picks one from the settings.
 
 The backends' client libraries are imported when a store is opened, not with this package:
 importing redis-py alone takes ~150 ms, which every command that only needs `Cypher` or
@@ -8,7 +8,7 @@ the interface would pay, and `ursprung run` opens its store while the command ru
 from __future__ import annotations
 
 import sys
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse, urlunparse
 
 from ..config import Settings
 from .base import GraphStore, StoreError, StoreUnavailable
@@ -24,7 +24,7 @@ def embedded_server(settings: Settings) -> EmbeddedServer:
 def open_store(settings: Settings, *, autostart: bool = True, quiet: bool = False) -> GraphStore:
     """Connect to the configured store, starting the embedded server when it is the one."""
     if settings.store_url:
-        return _from_url(settings.store_url, settings.graph)
+        return _from_url(settings.store_url, settings)
     server = embedded_server(settings)
     if not server.is_running():
         if not autostart:
@@ -38,14 +38,37 @@ def open_store(settings: Settings, *, autostart: bool = True, quiet: bool = Fals
     return FalkorDBStore(unix_socket=str(server.socket), graph=settings.graph)
 
 
-def _from_url(url: str, graph: str) -> GraphStore:
+NEO4J_SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
+
+
+def _from_url(url: str, settings: Settings) -> GraphStore:
+    parsed = urlparse(url)
+    if parsed.scheme in NEO4J_SCHEMES:
+        return _neo4j(url, settings)
     from .falkordb import FalkorDBStore
 
-    parsed = urlparse(url)
     if parsed.scheme == "falkordb+unix":
-        return FalkorDBStore(unix_socket=parsed.path, graph=graph)
+        return FalkorDBStore(unix_socket=parsed.path, graph=settings.graph)
     if parsed.scheme == "falkordb":
         return FalkorDBStore(host=parsed.hostname or "127.0.0.1", port=parsed.port or 6379,
-                             password=parsed.password, graph=graph)
-    raise StoreError(f"unsupported store URL {url!r}: use falkordb://HOST:PORT "
-                     "or falkordb+unix:///PATH")
+                             password=parsed.password, graph=settings.graph)
+    raise StoreError(f"unsupported store URL {url!r}: use falkordb://HOST:PORT, "
+                     "falkordb+unix:///PATH, neo4j://HOST:PORT or bolt://HOST:PORT")
+
+
+def _neo4j(url: str, settings: Settings) -> GraphStore:
+    """Credentials from the settings (store.user / store.password), else from the URL
+    (``bolt://user:password@host:7687``); none when neither has them."""
+    from .neo4j import Neo4jStore
+
+    parsed = urlparse(url)
+    user = settings.store_user or (unquote(parsed.username) if parsed.username else None)
+    password = settings.store_password or (
+        unquote(parsed.password) if parsed.password else None)
+    if parsed.username or parsed.password:  # the driver must not see them in the URL
+        netloc = parsed.hostname or ""
+        if parsed.port:
+            netloc += f":{parsed.port}"
+        url = urlunparse(parsed._replace(netloc=netloc))
+    auth = (user, password or "") if user else None
+    return Neo4jStore(url, auth=auth, database=settings.store_database)

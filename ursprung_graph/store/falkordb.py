@@ -10,32 +10,19 @@ import redis
 from falkordb import Edge, FalkorDB, Node, Path
 
 from ..schema.graph import (
-    DEAD_LETTER,
     EDGE_TYPES,
-    ENDPOINT,
-    FILE,
-    HOST,
+    LOOKUP_PROPERTIES,
     NODE_LABELS,
-    PIPE,
-    PIPELINE_RUN,
-    PROCESS,
     RAN_ON,
     RUN_EDGE_TYPES,
     RUN_LABELS,
-    VERSION,
-    WINNOWER_MODEL,
-    WINNOWER_STATE,
+    UNIQUE_KEYS,
 )
 from .base import Row, StoreError, StoreUnavailable
 from .cypher import Cypher
 
-#: Indexes as (label, property). Keys are looked up on every MERGE; path and pid by users.
-INDEXES = (
-    (PROCESS, "key"), (FILE, "key"), (PIPE, "key"), (ENDPOINT, "key"), (HOST, "name"),
-    (DEAD_LETTER, "key"), (FILE, "path"), (PROCESS, "pid"), (PROCESS, "host"),
-    (PIPELINE_RUN, "key"), (PIPELINE_RUN, "id"), (PIPELINE_RUN, "pipeline"), (VERSION, "key"),
-    (WINNOWER_STATE, "key"), (WINNOWER_STATE, "model"), (WINNOWER_MODEL, "name"),
-)
+#: Indexes as (label, property): the keys every MERGE looks up, then what users search by.
+INDEXES = UNIQUE_KEYS + LOOKUP_PROPERTIES
 
 
 def plain(value: Any) -> Any:
