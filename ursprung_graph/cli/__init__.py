@@ -25,6 +25,7 @@ COMMANDS = {
     "report": ("report", "report", "Auditor reports (cypher/*.cypher): list, run."),
     "run": ("run", "run_cmd", "Run a command traced, recorded as a pipeline run."),
     "runs": ("runs", "runs", "Pipeline runs: define, list, show, compare."),
+    "serve": ("serve", "serve_cmd", "Serve the GraphQL API (and GraphiQL) over HTTP."),
     "winnower": ("winnower", "winnower", "Models of replicated nodes and runs; anomalies."),
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..query.explain import Explanations
 from ..query.types import Comparison, FileValue, Value
 
 
@@ -51,4 +52,31 @@ def render(result: Comparison, text: Callable[[str], str] = str) -> str:
     same = [f"{s} {len(part.same)}" for s, part in sections if part.same]
     if same:
         lines += ["", "same: " + ", ".join(same)]
+    return "\n".join(lines)
+
+
+_FACT = {"inputs": "input", "params": "parameter", "programs": "program",
+         "environment": "environment"}
+
+
+def render_explanations(why: Explanations, text: Callable[[str], str] = str) -> str:
+    """Why each changed output changed: the changed facts upstream of it, nearest first,
+    with the process that used each (``runs compare --explain``)."""
+    lines = ["why the outputs changed:"]
+    if not why.items:
+        lines.append("  no output changed")
+    for item in why.items:
+        if not item.facts:
+            lines.append(f"  {text(item.output)}: nothing upstream of it changed")
+            continue
+        lines.append(f"  {text(item.output)}:")
+        for f in item.facts:
+            via = f.b_via or f.a_via
+            by = f" (used by {text(via)})" if via else ""
+            change = {"changed": "changed", "only_a": "only in A",
+                      "only_b": "only in B"}[f.change]
+            lines.append(f"    {_FACT[f.section]} {text(f.name)} {change}, "
+                         f"{f.nearest()} hops up{by}")
+    if why.truncated:
+        lines.append(f"  (partial: {why.reason})")
     return "\n".join(lines)

@@ -6,14 +6,16 @@ import re
 from datetime import UTC, datetime
 
 import click
+import msgspec
 
 from ..pipeline.define import define_runs
 from ..query.compare import compare
+from ..query.explain import explain as explain_changes
 from ..query.runs import find_run, list_runs, run_facts
 from ..query.types import RunSummary
 from ..store.base import GraphStore
 from .common import classifier, open_graph, printable, to_json
-from .compare_text import render
+from .compare_text import render, render_explanations
 
 
 @click.group("runs")
@@ -128,15 +130,23 @@ def show_cmd(run_id: str, as_json: bool) -> None:
 @click.argument("run_a")
 @click.argument("run_b")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
-def compare_cmd(run_a: str, run_b: str, as_json: bool) -> None:
+@click.option("--explain", is_flag=True,
+              help="Also say, for each changed output, which changed inputs, parameters, "
+                   "programs and environment lie upstream of it (nearest first).")
+def compare_cmd(run_a: str, run_b: str, as_json: bool, explain: bool) -> None:
     """What differs between two runs: parameters, inputs, outputs, programs, environment,
     metrics, exit status and duration."""
     store = open_graph()
     rule = classifier()
-    a = run_facts(store, _lookup(store, run_a), rule)
-    b = run_facts(store, _lookup(store, run_b), rule)
+    head_a, head_b = _lookup(store, run_a), _lookup(store, run_b)
+    a = run_facts(store, head_a, rule)
+    b = run_facts(store, head_b, rule)
     result = compare(a, b)
+    why = explain_changes(store, head_a, head_b, result, classifier=rule) if explain else None
     if as_json:
-        click.echo(to_json(result))
+        click.echo(to_json(result) if why is None else to_json(
+            {**msgspec.to_builtins(result), "explanations": why}))
         return
     click.echo(render(result, printable))
+    if why is not None:
+        click.echo("\n" + render_explanations(why, printable))

@@ -14,7 +14,11 @@ whole frontier with ``UNWIND``. A node reached again with a looser bound is expa
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any, Literal
+
+import msgspec
 
 from ..schema import graph as g
 from ..schema.times import FOREVER
@@ -26,7 +30,7 @@ DEFAULT_DEPTH = 30
 
 _RETURN = (
     "RETURN f.key AS at, m.key AS key, labels(m)[0] AS label, type(e) AS rel, "
-    "e.first AS first, e.last AS last"
+    "e.first AS first, e.last AS last, m.path AS path"
 )
 
 
@@ -126,7 +130,7 @@ def find_file(store: GraphStore, path: str, host: str | None = None) -> str:
     return key
 
 
-def _label_of_key(key: str) -> str:
+def label_of_key(key: str) -> str:
     if key.startswith("p:"):
         return g.PROCESS
     if key.startswith("pipe:"):
@@ -136,30 +140,80 @@ def _label_of_key(key: str) -> str:
     return g.FILE
 
 
+class Step(msgspec.Struct, frozen=True):
+    """One edge the walk is about to take: to the node ``key`` (``label``; ``path`` for a
+    file) over relationship ``rel``. A walk's ``admit`` may refuse it."""
+
+    key: str
+    label: str
+    rel: str
+    path: str | None
+
+
+class Walk(msgspec.Struct, frozen=True):
+    """A lineage and how it was cut short: ``truncated`` with the ``reason`` (depth, node
+    cap, time budget) when more was there; ``distance``: hops from the root per node."""
+
+    lineage: Lineage
+    truncated: bool = False
+    reason: str | None = None
+    distance: dict[str, int] = msgspec.field(default_factory=dict)
+
+
 def lineage(store: GraphStore, root: str, *, direction: Literal["up", "down"] = "up",
             depth: int = DEFAULT_DEPTH, as_of: int | None = None) -> Lineage:
     """Walk from the node with key ``root``; ``as_of`` bounds time (upstream: at or before,
     downstream: at or after)."""
+    return walk(store, root, direction=direction, depth=depth, as_of=as_of).lineage
+
+
+def walk(store: GraphStore, root: str, *, direction: Literal["up", "down"] = "up",
+         depth: int = DEFAULT_DEPTH, as_of: int | None = None, max_nodes: int | None = None,
+         deadline: float | None = None,
+         admit: Callable[[Step], bool] | None = None) -> Walk:
+    """:func:`lineage` with limits: at most ``max_nodes`` nodes, no new statement after
+    ``deadline`` (``time.monotonic()``), only the edges ``admit`` accepts (it sees each
+    step before the node is reached; refused nodes are neither listed nor walked through).
+    A walk cut short says so (``truncated``, ``reason``) and returns what it found."""
     if direction not in ("up", "down"):
         raise ValueError("direction must be 'up' or 'down'")
     upstream = direction == "up"
     steps = UPSTREAM if upstream else DOWNSTREAM
     start = as_of if as_of is not None else (FOREVER if upstream else 0)
-    labels = {root: _label_of_key(root)}
+    labels = {root: label_of_key(root)}
+    distance = {root: 0}
     best = {root: start}
     edges: dict[tuple[str, str, str], LineageEdge] = {}
     frontier = {root: start}
-    for _ in range(depth):
-        if not frontier:
+    reason: str | None = None
+    level = 0
+    while frontier and reason is None:
+        if level == depth:
+            reason = f"depth limit {depth} reached; {len(frontier)} nodes not expanded"
             break
+        level += 1
         reached: dict[str, int] = {}
         for label, statement, frontier_is_source in steps:
             items = [{"key": k, "bound": b} for k, b in frontier.items() if labels[k] == label]
             if not items:
                 continue
+            if deadline is not None and time.monotonic() > deadline:
+                reason = "time budget spent"
+                break
             for row in store.read(statement, {"frontier": items}):
                 at, key, rel = row["at"], row["key"], row["rel"]
-                labels[key] = row["label"]
+                if key not in labels:
+                    if admit is not None and not admit(
+                            Step(key=key, label=row["label"], rel=rel, path=row["path"])):
+                        continue
+                    if max_nodes is not None and len(labels) >= max_nodes:
+                        reason = f"node limit {max_nodes} reached"
+                        continue
+                    labels[key] = row["label"]
+                    distance[key] = level
+                elif admit is not None and key != root and not admit(
+                        Step(key=key, label=row["label"], rel=rel, path=row["path"])):
+                    continue
                 src, dst = (at, key) if frontier_is_source else (key, at)
                 edges[(src, dst, rel)] = LineageEdge(source=src, target=dst, kind=rel,
                                                      first=row["first"], last=row["last"])
@@ -167,9 +221,13 @@ def lineage(store: GraphStore, root: str, *, direction: Literal["up", "down"] = 
                 if _improves(upstream, bound, best.get(key)):
                     best[key] = bound
                     reached[key] = bound
+            if reason is not None and reason.startswith("time"):
+                break
         frontier = reached
-    return Lineage(root=root, direction=direction, nodes=_nodes(store, labels),
-                   edges=sorted(edges.values(), key=lambda e: (e.first, e.source)))
+    result = Lineage(root=root, direction=direction, nodes=load_nodes(store, labels),
+                     edges=sorted(edges.values(), key=lambda e: (e.first, e.source)))
+    return Walk(lineage=result, truncated=reason is not None, reason=reason,
+                distance=distance)
 
 
 def _next_bound(upstream: bool, rel: str, bound: int, first: int, last: int) -> int:
@@ -184,7 +242,9 @@ def _improves(upstream: bool, bound: int, known: int | None) -> bool:
     return bound > known if upstream else bound < known
 
 
-def _nodes(store: GraphStore, labels: dict[str, str]) -> list[LineageNode]:
+def load_nodes(store: GraphStore, labels: dict[str, str]) -> list[LineageNode]:
+    """The typed nodes of ``labels`` (key -> label), by kind and key; keys the graph does
+    not hold are left out."""
     by_label: dict[str, list[str]] = {}
     for key, label in labels.items():
         by_label.setdefault(label, []).append(key)
