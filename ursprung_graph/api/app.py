@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
@@ -33,6 +33,15 @@ from .limits import Limits
 from .metrics import ApiMetrics
 from .schema import build_schema
 from .security import BodyLimitMiddleware, TokenMiddleware
+
+try:  # the GUI's routes (issue 10), when its package is there
+    from .gui import routes as gui_routes
+except ModuleNotFoundError as exc:
+    if exc.name != f"{__package__}.gui":
+        raise
+
+    def gui_routes() -> list[BaseRoute]:
+        return []
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -51,6 +60,9 @@ class GraphQLApp(GraphQL[Context, None]):
             await Response("websockets are not served", status_code=404)(scope, receive, send)
             return
         request = Request(scope=scope, receive=receive)
+        if request.method in ("GET", "HEAD"):  # a browser: GraphiQL
+            await (await graphiql.page(request))(scope, receive, send)
+            return
         try:
             response = await self.run(request)
         except HTTPException as exc:
@@ -111,18 +123,6 @@ class MetricsMiddleware:
             self.metrics.seconds.labels(route).observe(time.perf_counter() - started)
 
 
-def gui_routes() -> list[BaseRoute]:
-    """The GUI's routes, when its package is there."""
-    try:
-        from . import gui  # type: ignore[attr-defined]
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.gui":
-            raise
-        return []
-    found: list[BaseRoute] = gui.routes()
-    return found
-
-
 def create_app(store: GraphStore, *, token: str | None = None, limits: Limits | None = None,
                classifier: Classifier | None = None,
                metrics: ApiMetrics | None = None) -> Starlette:
@@ -149,7 +149,7 @@ def create_app(store: GraphStore, *, token: str | None = None, limits: Limits | 
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics_page, methods=["GET"]),
         *graphiql.routes(),
-        Mount("/graphql", app=view),
+        Route("/graphql", view, methods=["GET", "HEAD", "POST"]),
         *gui_routes(),
     ]
     app = Starlette(routes=routes)

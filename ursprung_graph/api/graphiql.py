@@ -79,5 +79,5 @@ async def asset(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    return [Route("/graphql", page, methods=["GET"]),
-            Route("/graphiql/{name}", asset, methods=["GET"])]
+    """The assets' route (the page itself is answered by the GraphQL route on GET)."""
+    return [Route("/graphiql/{name}", asset, methods=["GET"])]

@@ -20,6 +20,7 @@ from typing import Annotated, NewType, TypeVar
 import strawberry
 from msgspec import UnsetType
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter
+from strawberry.schema.config import StrawberryConfig
 from strawberry.relay.utils import from_base64, to_base64
 
 from ..query import lineage as lineage_q
@@ -74,8 +75,10 @@ def _parse_time(value: object) -> int:
         raise ValueError(str(exc)) from exc
 
 
-Time = strawberry.scalar(
-    NewType("Time", int), name="Time",
+Time = NewType("Time", int)
+
+TIME_SCALAR = strawberry.scalar(
+    name="Time",
     description="A time: epoch nanoseconds (UTC) as a decimal string. As input also an "
                 "integer or ISO 8601 text (UTC unless it has an offset).",
     serialize=_serialize_time, parse_value=_parse_time)
@@ -886,7 +889,15 @@ def build_schema(limits: Limits | None = None) -> strawberry.Schema:
     """The schema with the validation of ``limits`` (tokens at parse time; depth, aliases
     and cost in one rule: :mod:`.limits`)."""
     limits = limits or Limits()
+    rule = limits_rule(limits)
+
+    def tokens() -> MaxTokensLimiter:
+        return MaxTokensLimiter(max_token_count=limits.max_tokens)
+
+    def validation() -> AddValidationRules:
+        return AddValidationRules([rule])
+
     return strawberry.Schema(
         query=Query, types=[File, Process, Pipe, Endpoint, Run],
-        extensions=[MaxTokensLimiter(max_token_count=limits.max_tokens),  # type: ignore[list-item]
-                    AddValidationRules([limits_rule(limits)])])  # type: ignore[list-item]
+        extensions=[tokens, validation],
+        config=StrawberryConfig(scalar_map={Time: TIME_SCALAR}))
