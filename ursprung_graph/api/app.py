@@ -10,11 +10,12 @@ limits on ``request.app.state`` (``store``, ``classifier``, ``limits``).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
+from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -63,10 +64,15 @@ class GraphQLApp(GraphQL[Context, None]):
         if request.method in ("GET", "HEAD"):  # a browser: GraphiQL
             await (await graphiql.page(request))(scope, receive, send)
             return
+        refusal = await _malformed(request)
+        if refusal is not None:
+            await JSONResponse(error_body(refusal, "BAD_REQUEST"), status_code=400)(
+                scope, receive, send)
+            return
         try:
             response = await self.run(request)
         except HTTPException as exc:
-            response = JSONResponse(error_body(exc.detail, "BAD_REQUEST"),
+            response = JSONResponse(error_body(exc.reason, "BAD_REQUEST"),
                                     status_code=exc.status_code)
         await response(scope, receive, send)
 
@@ -90,6 +96,23 @@ class GraphQLApp(GraphQL[Context, None]):
         if ctx is not None and ctx.truncated:
             self.metrics.truncated.inc(ctx.truncated)
         return out
+
+
+async def _malformed(request: Request) -> str | None:
+    """Why a JSON body is not one GraphQL request (None when it is one, or not JSON)."""
+    if "json" not in request.headers.get("content-type", ""):
+        return None
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        return "the body is not JSON"
+    if not isinstance(body, dict):
+        return "the body must be a JSON object with a query (batches are not served)"
+    if not isinstance(body.get("query"), str):
+        return "the body has no query string"
+    if not isinstance(body.get("variables") or {}, dict):
+        return "variables must be a JSON object"
+    return None
 
 
 class MetricsMiddleware:

@@ -34,6 +34,8 @@ class ApiError(Exception):
 def _code(error: GraphQLError) -> tuple[str, str]:
     """(code, message) of one error."""
     original = error.original_error
+    if error.path is None and error.message.startswith("Variable '$"):
+        return "BAD_USER_INPUT", error.message  # a variable of the wrong type or form
     if isinstance(original, ApiError):
         return original.code, str(original)
     if isinstance(original, StoreUnavailable):

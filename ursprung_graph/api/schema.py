@@ -686,9 +686,17 @@ def _page(ctx: Context, first: int | None) -> int:
 
 
 def _text(value: str, name: str) -> str:
+    """A string argument, refused when it is too long or holds a NUL (no path, command
+    line or id does; the store's parameter header could not carry it)."""
     if len(value) > 1000:
         raise ApiError(f"{name} is longer than 1000 characters")
+    if "\x00" in value:
+        raise ApiError(f"{name} holds a NUL character")
     return value
+
+
+def _opt(value: str | None, name: str) -> str | None:
+    return None if value is None else _text(value, name)
 
 
 async def _find_run(ctx: Context, ref: str) -> RunSummary:
@@ -711,7 +719,8 @@ class Query:
                    ) -> File | None:
         ctx = info.context
         try:
-            return File.of(await ctx.call(file_node, ctx.store, _text(path, "path"), host))
+            return File.of(await ctx.call(file_node, ctx.store, _text(path, "path"),
+                                          _opt(host, "host")))
         except lineage_q.AmbiguousPath as exc:
             raise ApiError(str(exc).replace("--host", "host"), "AMBIGUOUS") from exc
         except LookupError:
@@ -765,7 +774,7 @@ class Query:
         try:
             page = await ctx.call(search, ctx.store, _text(text, "text"),
                                   kinds=None if kinds is None else [k.value for k in kinds],
-                                  first=size, after=after)
+                                  first=size, after=_opt(after, "after"))
         except ValueError as exc:
             raise ApiError(str(exc)) from exc
         edges = []
@@ -799,7 +808,8 @@ class Query:
         else:
             assert path is not None
             try:
-                key = await ctx.call(lineage_q.find_file, ctx.store, _text(path, "path"), host)
+                key = await ctx.call(lineage_q.find_file, ctx.store, _text(path, "path"),
+                                     _opt(host, "host"))
             except lineage_q.AmbiguousPath as exc:
                 raise ApiError(str(exc).replace("--host", "host"), "AMBIGUOUS") from exc
             except LookupError as exc:
@@ -839,7 +849,8 @@ class Query:
                           status=None if status is None else _STATUS[status], since=since,
                           until=until, param=wanted)
         try:
-            page = await ctx.call(find_runs, ctx.store, where, first=size, after=after)
+            page = await ctx.call(find_runs, ctx.store, where, first=size,
+                                  after=_opt(after, "after"))
         except ValueError as exc:
             raise ApiError(str(exc)) from exc
         return RunConnection(
