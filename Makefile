@@ -13,11 +13,11 @@ DEMO_HOME := $(CURDIR)/.home/demo
 DEMO_LOG := tests/data/pipeline.audit.log
 DEMO_OUTPUT := /tmp/ursprung-fixture/final/result.txt
 
-.PHONY: all setup debs venv node neo4j demo test lint bench clean
+.PHONY: all setup debs venv node neo4j graphiql schema demo test lint bench clean
 
 all: test
 
-setup: debs venv node neo4j
+setup: debs venv node neo4j graphiql
 
 # Debian packages: the kernel audit tools, the benchmark's anchors, strace, the C compiler and
 # Python headers (the parser's core), iproute2 (network namespaces of the Winnower cluster
@@ -59,6 +59,17 @@ tools/neo4j/target/.built: $(NEO4J_SOURCES)
 	mvn -q -B -f tools/neo4j/pom.xml package
 	touch $@
 
+# GraphiQL and React for `ursprung serve` (served from here; nothing from a CDN at run time).
+graphiql: tools/graphiql/node_modules/.installed
+
+tools/graphiql/node_modules/.installed: tools/graphiql/package.json tools/graphiql/package-lock.json
+	npm ci --prefix tools/graphiql --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The GraphQL schema as checked in (tests/api/test_schema.py fails when it is out of date).
+schema: venv
+	$(PY) -c "from ursprung_graph.api.schema import build_schema; print(build_schema().as_str())" > docs/schema.graphql
+
 # The main job on the embedded defaults: a real audit log of a pipeline imported and its
 # output's lineage; then an example ML pipeline run twice under `ursprung run` and compared.
 demo: setup
@@ -84,6 +95,7 @@ bench: setup
 	$(PY) bench/bench_trace.py
 	$(PY) bench/bench_winnower.py
 	$(PY) bench/bench_backends.py
+	$(PY) bench/bench_api.py
 
 clean:
 	rm -rf $(VENV) .home tools/cypher-lint/node_modules tools/neo4j/target
