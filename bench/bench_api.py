@@ -31,16 +31,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import requests  # noqa: E402
-import uvicorn  # noqa: E402
+import requests
+import uvicorn
 
-from ursprung_graph.api.app import create_app  # noqa: E402
-from ursprung_graph.api.limits import Limits  # noqa: E402
-from ursprung_graph.config import Settings  # noqa: E402
-from ursprung_graph.schema import graph as g  # noqa: E402
-from ursprung_graph.store import embedded_server  # noqa: E402
-from ursprung_graph.store.cypher import Cypher  # noqa: E402
-from ursprung_graph.store.falkordb import FalkorDBStore  # noqa: E402
+from ursprung_graph.api.app import create_app
+from ursprung_graph.api.limits import Limits
+from ursprung_graph.config import Settings
+from ursprung_graph.schema import graph as g
+from ursprung_graph.store import embedded_server
+from ursprung_graph.store.cypher import Cypher
+from ursprung_graph.store.falkordb import FalkorDBStore
 
 HOST = "bench"
 LIBS = 200

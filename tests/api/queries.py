@@ -19,11 +19,11 @@ query ($path: String!, $host: String, $direction: Direction!, $depth: Int, $asOf
           includeSystem: $includeSystem, kinds: $kinds, maxNodes: $maxNodes) {
     rootKey truncated reason
     root { __typename ... on File { path } }
-    nodes { %s }
+    nodes { NODE_FIELDS }
     edges { sourceKey targetKey kind first last }
   }
 }
-""" % NODE_FIELDS
+""".replace("NODE_FIELDS", NODE_FIELDS)
 
 _ATTRS = {"File": ("path", "host", "fs"),
           "Process": ("host", "pid", "exe", "cmdline", "cwd", "start", "end", "exitCode"),

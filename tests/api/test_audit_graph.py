@@ -150,8 +150,8 @@ def test_search(api):
     assert {(e["node"]["path"], e["node"]["host"]) for e in page["edges"]} == {
         (OUTPUT, HOST), (OUTPUT, RUNS_HOST)} or all(
         e["node"]["path"].endswith("final/result.txt") for e in page["edges"])
-    glob = api.query("""{ search(text: "%s/raw/*.txt", kinds: [FILE], first: 100) {
-        edges { node { ... on File { path } } } } }""" % WORK)["search"]
+    glob = api.query("""{ search(text: "WORK/raw/*.txt", kinds: [FILE], first: 100) {
+        edges { node { ... on File { path } } } } }""".replace("WORK", WORK))["search"]
     paths = {e["node"]["path"] for e in glob["edges"]}
     assert f"{WORK}/raw/a.txt" in paths and all(
         p.startswith(f"{WORK}/raw/") and p.endswith(".txt") for p in paths)

@@ -6,8 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLObjectType
-from graphql import GraphQLInterfaceType, GraphQLUnionType
+from graphql import (
+    GraphQLEnumType,
+    GraphQLInputObjectType,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLUnionType,
+)
 
 from ursprung_graph.api.schema import build_schema
 

@@ -9,13 +9,12 @@ import json
 import shutil
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.runs.helpers import EXAMPLE, ursprung
 
-from .conftest import Api, serving
+from .conftest import serving
 from .queries import LINEAGE, api_edges, api_nodes, cli_edges, cli_nodes
 
 pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")

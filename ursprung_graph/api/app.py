@@ -14,8 +14,8 @@ import json
 import time
 from typing import Any
 
-from starlette.applications import Starlette
 from cross_web import HTTPException
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -36,7 +36,7 @@ from .schema import build_schema
 from .security import BodyLimitMiddleware, TokenMiddleware
 
 try:  # the GUI's routes (issue 10), when its package is there
-    from .gui import routes as gui_routes
+    from .gui import routes as gui_routes  # type: ignore[import-not-found,unused-ignore]
 except ModuleNotFoundError as exc:
     if exc.name != f"{__package__}.gui":
         raise

@@ -20,8 +20,8 @@ from typing import Annotated, NewType, TypeVar
 import strawberry
 from msgspec import UnsetType
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter
-from strawberry.schema.config import StrawberryConfig
 from strawberry.relay.utils import from_base64, to_base64
+from strawberry.schema.config import StrawberryConfig
 
 from ..query import lineage as lineage_q
 from ..query.compare import compare, differs
