@@ -38,6 +38,8 @@ import uvicorn
 from ursprung_graph.api.app import create_app
 from ursprung_graph.api.limits import Limits
 from ursprung_graph.config import Settings
+from ursprung_graph.query.lineage_view import lineage_view
+from ursprung_graph.query.nodes import ping
 from ursprung_graph.schema import graph as g
 from ursprung_graph.store import embedded_server
 from ursprung_graph.store.cypher import Cypher
@@ -240,6 +242,24 @@ def measure(session: requests.Session, url: str, query: str, variables: list[dic
             "truncated": truncated, "over_budget": over, "errors": errors}
 
 
+def anchor(store: FalkorDBStore, paths: list[str]) -> dict[str, float]:
+    """The same machine at the same time without HTTP and GraphQL: one store round trip,
+    and the upstream walk of the query layer called directly."""
+    pings = []
+    for _ in range(200):
+        started = time.perf_counter()
+        ping(store)
+        pings.append((time.perf_counter() - started) * 1000)
+    walks = []
+    for path in paths:
+        started = time.perf_counter()
+        lineage_view(store, file_key(path), direction="up", depth=10, max_nodes=2000)
+        walks.append((time.perf_counter() - started) * 1000)
+    return {"store_ping_p50_ms": round(statistics.median(pings), 2),
+            "lineage_up_direct_p50_ms": round(statistics.median(walks), 1),
+            "lineage_up_direct_p99_ms": round(percentile(walks, 0.99), 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true", help="2 %% of the graph (for tests)")
@@ -286,6 +306,7 @@ def main() -> None:
             i = rng.randrange(len(plan) - 3)
             pairs.append({"a": plan[i][0], "b": plan[i + 3][0]})  # same pipeline, lr differs
         cases["compareRuns"] = measure(session, url, COMPARE, pairs, limits.time_budget)
+        report["anchor"] = anchor(store, [rng.choice(last) for _ in range(requests_per_case)])
         cases["compareRuns_explanations"] = measure(
             session, url, EXPLAIN, pairs[:max(5, requests_per_case // 10)], limits.time_budget)
         report["cases"] = cases
@@ -302,6 +323,8 @@ def main() -> None:
         return
     print(f"graph: {report['nodes']:,} nodes, {report['edges']:,} edges, built in "
           f"{report['build_s']} s (nodes {report['build_nodes_s']} s)")
+    print("anchor (same run, no HTTP/GraphQL): " + ", ".join(
+        f"{k} {v}" for k, v in report["anchor"].items()))
     print(f"{'case':28} {'n':>4} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} trunc over err")
     for name, c in cases.items():
         print(f"{name:28} {c['n']:>4} {c['p50_ms']:>8} {c['p99_ms']:>8} {c['max_ms']:>8} "
