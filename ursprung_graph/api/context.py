@@ -43,6 +43,12 @@ class Context:
         self.nodes = DataLoader(load_fn=self._load_nodes)
         self.facts = DataLoader(load_fn=self._load_facts)
 
+    @property
+    def walk_deadline(self) -> float:
+        """When walks must stop: a quarter of the budget is kept for what follows them
+        (reading the nodes found, building the answer)."""
+        return self.deadline - self.limits.time_budget / 4
+
     def left(self) -> float:
         return self.deadline - time.monotonic()
 

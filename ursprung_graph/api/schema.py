@@ -163,7 +163,7 @@ async def _lineage_of(info: Info, key: str, direction: Direction, depth: int | N
     view = await ctx.call(
         lineage_view, ctx.store, key, direction=direction.value, depth=depth, as_of=as_of,
         kinds=None if kinds is None else [k.value for k in kinds],
-        include_system=include_system, max_nodes=max_nodes, deadline=ctx.deadline,
+        include_system=include_system, max_nodes=max_nodes, deadline=ctx.walk_deadline,
         classifier=ctx.classifier)
     return Lineage.of(ctx, view)
 
@@ -463,7 +463,7 @@ class Run(Node):
         if not 1 <= max_nodes <= ctx.limits.max_nodes:
             raise ApiError(f"maxNodes must be between 1 and {ctx.limits.max_nodes}")
         view = await ctx.call(run_lineage, ctx.store, self.summary, classifier=ctx.classifier,
-                              depth=depth, max_nodes=max_nodes, deadline=ctx.deadline)
+                              depth=depth, max_nodes=max_nodes, deadline=ctx.walk_deadline)
         return Lineage.of(ctx, view)
 
 
@@ -666,7 +666,7 @@ class RunComparison:
         ctx = info.context
         found = await ctx.call(explain, ctx.store, self.a.summary, self.b.summary,
                                self.result, classifier=ctx.classifier,
-                               max_nodes=ctx.limits.default_max_nodes, deadline=ctx.deadline)
+                               max_nodes=ctx.limits.default_max_nodes, deadline=ctx.walk_deadline)
         ctx.truncated += found.truncated
         return Explanations.of(found)
 

@@ -150,6 +150,10 @@ def explain(store: GraphStore, a: RunSummary, b: RunSummary, result: Comparison,
     for entry in result.outputs.changed:
         walks = [side.graph.walks.get(path or "") for side, path in
                  zip(sides, (entry.a.path, entry.b.path), strict=True)]
+        if any(w is None and path is not None for w, path in
+               zip(walks, (entry.a.path, entry.b.path), strict=True)):
+            reason = reason or "time budget spent"
+            continue  # not walked in time: no explanation rather than a wrong one
         for w in walks:
             if w is not None and w.truncated:
                 reason = reason or w.reason

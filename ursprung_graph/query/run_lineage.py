@@ -11,6 +11,7 @@ output unless data carries it).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 import msgspec
@@ -26,7 +27,7 @@ from .types import LineageEdge, LineageNode, RunProcess, RunSummary
 
 class RunGraph(msgspec.Struct, frozen=True):
     """A run's processes, the key of each of its output files by path, and each output's
-    upstream walk within the run."""
+    upstream walk within the run (outputs left when the deadline passed have none)."""
 
     processes: list[RunProcess]
     outputs: dict[str, str]
@@ -48,9 +49,12 @@ def run_graph(store: GraphStore, run: RunSummary, *, forks: bool = True,
             return False
         return step.label != g.PROCESS or step.key in members
 
-    walks = {path: walk(store, key, direction="up", depth=depth, max_nodes=max_nodes,
-                        deadline=deadline, admit=admit)
-             for path, key in sorted(outputs.items())}
+    walks: dict[str, Walk] = {}
+    for path, key in sorted(outputs.items()):
+        if deadline is not None and time.monotonic() > deadline:
+            break  # the outputs not walked have no entry: the caller says it is partial
+        walks[path] = walk(store, key, direction="up", depth=depth, max_nodes=max_nodes,
+                           deadline=deadline, admit=admit)
     return RunGraph(processes=procs, outputs=outputs, walks=walks)
 
 
@@ -80,4 +84,7 @@ def run_lineage(store: GraphStore, run: RunSummary, *, classifier: Classifier | 
     rooted at the run's key."""
     graph = run_graph(store, run, classifier=classifier, depth=depth, max_nodes=max_nodes,
                       deadline=deadline)
-    return merged(graph.walks.values(), run.key)
+    view = merged(graph.walks.values(), run.key)
+    if len(graph.walks) < len(graph.outputs) and not view.truncated:
+        return msgspec.structs.replace(view, truncated=True, reason="time budget spent")
+    return view
