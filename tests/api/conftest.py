@@ -21,6 +21,9 @@ from gql.transport.requests import RequestsHTTPTransport
 from ursprung_graph.api.app import create_app
 from ursprung_graph.api.limits import Limits
 
+#: For tests of answers rather than limits: a time budget no loaded machine runs out of.
+PATIENT = Limits(time_budget=120.0)
+
 
 class Api:
     """A running app: its base URL and a gql client (``query``) with an optional token."""

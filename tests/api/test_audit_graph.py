@@ -21,7 +21,7 @@ from ursprung_graph.query.types import FileNode
 from ursprung_graph.store import embedded_server
 from ursprung_graph.store.falkordb import FalkorDBStore
 
-from .conftest import Api, serving
+from .conftest import PATIENT, Api, serving
 from .queries import LINEAGE, api_edges, api_nodes, cli_edges, cli_nodes
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -49,7 +49,7 @@ def graph(store_home: Path) -> Iterator[tuple[Settings, FalkorDBStore]]:
 
 @pytest.fixture(scope="module")
 def api(graph) -> Iterator[Api]:
-    with serving(graph[1]) as running:
+    with serving(graph[1], limits=PATIENT) as running:
         yield running
 
 

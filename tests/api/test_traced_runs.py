@@ -14,7 +14,7 @@ import pytest
 
 from tests.runs.helpers import EXAMPLE, ursprung
 
-from .conftest import serving
+from .conftest import PATIENT, serving
 from .queries import LINEAGE, api_edges, api_nodes, cli_edges, cli_nodes
 
 pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")
@@ -55,7 +55,7 @@ def runs(tmp_path_factory, store_home) -> Iterator[tuple]:
                        "--", "sh", str(script), "--lr", lr, cwd=work)
         assert out.returncode == 0, out.stderr
         ids.append((work / "id").read_text().strip())
-    with serving(store) as api:
+    with serving(store, limits=PATIENT) as api:
         yield settings, api, work, ids
     store.clear()
     store.close()
