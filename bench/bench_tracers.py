@@ -129,7 +129,7 @@ class Auditd:
     def __enter__(self) -> Auditd:
         if "pid 0" not in self.status:
             raise RuntimeError("an auditd is already running: not touching it")
-        log = open(self.root / "audit.stdout", "wb")  # noqa: SIM115 - closed in __exit__
+        log = open(self.root / "audit.stdout", "wb")
         self.proc = subprocess.Popen(["auditd", "-f", "-n"], stdout=log,
                                      stderr=subprocess.DEVNULL)
         self._log = log

@@ -14,6 +14,7 @@ from ursprung_graph.collectors.ebpf.capture import Capture
 from ursprung_graph.collectors.ebpf.program import Target
 from ursprung_graph.collectors.ebpf.records import Call, Lost
 from ursprung_graph.collectors.ebpf.runner import start_gated
+from ursprung_graph.schema.names import name_to_bytes
 
 from .conftest import needs_ebpf
 
@@ -42,7 +43,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def trace(argv: list[str], **kw) -> tuple[list[Call], Capture, int]:  # noqa: ANN003
+def trace(argv: list[str], **kw) -> tuple[list[Call], Capture, int]:
     calls: list[Call | Lost] = []
     child = start_gated(argv)
     cap = Capture(Target(ready_pid=os.getpid(), root=child.pid), calls.extend, **kw)
@@ -59,13 +60,13 @@ def trace(argv: list[str], **kw) -> tuple[list[Call], Capture, int]:  # noqa: AN
 def test_subtree_calls_from_the_first_instruction(tmp_path: Path):
     calls, cap, code = trace([sys.executable, "-c", CHILD, str(tmp_path)])
     assert code == 4
-    paths = {c.path.encode("utf-8", "surrogateescape") for c in calls if c.path}
+    paths = {name_to_bytes(c.path) for c in calls if c.path}
     d = str(tmp_path).encode()
     assert d + b"/we\nird\xff\x1f\x1e" in paths
     deep = [p for p in paths if p.endswith(b"/f.txt")]
     assert len(deep) == 1 and len(deep[0]) > 600 and deep[0].count(b"/segment") == 12
     [rename] = [c for c in calls if c.name.startswith("rename")]
-    assert rename.path2.encode("utf-8", "surrogateescape") == d + b"/renamed"
+    assert name_to_bytes(rename.path2) == d + b"/renamed"
     assert any(c.name.startswith("pipe") and c.fds and c.fds[0] >= 0 for c in calls)
     [connect] = [c for c in calls if c.name == "connect"]
     assert connect.addr.family == "inet" and connect.addr.address == "127.0.0.1"

@@ -22,7 +22,7 @@ from .conftest import needs_ebpf
 pytestmark = needs_ebpf
 
 
-def collect(tmp_path: Path, node_filter: NodeFilter, work) -> tuple[list[Event], object]:  # noqa: ANN001
+def collect(tmp_path: Path, node_filter: NodeFilter, work) -> tuple[list[Event], object]:
     events: list[Event] = []
     stop = threading.Event()
     collector = NodeCollector(events.extend, host="node", state_dir=tmp_path / "state",
@@ -33,7 +33,7 @@ def collect(tmp_path: Path, node_filter: NodeFilter, work) -> tuple[list[Event],
     thread.start()
     try:
         deadline = time.monotonic() + 120
-        while collector.capture is None or collector.capture._markers < 1:  # noqa: SLF001
+        while collector.capture is None or collector.capture._markers < 1:
             assert thread.is_alive() and time.monotonic() < deadline
             time.sleep(0.05)
         work()
@@ -92,7 +92,7 @@ def test_uid_filter(tmp_path: Path):
     assert str(theirs) in paths and str(mine) not in paths
 
 
-def test_collect_ebpf_to_the_local_store(tmp_path: Path, settings):  # noqa: ANN001
+def test_collect_ebpf_to_the_local_store(tmp_path: Path, settings):
     config = tmp_path / "ursprung.toml"
     config.write_text(f'[collect]\ncheckpoint_dir = "{tmp_path / "ck"}"\n'
                       f'ebpf_commands = ["collect-marker"]\n')

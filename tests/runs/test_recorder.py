@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ursprung_graph.collectors.trace import strace as strace_mod
-from ursprung_graph.collectors.trace.runner import Tracer, ChunkWriter, trace
+from ursprung_graph.collectors.trace.runner import ChunkWriter, Tracer, trace
 from ursprung_graph.collectors.trace.strace import StraceParser
 from ursprung_graph.pipeline import environment as trace_environment
 from ursprung_graph.pipeline.ledger import RunLedger

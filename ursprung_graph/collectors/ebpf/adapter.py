@@ -1,8 +1,9 @@
 """Neutral calls (:mod:`.records`, in time order) -> the shared OS model -> normalized events.
 
-The thin layer between the eBPF front end and the OS model: each :class:`~.records.Call`
-becomes the model's syscall input, and the model does the rest (descriptor tables,
-intervals, fork inheritance, pipes, sockets). What it adds:
+The thin layer between the eBPF front end and the OS model (:mod:`..os_model`): each
+:class:`~.records.Call` becomes the model's neutral :class:`~..os_model.Syscall`, and the
+model does the rest (descriptor tables, intervals, fork inheritance, pipes, sockets). What
+it adds:
 
 * **processes and threads**: the kernel says which task is a thread (``CLONE_THREAD`` in the
   clone flags of ``task_newtask``) and every record names its process (tgid), so threads
@@ -16,14 +17,11 @@ intervals, fork inheritance, pipes, sockets). What it adds:
 from __future__ import annotations
 
 import os
-import posixpath
-
-import msgspec
 
 from ...schema.event import Event
-from ..auditd.model import AT_FDCWD, Proc
-from ..auditd.records import AuditEvent, PathItem, SockAddr
-from ..linux import CLONE_THREAD, O_CREAT, O_TRUNC, O_WRONLY
+from ...schema.names import name_from_bytes, name_to_bytes
+from ..linux import AT_FDCWD, CLONE_THREAD, O_CREAT, O_TRUNC, O_WRONLY
+from ..os_model import PathItem, Proc, SockAddr, Syscall
 from ..trace.convert import TraceModel
 from .records import Call
 
@@ -41,7 +39,7 @@ class CallConverter:
                  source: str = SOURCE) -> None:
         self.host = host
         self.source = source
-        self.model = TraceModel(host)
+        self.model = TraceModel(host, source=source)
         self.root = root
         self.root_start: int | None = None
         self.members: dict[tuple[int, int], None] = {}
@@ -53,67 +51,61 @@ class CallConverter:
         self._execs: dict[int, Call] = {}
         self._serial = 0
 
-    @property
-    def _procs(self) -> dict[int, Proc]:
-        return self.model.state.procs.setdefault(self.host, {})
-
     def adopt_root(self, ts: int) -> None:
         """The root exists from ``ts`` on (it was started by ursprung, waiting to run)."""
         if self.root is None:
             return
         self.root_start = ts
-        self._procs[self.root] = Proc(pid=self.root, start=ts, ppid=self._parent,
-                                      cwd=self._cwd, uid=self._uid, euid=self._euid)
+        self.model.adopt(self.host, Proc(pid=self.root, start=ts, ppid=self._parent,
+                                         cwd=self._cwd, uid=self._uid, euid=self._euid))
         self.members[(self.root, ts)] = None
 
     def feed(self, calls: list[Call]) -> list[Event]:
         out: list[Event] = []
         for call in calls:
             self.calls += 1
-            ae = self._audit_event(call)
-            if ae is not None:
-                self._apply(ae, out)
+            sc = self._syscall(call)
+            if sc is not None:
+                self._apply(sc, out)
         return out
 
-    def _apply(self, ae: AuditEvent, out: list[Event]) -> None:
-        for ev in self.model.apply(ae):
-            ev = msgspec.structs.replace(ev, source=self.source)
+    def _known(self, pid: int) -> bool:
+        return self.model.process(self.host, pid) is not None
+
+    def _apply(self, sc: Syscall, out: list[Event]) -> None:
+        for ev in self.model.apply(sc):
             self.members[(ev.proc.pid, ev.proc.start)] = None
             if ev.child is not None:
                 self.members[(ev.child.pid, ev.child.start)] = None
             out.append(ev)
 
     def _make(self, call: Call, syscall: str, *, args: tuple[int, int, int, int] = _NO_ARGS,
-              exit: int | None = None, paths: list[PathItem] | None = None,
+              exit: int | None = None, paths: tuple[PathItem, ...] = (),
               exe: str | None = None, argv: list[str] | None = None,
               sockaddr: SockAddr | None = None,
-              fd_pair: tuple[int, int] | None = None) -> AuditEvent:
+              fd_pair: tuple[int, int] | None = None) -> Syscall:
         self._serial += 1
-        return AuditEvent(
-            node=None, serial=self._serial, ts=call.ts, syscall=syscall, success=True,
-            exit=call.result if exit is None else exit, args=args, pid=call.pid, ppid=0,
-            uid=None, euid=None, gid=None, auid=None, comm=None, exe=exe, key=None, cwd=None,
-            paths=paths or [], argv=argv, proctitle=None, sockaddr=sockaddr, fd_pair=fd_pair,
-            records=1, offset=0,
-        )
+        return Syscall(serial=self._serial, ts=call.ts, syscall=syscall, pid=call.pid,
+                       exit=call.result if exit is None else exit, args=args, exe=exe,
+                       paths=paths, argv=argv, sockaddr=sockaddr, fd_pair=fd_pair)
 
     def _paths(self, call: Call, syscall: str, args: tuple[int, int, int, int],
-               *items: tuple[str | None, str]) -> AuditEvent | None:
+               *items: tuple[str | None, str]) -> Syscall | None:
         paths = []
         for i, (name, nametype) in enumerate(items):
             if name is None:
                 return None
-            paths.append(PathItem(i, _name(name), None, None, None, nametype))
-        return self._make(call, syscall, args=args, paths=paths)
+            paths.append(PathItem(i, name, None, None, None, nametype))
+        return self._make(call, syscall, args=args, paths=tuple(paths))
 
-    def _audit_event(self, call: Call) -> AuditEvent | None:  # noqa: C901, PLR0911
+    def _syscall(self, call: Call) -> Syscall | None:
         name, a = call.name, call.args
         if name == "clone":
-            if call.flags & CLONE_THREAD or call.pid not in self._procs:
+            if call.flags & CLONE_THREAD or not self._known(call.pid):
                 return None
             return self._make(call, "clone", exit=call.child)
         if name == "exit":
-            if not call.group_dead or call.pid not in self._procs:
+            if not call.group_dead or not self._known(call.pid):
                 return None
             code = call.result if call.result >= 0 else 0
             return self._make(call, "exit_group", args=(code, 0, 0, 0))
@@ -135,8 +127,7 @@ class CallConverter:
                 return None
             nametype = "CREATE" if flags & O_CREAT else "NORMAL"
             return self._make(call, "openat", args=(dirfd, 0, flags, 0),
-                              paths=[PathItem(0, _name(call.path), None, None, None,
-                                              nametype)])
+                              paths=(PathItem(0, call.path, None, None, None, nametype),))
         if name in ("close", "dup", "dup2", "dup3", "ftruncate", "fchdir"):
             return self._make(call, name, args=(_fd(a[0]), 0, 0, 0))
         if name == "fcntl":
@@ -163,38 +154,21 @@ class CallConverter:
             return self._paths(call, name, _NO_ARGS, (call.path, "NORMAL"))
         if name in ("connect", "bind", "accept", "accept4"):
             addr = call.addr
-            sockaddr = SockAddr(addr.family, _name(addr.address), addr.port) if addr else None
+            sockaddr = SockAddr(addr.family, addr.address, addr.port) if addr else None
             return self._make(call, name, args=(_fd(a[0]), 0, 0, 0), sockaddr=sockaddr)
         return None
 
-    def _exec(self, call: Call) -> AuditEvent | None:
+    def _exec(self, call: Call) -> Syscall | None:
         asked = self._execs.pop(call.old_tid if call.old_tid is not None else call.tid, None)
         if asked is None or asked.path is None:
             return None
-        proc = self._procs.get(call.pid)
-        base = None
-        if asked.name == "execveat" and proc is not None and asked.args[0] != -100:
-            entry = proc.fds.get(asked.args[0] & 0xFFFFFFFF)
-            base = entry.file.path if entry is not None and entry.file is not None else None
+        proc = self.model.process(self.host, call.pid)
         program = asked.path
-        if not program.startswith("/"):
-            program = posixpath.normpath(posixpath.join(
-                base or (proc.cwd if proc is not None and proc.cwd else "/"), program))
-        argv = [_name(a) or "" for a in asked.argv] if asked.argv is not None else None
-        return self._make(call, "execve", exit=0, exe=_name(interpreter(program)), argv=argv,
-                          paths=[PathItem(0, _name(program), None, None, None, "NORMAL")])
-
-
-def _name(text: str | None) -> str | None:
-    """A name for events: undecodable bytes (kept by surrogateescape in the calls) as
-    ``\\xNN``, the way the auditd front end writes them (events must be valid UTF-8)."""
-    if text is None or text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        if proc is not None:
+            dirfd = asked.args[0] if asked.name == "execveat" else AT_FDCWD
+            program = self.model.resolve(proc, program, dirfd)
+        return self._make(call, "execve", exit=0, exe=interpreter(program), argv=asked.argv,
+                          paths=(PathItem(0, program, None, None, None, "NORMAL"),))
 
 
 def _fd(value: int) -> int:
@@ -202,9 +176,10 @@ def _fd(value: int) -> int:
 
 
 def interpreter(program: str) -> str:
-    """The binary the kernel runs for ``program``: the ``#!`` interpreter of a script."""
+    """The binary the kernel runs for ``program`` (a name in its text form): the ``#!``
+    interpreter of a script."""
     try:
-        with open(program, "rb") as fh:
+        with open(name_to_bytes(program), "rb") as fh:
             head = fh.read(256)
     except OSError:
         return program
@@ -213,5 +188,5 @@ def interpreter(program: str) -> str:
     words = head[2:].split(b"\n", 1)[0].split()
     if not words:
         return program
-    interp = words[0].decode("utf-8", "surrogateescape")
+    interp = name_from_bytes(words[0])
     return interp if interp.startswith("/") else program

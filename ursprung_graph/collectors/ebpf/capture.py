@@ -154,7 +154,7 @@ class Capture:
                     with self._cond:
                         self._markers = parser.markers
                         self._cond.notify_all()
-        except BaseException as exc:  # noqa: BLE001 - reported by stop()
+        except BaseException as exc:
             self._error = exc
             with self._cond:
                 self._cond.notify_all()

@@ -45,7 +45,7 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass
 
-from ..auditd.syscalls import AARCH64, X86_64
+from ..os_model.syscalls import AARCH64, X86_64
 
 #: bytes per ``str()`` (BPFTRACE_STRLEN, its maximum in 0.17); a chunk is one less.
 STRLEN = 200

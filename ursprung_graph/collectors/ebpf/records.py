@@ -2,7 +2,7 @@
 
 :class:`Call` is the tracer-neutral record of one syscall (or task event): its name, the
 thread, process and time, the result, and the arguments the OS model needs (descriptors,
-directory descriptors, paths as ``str`` with undecodable bytes kept by surrogateescape,
+directory descriptors, names in the one lossless text form of :mod:`...schema.names`,
 flags, a socket address, argv). :class:`RecordParser` assembles them from byte blocks
 (records end with ``\\x1e\\n``; a record's strings come on the lines after it, from the same
 probe, so from the same CPU's buffer, in order), and :class:`Reorder` puts them in time
@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ...schema.names import name_from_bytes
 from .program import CHUNK, SYSCALLS, syscall_numbers
 
 END = b"\x1e\n"
@@ -80,7 +81,7 @@ class _Pending:
 
 
 def _text(data: bytes | bytearray) -> str:
-    return bytes(data).decode("utf-8", "surrogateescape")
+    return name_from_bytes(bytes(data))
 
 
 @dataclass
@@ -133,9 +134,9 @@ class RecordParser:
             if m is not None:
                 out.append(Lost(int(m.group(1)), self._last_ts))
             elif line.strip():
-                self.messages.append(_text(line).strip())
+                self.messages.append(line.decode("utf-8", "replace").strip())
 
-    def _record(self, rec: bytes, out: list[Call | Lost]) -> None:  # noqa: C901
+    def _record(self, rec: bytes, out: list[Call | Lost]) -> None:
         if b"\n" in rec:
             rec = self._messages(rec, out)
         if not rec:
