@@ -107,3 +107,15 @@ def test_reorder_releases_in_time_order_after_the_lag():
     assert [x.ts for x in out] == [3, 5]
     assert [x.ts for x in r.push([c(12)])] == []
     assert [x.ts for x in r.drain()] == [12, 20]
+
+
+def test_a_run_with_lost_records_says_so_in_its_environment():
+    from ursprung_graph.collectors.trace.runner import TraceResult
+    from ursprung_graph.pipeline.record import CAPTURE_GAP, capture_gap
+
+    whole = TraceResult(returncode=0, start=1, end=2, root_pid=1, root_start=1)
+    assert capture_gap(whole) == {}
+    gappy = TraceResult(returncode=0, start=1, end=2, root_pid=1, root_start=1, lost=12,
+                        gaps=[(100, 5), (300, 7)])
+    assert capture_gap(gappy) == {
+        CAPTURE_GAP: "12 records lost in 2 gaps between 100 and 300 (epoch ns)"}
