@@ -119,3 +119,10 @@ def test_a_run_with_lost_records_says_so_in_its_environment():
                         gaps=[(100, 5), (300, 7)])
     assert capture_gap(gappy) == {
         CAPTURE_GAP: "12 records lost in 2 gaps between 100 and 300 (epoch ns)"}
+
+
+def test_a_name_cut_by_the_kernel_is_marked():
+    data = header("unlink", 9, 1, 0) + s(9, b"/" + b"x" * (CHUNK - 1)) + b"~ 9\x1e\n"
+    _, out = parse(data + header("close", 9, 2, 0, 3))
+    unlink, close = out
+    assert unlink.cut and len(unlink.path) == CHUNK and close.name == "close"

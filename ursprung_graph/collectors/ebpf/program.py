@@ -30,6 +30,7 @@ Output (:mod:`.records` parses it): one record per line, terminated by ``\\x1e\\
     X TID PID TS CODE GROUP_DEAD                                  a task ended
     & TID\\x1fSTRING / + TID\\x1fMORE                              next string / rest of one
     ; TID                                                         the end of an exec's argv
+    ~ TID                                                         a name was cut here
 
 ``TS`` is ``nsecs`` (CLOCK_MONOTONIC). ``X0..X2`` are what the kernel wrote to user memory
 (the two descriptors of ``pipe``) or what a pointer argument points to (the first 24 bytes
@@ -50,8 +51,11 @@ from ..os_model.syscalls import AARCH64, X86_64
 #: bytes per ``str()`` (BPFTRACE_STRLEN, its maximum in 0.17); a chunk is one less.
 STRLEN = 200
 CHUNK = STRLEN - 1
-#: chunks per path (about PATH_MAX) and per argv element; argv elements per exec
-PATH_CHUNKS = 21
+#: chunks of a call's names together (twice this: 1,592 bytes; longer names are cut, and
+#: the record says so), per argv element; argv elements per exec. The loop that prints
+#: them is what bpftrace compiles and the verifier walks longest: 21 chunks (PATH_MAX)
+#: took 2 s more to attach than 4.
+PATH_CHUNKS = 4
 ARG_CHUNKS = 8
 MAX_ARGS = 64
 #: words before a chunk's end that must hold no NUL for it to be continued (``exact``)
@@ -212,7 +216,8 @@ def _strings(first: str, more: str, budget: int, exact: bool, var: str) -> str:
             f"while ({m} < {budget}) {{ if ({q} == 0) {{ break; }} "
             f'printf("%c %d\\x1f%s\\x1e\\n", $mark, tid, str(uptr({q}))); {check}'
             f"if ({long_} == 1) {{ {q} = {q} + {CHUNK}; $mark = 43; }} "
-            f"else {{ {more} {q} = {p}; $mark = 38; }} {m}++; }}")
+            f"else {{ {more} {q} = {p}; $mark = 38; }} {m}++; }} "
+            f'if ({long_} == 1 && {m} >= {budget}) {{ printf("~ %d\\x1e\\n", tid); }}')
 
 
 def _enter(numbers: dict[str, int], pred: str) -> str:

@@ -58,7 +58,7 @@ class Call:
     child: int | None = None
     old_tid: int | None = None
     group_dead: bool = False
-    cut: bool = False  # a string was longer than the program prints (argv elements)
+    cut: bool = False  # a string was longer than the program prints (it ends early)
 
 
 @dataclass(slots=True)
@@ -143,14 +143,18 @@ class RecordParser:
             return
         lead = rec[0]
         try:
-            if lead in b"&+;":
+            if lead in b"&+;~":
                 head, _, text = rec.partition(SEP)
                 tid = int(head[2:])
                 pending = self._pending.get(tid)
                 if pending is None:
                     self.spurious += 1
                     return
-                if lead == 0x3B:  # ";": the end of an exec's strings
+                if lead == 0x7E:  # "~": the kernel printed no more of the last string
+                    pending.call.cut = True
+                    pending.full = False
+                    pending.expected = min(pending.expected, len(pending.strings))
+                elif lead == 0x3B:  # ";": the end of an exec's strings
                     pending.full = False
                     pending.expected = len(pending.strings)
                 elif lead == 0x2B:  # "+": more of the last string
