@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from ...schema.event import Event
+from ...schema.event import SCHEMA_VERSION, Event, Kind, ProcessInfo
 from ...schema.names import name_from_bytes, name_to_bytes
 from ..linux import AT_FDCWD, CLONE_THREAD, O_CREAT, O_TRUNC, O_WRONLY
 from ..os_model import PathItem, Proc, SockAddr, Syscall
@@ -68,6 +68,17 @@ class CallConverter:
             if sc is not None:
                 self._apply(sc, out)
         return out
+
+    def gap(self, ts: int, what: str) -> Event:
+        """A capture gap (records lost, a window not collected) as a ``gap`` event of the
+        traced root (node-wide: of no process), which the store keeps with its dead
+        letters."""
+        self._serial += 1
+        pid = self.root or 0
+        start = self.root_start or 0
+        return Event(v=SCHEMA_VERSION, source=self.source, host=self.host, ts=ts,
+                     seq=f"gap.{self._serial}", kind=Kind.GAP,
+                     proc=ProcessInfo(pid=pid, start=start), gap=what)
 
     def _known(self, pid: int) -> bool:
         return self.model.process(self.host, pid) is not None

@@ -170,10 +170,12 @@ class NodeCollector:
         capture.start()
         if self.on_ready is not None:
             self.on_ready()
-        if last is not None:
-            self._window(Window(last, time.time_ns()))
-        self._note_alive(force=True)
         pending: list[Event] = []
+        if last is not None:
+            missed = Window(last, time.time_ns())
+            self._window(missed)
+            pending.append(converter.gap(missed.start, missed.describe()))
+        self._note_alive(force=True)
         since = time.monotonic()
         try:
             while True:
@@ -188,7 +190,9 @@ class NodeCollector:
                 for item in items:
                     if isinstance(item, Lost):
                         self.stats.lost += item.count
-                        self._window(Window(item.ts, item.ts, item.count))
+                        window = Window(item.ts, item.ts, item.count)
+                        self._window(window)
+                        pending.append(converter.gap(item.ts, window.describe()))
                     else:
                         calls.append(item)
                 self.stats.calls += len(calls)

@@ -94,14 +94,17 @@ class EbpfTracer:
         if self._flushed:
             return  # the command has ended and its trace is complete
         calls: list[Call] = []
+        gaps: list[Event] = []
+        assert self.converter is not None
         for item in items:
             if isinstance(item, Lost):
                 self.gaps.append((item.ts, item.count))
+                gaps.append(self.converter.gap(
+                    item.ts, f"{item.count} records lost by the eBPF tracer (buffer full)"))
             else:
                 calls.append(item)
-        assert self.converter is not None
         with self._lock:
-            events = self.converter.feed(calls)
+            events = self.converter.feed(calls) + gaps
         if events:
             if self.observe is not None:
                 self.observe(events)
