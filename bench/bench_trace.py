@@ -33,6 +33,17 @@ strace's and ursprung's own work, not the store server's).
         [--cpu-iterations 30000000] [--baseline DIR]
 
 Prints a table and writes bench/out/trace.json.
+
+``--tracers`` (issue 13) measures instead, all in one run, interleaved, medians: the
+file-heavy workload on tmpfs (/dev/shm) and on disk and the CPU-bound one, each plain,
+under strace alone, ``ursprung run --tracer strace``, ``ursprung run --tracer ebpf``,
+``reprozip trace`` (PyPI reprozip, installed into a venv of the bench's own) and the kernel
+audit subsystem with deploy/auditd/ursprung.rules filtered to the command's login uid;
+then the file-heavy workload on tmpfs while ``ursprung collect ebpf`` runs node-wide
+(publishing to a Tansu Kafka broker) versus while auditd runs with the project's rules
+node-wide. Needs root (eBPF, audit). Writes bench/out/tracers.json.
+
+    .venv/bin/python bench/bench_trace.py --tracers [--files 3000] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -147,7 +158,13 @@ def measure(name: str, argv: list[str], work: Path, env: dict[str, str], repeat:
     return out
 
 
+from bench_tracers import tracers_main  # noqa: E402
+
+
 def main() -> int:
+    if "--tracers" in sys.argv:
+        sys.argv.remove("--tracers")
+        return tracers_main()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=7)

@@ -103,6 +103,12 @@ class CollectConfig(_Section):
     #: IN_MOVED_FROM waits this long (event time) for its IN_MOVED_TO.
     pair_seconds: float = 2.0
     pair_events: int = 10000
+    #: `collect ebpf`: follow only these users, cgroups (v2 paths, e.g.
+    #: /sys/fs/cgroup/user.slice) and programs (fnmatch on the program's name or argv[0],
+    #: with their descendants); empty: the whole node.
+    ebpf_uids: list[int] = msgspec.field(default_factory=list)
+    ebpf_cgroups: list[str] = msgspec.field(default_factory=list)
+    ebpf_commands: list[str] = msgspec.field(default_factory=list)
 
 
 class IngestConfig(_Section):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ursprung_graph.collectors.trace import strace as strace_mod
-from ursprung_graph.collectors.trace.runner import Tracer, _Writer, trace
+from ursprung_graph.collectors.trace.runner import ChunkWriter, Tracer, trace
 from ursprung_graph.collectors.trace.strace import StraceParser
 from ursprung_graph.pipeline import environment as trace_environment
 from ursprung_graph.pipeline.ledger import RunLedger
@@ -124,7 +124,7 @@ def test_the_command_gets_the_callers_environment(tmp_path: Path, tz: str | None
 
 def test_writer_delivers_in_order_and_reports_errors():
     got: list[int] = []
-    writer = _Writer(lambda evs: got.extend(evs), min_events=3, max_delay=0.05)
+    writer = ChunkWriter(lambda evs: got.extend(evs), min_events=3, max_delay=0.05)
     for i in range(10):
         writer.put([i])
     time.sleep(0.2)  # below min_events, delivered after max_delay
@@ -139,7 +139,7 @@ def test_writer_delivers_in_order_and_reports_errors():
         calls.append(list(evs))
         raise RuntimeError("store down")
 
-    writer = _Writer(failing, min_events=1, max_delay=0)
+    writer = ChunkWriter(failing, min_events=1, max_delay=0)
     writer.put([1])
     writer.put([2])
     writer.join()
@@ -149,7 +149,7 @@ def test_writer_delivers_in_order_and_reports_errors():
 
 def test_writer_does_not_wait_once_hurried():
     delivered = threading.Event()
-    writer = _Writer(lambda evs: delivered.set(), min_events=1000, max_delay=60)
+    writer = ChunkWriter(lambda evs: delivered.set(), min_events=1000, max_delay=60)
     writer.put([1])
     assert not delivered.wait(0.1)
     writer.hurry()

@@ -134,8 +134,8 @@ def test_missing_strace_runs_nothing(tmp_path: Path, settings):
     for tool in ("touch", "sh"):
         os.symlink(shutil.which(tool), bindir / tool)
     env = cli_env(settings, PATH=str(bindir))
-    out = ursprung(settings, "run", "--", "touch", str(tmp_path / "ran"), cwd=tmp_path,
-                   env=env)
+    out = ursprung(settings, "run", "--tracer", "strace", "--", "touch", str(tmp_path / "ran"),
+                   cwd=tmp_path, env=env)
     assert out.returncode != 0
     assert b"strace was not found" in out.stderr
     assert not (tmp_path / "ran").exists()
@@ -166,7 +166,8 @@ def test_forbidden_ptrace_runs_nothing(tmp_path: Path, settings):
     from .helpers import URSPRUNG
 
     out = subprocess.run(
-        [sys.executable, str(deny), URSPRUNG, "run", "--", "touch", str(tmp_path / "ran")],
+        [sys.executable, str(deny), URSPRUNG, "run", "--tracer", "strace", "--", "touch",
+         str(tmp_path / "ran")],
         cwd=tmp_path, env=cli_env(settings), capture_output=True, timeout=120)
     assert out.returncode != 0
     assert b"cannot trace" in out.stderr, out.stderr

@@ -90,6 +90,47 @@ def collect_auditd(log_path: str, host: str | None, to: str, config_path: str | 
          follow, stop_on_signals())
 
 
+@collect.command("ebpf")
+@click.option("--host", default=None,
+              help="Host to record [default: collect.host or this machine].")
+@click.option("--to", "to", required=True, metavar="kafka://HOST:PORT|local",
+              help="Where to publish: a Kafka bootstrap server, or local (this machine's "
+                   "store through an in-process bus).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="ursprung.toml [default: $URSPRUNG_CONFIG or ./ursprung.toml].")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
+def collect_ebpf(host: str | None, to: str, config_path: str | None, verbose: bool) -> None:
+    """Trace this node's processes with eBPF (root, bpftrace) and publish their events,
+    live, until stopped; filtered by [collect] ebpf_uids, ebpf_cgroups, ebpf_commands."""
+    from ..collectors.ebpf.capture import EbpfUnavailable
+    from ..collectors.ebpf.node import NodeCollector, NodeFilter
+    from ..pipeline.sinks import BusSink
+
+    setup_logging(verbose)
+    config = config_or_fail(config_path)
+    c = config.collect
+    host = host or c.host or default_host()
+    stop = stop_on_signals()
+    node_filter = NodeFilter(tuple(c.ebpf_uids), tuple(c.ebpf_cgroups), tuple(c.ebpf_commands))
+    with _target(to, config, stop) as publisher:
+        sink = BusSink(publisher, config.kafka.events_topic, "ebpf",
+                       per_message=c.message_events)
+        collector = NodeCollector(
+            lambda events: sink.emit(events, [], host), host=host,
+            state_dir=config.checkpoint_dir, node_filter=node_filter,
+            chunk_events=c.chunk_events, flush_seconds=c.flush_seconds, stop=stop,
+            on_window=lambda w: click.echo(f"ebpf: {w.describe()}", err=True),
+            on_ready=lambda: click.echo(f"ebpf: collecting on {host}", err=True))
+        try:
+            stats = collector.run()
+        except EbpfUnavailable as exc:
+            raise click.ClickException(str(exc)) from exc
+        except BusError as exc:
+            raise click.ClickException(f"the bus did not take the events: {exc}") from exc
+    click.echo(f"ebpf: {stats.calls:,} calls -> {stats.events:,} events in "
+               f"{sink.messages:,} messages, {stats.lost:,} records lost", err=True)
+
+
 @collect.command("scale")
 @click.argument("path", metavar="[FILE|-]", required=False)
 @click.option("--from", "source_url", metavar="kafka://HOST:PORT/TOPIC",

