@@ -8,7 +8,7 @@ PYTHON ?= $(shell test -x /usr/bin/python3.11 && echo /usr/bin/python3.11 || ech
 VENV := .venv
 PY := $(VENV)/bin/python
 DEBS := auditd laurel python3-audit strace gcc python3.11-dev iproute2 openjdk-17-jdk-headless \
-	maven
+	maven chromium
 DEMO_HOME := $(CURDIR)/.home/demo
 DEMO_LOG := tests/data/pipeline.audit.log
 DEMO_OUTPUT := /tmp/ursprung-fixture/final/result.txt
@@ -21,7 +21,8 @@ setup: debs venv node neo4j
 
 # Debian packages: the kernel audit tools, the benchmark's anchors, strace, the C compiler and
 # Python headers (the parser's core), iproute2 (network namespaces of the Winnower cluster
-# simulation), Java 17 and Maven (the Neo4j test server, tools/neo4j) and Node.js
+# simulation), Java 17 and Maven (the Neo4j test server, tools/neo4j), Chromium (the GUI's
+# browser tests drive it headless through Playwright) and Node.js
 # (Neo4j's Cypher grammar checker). Installed only when missing; needs root for apt-get.
 debs:
 	@missing=""; \

@@ -86,12 +86,6 @@ DOWNSTREAM: tuple[tuple[str, Cypher, bool], ...] = (
         f"WHERE e.last >= f.bound {_RETURN}"), False),
 )
 
-NODE_PROPERTIES: dict[str, Cypher] = {
-    label: Cypher(f"UNWIND $keys AS k MATCH (n:{label} {{key: k}}) "
-                  "RETURN n.key AS key, properties(n) AS props")
-    for label in (g.PROCESS, g.FILE, g.PIPE, g.ENDPOINT)
-}
-
 FILES_BY_PATH = Cypher(
     f"MATCH (f:{g.FILE} {{path: $path}}) RETURN f.key AS key, f.host AS host, f.fs AS fs "
     "ORDER BY key"
@@ -100,6 +94,13 @@ FILES_BY_PATH = Cypher(
 #: The node type of each label (its fields are the attributes a node carries).
 NODE_TYPES: dict[str, type[LineageNode]] = {
     g.PROCESS: ProcessNode, g.FILE: FileNode, g.PIPE: PipeNode, g.ENDPOINT: EndpointNode,
+}
+
+#: The attributes of each label's nodes, as columns (cheaper to read than ``properties(n)``).
+NODE_PROPERTIES: dict[str, Cypher] = {
+    label: Cypher(f"UNWIND $keys AS k MATCH (n:{label} {{key: k}}) RETURN n.key AS key, "
+                  + ", ".join(f"n.{a} AS {a}" for a in node_type.__struct_fields__[2:]))
+    for label, node_type in NODE_TYPES.items()
 }
 
 
@@ -168,7 +169,7 @@ def lineage(store: GraphStore, root: str, *, direction: Literal["up", "down"] = 
                     best[key] = bound
                     reached[key] = bound
         frontier = reached
-    return Lineage(root=root, direction=direction, nodes=_nodes(store, labels),
+    return Lineage(root=root, direction=direction, nodes=load_nodes(store, labels),
                    edges=sorted(edges.values(), key=lambda e: (e.first, e.source)))
 
 
@@ -184,7 +185,8 @@ def _improves(upstream: bool, bound: int, known: int | None) -> bool:
     return bound > known if upstream else bound < known
 
 
-def _nodes(store: GraphStore, labels: dict[str, str]) -> list[LineageNode]:
+def load_nodes(store: GraphStore, labels: dict[str, str]) -> list[LineageNode]:
+    """The nodes of ``labels`` (key -> label) with their attributes, by kind and key."""
     by_label: dict[str, list[str]] = {}
     for key, label in labels.items():
         by_label.setdefault(label, []).append(key)
@@ -196,8 +198,7 @@ def _nodes(store: GraphStore, labels: dict[str, str]) -> list[LineageNode]:
         node_type = NODE_TYPES[label]
         attributes = node_type.__struct_fields__[2:]  # after id and kind
         for row in store.read(statement, {"keys": keys}):
-            props: dict[str, Any] = row["props"]
             nodes.append(node_type(
                 id=row["key"], kind=g.KIND_OF_LABEL[label],  # type: ignore[arg-type]
-                **{a: props[a] for a in attributes if props.get(a) is not None}))
+                **{a: row[a] for a in attributes if row.get(a) is not None}))
     return sorted(nodes, key=lambda n: (n.kind, n.id))
