@@ -85,6 +85,7 @@ bench: setup
 	$(PY) bench/bench_trace.py
 	$(PY) bench/bench_winnower.py
 	$(PY) bench/bench_backends.py
+	$(PY) bench/bench_gui.py
 
 clean:
 	rm -rf $(VENV) .home tools/cypher-lint/node_modules tools/neo4j/target

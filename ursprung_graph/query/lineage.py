@@ -14,7 +14,7 @@ whole frontier with ``UNWIND``. A node reached again with a looser bound is expa
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from ..schema import graph as g
 from ..schema.times import FOREVER

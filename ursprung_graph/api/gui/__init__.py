@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyvis
-from starlette.responses import RedirectResponse, Response
 from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 

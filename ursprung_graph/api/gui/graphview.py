@@ -236,18 +236,18 @@ def layout(ids: Sequence[str], links: Iterable[tuple[str, str]]) -> dict[str, tu
     pos: dict[str, tuple[int, int]] = {}
     x = 0
     for lv in sorted(layers):
-        members = layers[lv]
+        layer = layers[lv]
 
         def weight(n: str) -> float:
             ys = [pos[p][1] for p in preds[n] if p in pos]
             return sum(ys) / len(ys) if ys else 0.0
 
-        members.sort(key=weight)
-        columns = max(1, math.ceil(len(members) / _COLUMN_ROWS))
-        rows = math.ceil(len(members) / columns)
-        for i, n in enumerate(members):
-            col, row = divmod(i, rows)
-            pos[n] = (x + col * _COLUMN_GAP, int((row - (rows - 1) / 2) * _ROW_GAP))
+        layer.sort(key=weight)
+        columns = max(1, math.ceil(len(layer) / _COLUMN_ROWS))
+        rows = math.ceil(len(layer) / columns)
+        for rank, key in enumerate(layer):
+            col, row = divmod(rank, rows)
+            pos[key] = (x + col * _COLUMN_GAP, int((row - (rows - 1) / 2) * _ROW_GAP))
         x += (columns - 1) * _COLUMN_GAP + _LAYER_GAP
     return pos
 

@@ -31,8 +31,8 @@ SAME, CHANGED, ONLY_A, ONLY_B = "same", "changed", "only_a", "only_b"
 def _identities(graph: RunGraph, cwd: str | None) -> dict[str, str]:
     first: dict[str, int] = {}
     for e in graph.edges:
-        for n in (e.source, e.target):
-            first[n] = min(first.get(n, e.first), e.first)
+        for key in (e.source, e.target):
+            first[key] = min(first.get(key, e.first), e.first)
     seen: Counter[str] = Counter()
     out: dict[str, str] = {}
     ordered = sorted(graph.nodes, key=lambda n: (first.get(n.id, 0), n.id))

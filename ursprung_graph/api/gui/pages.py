@@ -10,6 +10,7 @@ allows scripts, styles and connections from this server alone.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline';
        "img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; "
        "form-action 'self'; frame-ancestors 'none'")
 PAGE_SIZE = 25
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                           trim_blocks=True, lstrip_blocks=True)
@@ -76,7 +78,7 @@ def script_json(value: object) -> Markup:
     """``value`` as JSON that is safe inside a ``<script>`` block."""
     text = msgspec.json.encode(value).decode()
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return Markup(text)  # noqa: S704 - escaped above
+    return Markup(text)
 
 
 def render(template: str, page: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -139,7 +141,10 @@ class Gui:
         return render("explore.html", "explore", **context)
 
     def script(self, request: Request) -> Response:
-        q = self._query(request)
+        try:
+            q = self._query(request)
+        except BadQuery as exc:
+            return PlainTextResponse(str(exc), status_code=400)
         prepared, _ = explore(store_of(request), q)
         assert q.node is not None
         return PlainTextResponse(shell_script(q.node, producers(prepared)),
@@ -155,14 +160,20 @@ class Gui:
 
     def expand(self, request: Request) -> Response:
         """One step of lineage from ``node``, as JSON for the graph to add."""
-        q = self._query(request)
+        try:
+            q = self._query(request)
+        except BadQuery as exc:
+            return PlainTextResponse(str(exc), status_code=400)
         assert q.node is not None
         nodes, edges = walk(store_of(request), q.node, q.direction, 1, q.as_of)
         return _json(view(prepare(nodes, edges, q.filters, root=q.node), cap=2**31))
 
     def cluster(self, request: Request) -> Response:
         """The members of one cluster of the explore graph the query describes."""
-        q = self._query(request)
+        try:
+            q = self._query(request)
+        except BadQuery as exc:
+            return PlainTextResponse(str(exc), status_code=400)
         prepared, versions = explore(store_of(request), q)
         return _json(members(prepared, request.query_params.get("cluster", ""),
                              versions=versions))
@@ -175,9 +186,9 @@ class Gui:
         pipelines = sorted({r.pipeline for r in everything if r.pipeline})
         rows = [r for r in everything if t.matches(r)]
         rows.sort(key=lambda r: _sort_key(getattr(r, t.sort)), reverse=t.order == "desc")
-        pages = max(1, math.ceil(len(rows) / PAGE_SIZE))
+        pages = max(1, math.ceil(len(rows) / t.size))
         page = min(t.page, pages)
-        shown = rows[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+        shown = rows[(page - 1) * t.size: page * t.size]
 
         def sort_link(col: str) -> str:
             order = "asc" if t.sort == col and t.order == "desc" else "desc"
@@ -234,12 +245,12 @@ class Gui:
     def diff(self, request: Request) -> Response:
         p = request.query_params
         name = p.get("name", "")
+        a, b = p.get("a", ""), p.get("b", "")
+        if not (_SHA256.fullmatch(a) and _SHA256.fullmatch(b)):
+            return render("diff.html", "compare", 400, name=name, lines=None,
+                          error="a and b must be sha256 hashes of stored contents")
         content = content_of(request)
-        try:
-            text = content.diff(p.get("a", ""), p.get("b", ""), name_a=f"a/{name}",
-                                name_b=f"b/{name}") if content else None
-        except ValueError as exc:
-            return render("diff.html", "compare", 400, name=name, lines=None, error=str(exc))
+        text = content.diff(a, b, name_a=f"a/{name}", name_b=f"b/{name}") if content else None
         lines = None if text is None else [(_line_kind(line), line)
                                            for line in text.splitlines()]
         return render("diff.html", "compare", 200 if lines is not None else 404, name=name,
@@ -279,6 +290,7 @@ class RunsTable:
     sort: str
     order: str
     page: int
+    size: int = PAGE_SIZE
 
     COLUMNS = (("id", "run"), ("pipeline", "pipeline"), ("command", "command"),
                ("host", "host"), ("start", "start"), ("duration", "duration"),
@@ -292,14 +304,16 @@ class RunsTable:
         order = "asc" if params.get("order") == "asc" else "desc"
         try:
             page = max(1, int(params.get("page", "1")))
+            size = min(500, max(1, int(params.get("size", str(PAGE_SIZE)))))
         except ValueError:
-            page = 1
+            page, size = 1, PAGE_SIZE
         return RunsTable(q=params.get("q", ""), pipeline=params.get("pipeline", ""),
-                         sort=sort, order=order, page=page)
+                         sort=sort, order=order, page=page, size=size)
 
     def params(self) -> dict[str, str]:
         return {"q": self.q, "pipeline": self.pipeline, "sort": self.sort,
-                "order": self.order, "page": str(self.page) if self.page > 1 else ""}
+                "order": self.order, "page": str(self.page) if self.page > 1 else "",
+                "size": str(self.size) if self.size != PAGE_SIZE else ""}
 
     def matches(self, run: Any) -> bool:
         if self.pipeline and run.pipeline != self.pipeline:
