@@ -327,16 +327,16 @@ def view(p: Prepared, *, cap: int = DEFAULT_CAP,
     nodes: list[VisNode] = []
     if p.root is not None and p.root in p.nodes:
         nodes.append(_vis_node(p.nodes[p.root], p, first, versions, marks))
+    places = _cluster_places(p, groups)
     for c, keys in sorted(groups.items()):
         sample = p.nodes[keys[0]]
-        xs = [p.pos[k][0] for k in keys]
-        ys = [p.pos[k][1] for k in keys]
         ts = [first[k] for k in keys if k in first]
         host = host_of(sample)
+        x, y = places[c]
         nodes.append(VisNode(
-            id=c, label=f"{len(keys)} {sample.kind}s on {host}", kind=sample.kind,
-            x=int(sum(xs) / len(xs)), y=int(sum(ys) / len(ys)), host=host,
-            t=min(ts) if ts else None, members=len(keys),
+            id=c, label=f"{len(keys)} {_PLURAL.get(sample.kind, sample.kind)} on {host}",
+            kind=sample.kind, x=x, y=y, host=host, t=min(ts) if ts else None,
+            members=len(keys),
             info=[Info("cluster", f"{len(keys)} {sample.kind} nodes on host {host}"),
                   Info("open", "click to open")]))
     seen: set[tuple[str, str]] = set()
@@ -353,6 +353,32 @@ def view(p: Prepared, *, cap: int = DEFAULT_CAP,
               f"and kind ({len(groups)} clusters). Click a cluster to open it.")
     return GraphView(nodes=nodes, edges=edges, total=total, hidden=p.hidden, clustered=True,
                      notice=notice, tmin=tmin, tmax=tmax, hosts=hosts)
+
+
+_PLURAL = {"process": "processes", "file": "files", "pipe": "pipes", "endpoint": "sockets"}
+#: Clusters whose centres lie closer than this (in x) share a column and are spread in y.
+_CLUSTER_GAP = 110
+
+
+def _cluster_places(p: Prepared, groups: dict[str, list[str]]) -> dict[str, tuple[int, int]]:
+    """Each cluster at the centre of its members, clusters of one column spread apart."""
+    centres: dict[str, tuple[int, int]] = {}
+    for c, keys in groups.items():
+        centres[c] = (sum(p.pos[k][0] for k in keys) // len(keys),
+                      sum(p.pos[k][1] for k in keys) // len(keys))
+    columns: list[list[str]] = []
+    for c in sorted(centres, key=lambda c: centres[c]):
+        if columns and abs(centres[columns[-1][0]][0] - centres[c][0]) < _CLUSTER_GAP * 2:
+            columns[-1].append(c)
+        else:
+            columns.append([c])
+    places: dict[str, tuple[int, int]] = {}
+    for column in columns:
+        column.sort(key=lambda c: (centres[c][1], c))
+        middle = sum(centres[c][1] for c in column) // len(column)
+        for i, c in enumerate(column):
+            places[c] = (centres[c][0], middle + int((i - (len(column) - 1) / 2) * _CLUSTER_GAP))
+    return places
 
 
 def members(p: Prepared, cluster: str, *,
