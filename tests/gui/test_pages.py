@@ -148,6 +148,9 @@ def test_expand_gives_one_step_as_json_and_bad_queries_are_400(store) -> None:
     assert kinds == {"file", "process"} and len(data["nodes"]) == 2  # the writer, one hop
     [edge] = data["edges"]
     assert edge["to"] == root and edge["kind"] == "WROTE"
+    # each node and edge end names its cluster: in a clustered graph it attaches there
+    assert {n["cluster"] for n in data["nodes"]} == {"cluster:h1:file", "cluster:h1:process"}
+    assert edge["to_cluster"] == "cluster:h1:file"
     assert client.get("/gui/api/expand").status_code == 400
     bad = client.get("/gui/explore", params={"node": root, "depth": "deep"})
     assert bad.status_code == 400 and "depth must be a whole number" in bad.text

@@ -10,7 +10,7 @@ is clustered), and ``q`` (a search). ``t`` (the time slider) is read by the brow
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -102,15 +102,19 @@ def walk(store: GraphStore, root: str, direction: str, depth: int,
     return list(nodes.values()), list(edges.values())
 
 
-def explore(store: GraphStore, q: ExploreQuery,
-            root: str | None = None) -> tuple[Prepared, dict[str, LatestVersion]]:
-    """The filtered, laid-out lineage the query asks for (``root`` overrides its node)."""
-    start = root or q.node
-    assert start is not None
-    nodes, edges = walk(store, start, q.direction, q.depth, q.as_of)
-    prepared = prepare(nodes, edges, q.filters, root=start)
-    files = [k for k, n in prepared.nodes.items() if n.kind == "file"]
-    return prepared, file_versions(store, files, q.as_of)
+def explore(store: GraphStore, q: ExploreQuery) -> Prepared:
+    """The filtered, laid-out lineage the query asks for."""
+    assert q.node is not None
+    nodes, edges = walk(store, q.node, q.direction, q.depth, q.as_of)
+    return prepare(nodes, edges, q.filters, root=q.node)
+
+
+def versions_of(store: GraphStore, p: Prepared, keys: Iterable[str] | None = None,
+                as_of: int | None = None) -> dict[str, LatestVersion]:
+    """The newest versions of the files of ``p`` (of those among ``keys``, if given)."""
+    wanted = p.nodes if keys is None else [k for k in keys if k in p.nodes]
+    files = [k for k in wanted if p.nodes[k].kind == "file"]
+    return file_versions(store, files, as_of)
 
 
 def producers(p: Prepared) -> list[ProcessNode]:

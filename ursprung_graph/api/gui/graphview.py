@@ -14,7 +14,6 @@ them as text.
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
@@ -23,7 +22,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from ...query.classify import Classifier
+from ...query.classify import Classifier, matcher
 from ...query.explore import LatestVersion
 from ...query.types import EndpointNode, FileNode, LineageEdge, LineageNode, PipeNode, ProcessNode
 from ...schema import graph as g
@@ -108,11 +107,11 @@ class Filters:
         return Filters(hide_system=hide_system, noise=patterns)
 
     def hides(self, node: LineageNode) -> bool:
-        texts = _texts(node)
         if self.hide_system and isinstance(node, FileNode) and node.path \
                 and self.classifier.environment(node.path):
             return True
-        return any(fnmatch.fnmatchcase(t, p) for t in texts for p in self.noise)
+        noise = matcher(self.noise)
+        return any(noise.match(t) for t in _texts(node))
 
 
 def _texts(node: LineageNode) -> list[str]:
@@ -379,6 +378,20 @@ def _cluster_places(p: Prepared, groups: dict[str, list[str]]) -> dict[str, tupl
         for i, c in enumerate(column):
             places[c] = (centres[c][0], middle + int((i - (len(column) - 1) / 2) * _CLUSTER_GAP))
     return places
+
+
+def step(p: Prepared, *, versions: dict[str, LatestVersion] | None = None) -> GraphView:
+    """Every node and edge of ``p`` (one expansion step), each node and edge end also named
+    by the cluster it would belong to, so that the browser attaches what lies in a cluster
+    it has not opened to that cluster."""
+    versions = versions or {}
+    clusters = {k: cluster_id(n) for k, n in p.nodes.items()}
+    first = _first_seen(p.edges)
+    nodes = [_vis_node(n, p, first, versions, {}, clusters) for n in p.nodes.values()]
+    edges = [_vis_edge(i, e, clusters) for i, e in enumerate(p.edges)]
+    return GraphView(nodes=nodes, edges=edges, total=len(nodes), hidden=p.hidden,
+                     clustered=False, notice=None, tmin=None, tmax=None,
+                     hosts=sorted({n.host or "?" for n in nodes}))
 
 
 def members(p: Prepared, cluster: str, *,

@@ -36,14 +36,25 @@ from ...query.types import (
     ValueEntry,
 )
 from ...store.base import GraphStore, StoreError
-from .explore import BadQuery, ExploreQuery, explore, parse_query, producers, shell_script, walk
+from .explore import (
+    BadQuery,
+    ExploreQuery,
+    explore,
+    parse_query,
+    producers,
+    shell_script,
+    versions_of,
+    walk,
+)
 from .graphview import (
     DEFAULT_CAP,
     Filters,
     GraphView,
+    cluster_id,
     label_of,
     members,
     prepare,
+    step,
     view,
     when,
 )
@@ -122,12 +133,14 @@ class Gui:
         context: dict[str, Any] = {"q": q, "hits": search(store, q.q) if q.q else None,
                                    "explore_link": explore_link}
         if q.node:
-            prepared, versions = explore(store, q)
+            prepared = explore(store, q)
             if q.node not in prepared.nodes:
                 return render("explore.html", "explore", 404, **context,
                               error=f"no node {q.node} in the graph")
             root = prepared.nodes[q.node]
-            graph = view(prepared, cap=q.cap, versions=versions)
+            small = len(prepared.nodes) <= q.cap  # a clustered view shows no file details
+            graph = view(prepared, cap=q.cap,
+                         versions=versions_of(store, prepared, as_of=q.as_of) if small else {})
             filters = {k: v for k, v in q.params().items() if k in ("system", "noise", "as_of")}
             context.update(_graph_context(
                 graph, expand_url=_link("/gui/api/expand", {**filters,
@@ -145,7 +158,7 @@ class Gui:
             q = self._query(request)
         except BadQuery as exc:
             return PlainTextResponse(str(exc), status_code=400)
-        prepared, _ = explore(store_of(request), q)
+        prepared = explore(store_of(request), q)
         assert q.node is not None
         return PlainTextResponse(shell_script(q.node, producers(prepared)),
                                  media_type="text/x-shellscript",
@@ -166,7 +179,9 @@ class Gui:
             return PlainTextResponse(str(exc), status_code=400)
         assert q.node is not None
         nodes, edges = walk(store_of(request), q.node, q.direction, 1, q.as_of)
-        return _json(view(prepare(nodes, edges, q.filters, root=q.node), cap=2**31))
+        prepared = prepare(nodes, edges, q.filters, root=q.node)
+        return _json(step(prepared, versions=versions_of(store_of(request), prepared,
+                                                           as_of=q.as_of)))
 
     def cluster(self, request: Request) -> Response:
         """The members of one cluster of the explore graph the query describes."""
@@ -174,9 +189,12 @@ class Gui:
             q = self._query(request)
         except BadQuery as exc:
             return PlainTextResponse(str(exc), status_code=400)
-        prepared, versions = explore(store_of(request), q)
-        return _json(members(prepared, request.query_params.get("cluster", ""),
-                             versions=versions))
+        store = store_of(request)
+        prepared = explore(store, q)
+        cluster = request.query_params.get("cluster", "")
+        inside = [k for k, n in prepared.nodes.items() if cluster_id(n) == cluster]
+        return _json(members(prepared, cluster,
+                             versions=versions_of(store, prepared, inside, q.as_of)))
 
     # ------------------------------------------------------------------ runs
 

@@ -93,42 +93,19 @@
     } finally { busy--; mark(); }
   }
 
-  const expanded = new Set();
-  async function expand(id) {
-    if (!container.dataset.expand || expanded.has(id)) return;
-    expanded.add(id);
-    const g = await getJson(withParam(container.dataset.expand, "node", id));
-    const at = network.getPositions([id])[id];
-    const preds = new Set(g.edges.filter(function (e) { return e.to === id; })
-      .map(function (e) { return e.from; }));
-    let left = 0, right = 0;
-    const add = [];
-    g.nodes.forEach(function (m) {
-      if (nodes.get(m.id)) return;
-      const before = preds.has(m.id);
-      const k = before ? left++ : right++;
-      m.x = at.x + (before ? -260 : 260);
-      m.y = at.y + (k % 2 ? 1 : -1) * Math.ceil(k / 2) * 56;
-      add.push(visNode(m));
-    });
-    nodes.add(add);
-    edges.update(g.edges.filter(function (e) { return nodes.get(e.from) && nodes.get(e.to); })
-      .map(visEdge));
-    container.dataset.expanded = String(expanded.size);
-    container.dataset.added = String(Number(container.dataset.added || 0) + add.length);
-    replay();
-  }
-
-  let opened = 0;
-  async function openCluster(id) {
-    const g = await getJson(withParam(container.dataset.cluster, "cluster", id));
-    edges.remove(edges.getIds({ filter: function (e) { return e.from === id || e.to === id; } }));
-    nodes.remove(id);
-    nodes.add(g.nodes.filter(function (m) { return !nodes.get(m.id); }).map(visNode));
+  // Add the nodes and edges of a server answer (an expansion or an opened cluster): a node
+  // already drawn is kept; one whose cluster is drawn (not opened) stays in it; edge ends
+  // resolve to the node if drawn, else to its cluster. New nodes go where `place` says.
+  function attach(g, place) {
     function resolve(raw, cluster) {
       if (nodes.get(raw)) return raw;
       return cluster && nodes.get(cluster) ? cluster : null;
     }
+    const fresh = g.nodes.filter(function (m) {
+      return !nodes.get(m.id) && !(m.cluster && nodes.get(m.cluster));
+    });
+    fresh.forEach(place);
+    nodes.add(fresh.map(visNode));
     const add = [], seen = new Set();
     g.edges.forEach(function (e) {
       const a = resolve(e.from, e.from_cluster), b = resolve(e.to, e.to_cluster);
@@ -139,6 +116,35 @@
       add.push(visEdge(Object.assign({}, e, { id: eid, from: a, to: b })));
     });
     edges.add(add);
+    return fresh.length;
+  }
+
+  const expanded = new Set();
+  async function expand(id) {
+    if (!container.dataset.expand || expanded.has(id)) return;
+    expanded.add(id);
+    const g = await getJson(withParam(container.dataset.expand, "node", id));
+    const at = network.getPositions([id])[id];
+    const preds = new Set(g.edges.filter(function (e) { return e.to === id; })
+      .map(function (e) { return e.from; }));
+    let left = 0, right = 0;
+    const added = attach(g, function (m) {
+      const before = preds.has(m.id);
+      const k = before ? left++ : right++;
+      m.x = at.x + (before ? -260 : 260);
+      m.y = at.y + (k % 2 ? 1 : -1) * Math.ceil(k / 2) * 56;
+    });
+    container.dataset.expanded = String(expanded.size);
+    container.dataset.added = String(Number(container.dataset.added || 0) + added);
+    replay();
+  }
+
+  let opened = 0;
+  async function openCluster(id) {
+    const g = await getJson(withParam(container.dataset.cluster, "cluster", id));
+    edges.remove(edges.getIds({ filter: function (e) { return e.from === id || e.to === id; } }));
+    nodes.remove(id);
+    attach(g, function () {});
     opened++;
     container.dataset.opened = String(opened);
     replay();
