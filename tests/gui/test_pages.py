@@ -204,3 +204,20 @@ def test_diff_refuses_what_is_not_a_hash(world: World, bad: str) -> None:
     client = TestClient(gui_app(world.store, world.content))
     r = client.get("/gui/diff", params={"a": bad, "b": "0" * 64, "name": HOSTILE_FILE})
     assert r.status_code == 400 and "<img src=x" not in r.text
+
+
+def test_a_store_that_cannot_answer_is_one_line_not_a_traceback(tmp_path) -> None:
+    from ursprung_graph.store.embedded import EmbeddedServer
+    from ursprung_graph.store.falkordb import FalkorDBStore
+
+    server = EmbeddedServer(tmp_path / "falkordb")
+    server.start()
+    try:
+        gone = FalkorDBStore(unix_socket=str(server.socket), graph="x")
+    finally:
+        server.stop()  # the store's server is gone before the pages ask it anything
+    client = TestClient(gui_app(gone), raise_server_exceptions=False)
+    for path in ("/gui/runs", "/gui/explore?q=x", "/gui/api/expand?node=f:h:/x"):
+        r = client.get(path)
+        assert r.status_code == 503, path
+        assert "the graph store cannot answer" in r.text and "Traceback" not in r.text

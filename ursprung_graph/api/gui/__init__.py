@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .graphview import DEFAULT_CAP
-from .pages import Gui, content_of, store_of
+from .pages import Gui, content_of, guarded, store_of
 
 __all__ = ["DEFAULT_CAP", "content_of", "routes", "store_of"]
 
@@ -36,15 +36,15 @@ def routes(cap: int = DEFAULT_CAP) -> list[BaseRoute]:
     gui = Gui(cap=cap)
     return [
         Route("/gui", _home),
-        Route("/gui/explore", gui.explore),
-        Route("/gui/explore/script.sh", gui.script),
-        Route("/gui/api/expand", gui.expand),
-        Route("/gui/api/cluster", gui.cluster),
-        Route("/gui/runs", gui.runs),
-        Route("/gui/runs/{run:path}", gui.run),
-        Route("/gui/compare", gui.compare),
-        Route("/gui/diff", gui.diff),
-        Route("/gui/reports", gui.reports),
+        Route("/gui/explore", guarded(gui.explore)),
+        Route("/gui/explore/script.sh", guarded(gui.script)),
+        Route("/gui/api/expand", guarded(gui.expand)),
+        Route("/gui/api/cluster", guarded(gui.cluster)),
+        Route("/gui/runs", guarded(gui.runs)),
+        Route("/gui/runs/{run:path}", guarded(gui.run)),
+        Route("/gui/compare", guarded(gui.compare)),
+        Route("/gui/diff", guarded(gui.diff)),
+        Route("/gui/reports", guarded(gui.reports)),
         Mount("/gui/static/vis", StaticFiles(directory=VIS_DIR), name="gui-vis"),
         Mount("/gui/static", StaticFiles(directory=STATIC_DIR), name="gui-static"),
     ]

@@ -9,9 +9,10 @@ allows scripts, styles and connections from this server alone.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -399,7 +400,18 @@ def _sections(cmp: Comparison, content: ContentStore | None) -> list[CompareSect
     return out
 
 
-def store_error_page(request: Request, exc: Exception) -> Response:
-    """What a page shows when the store cannot answer."""
-    assert isinstance(exc, StoreError)
-    return render("base.html", "", 503, error=f"the graph store cannot answer: {exc}")
+Endpoint = Callable[[Request], Response]
+
+
+def guarded(endpoint: Endpoint) -> Endpoint:
+    """``endpoint`` with a store that cannot answer shown as one line (503), not a
+    traceback."""
+
+    @functools.wraps(endpoint)
+    def run(request: Request) -> Response:
+        try:
+            return endpoint(request)
+        except StoreError as exc:
+            return render("base.html", "", 503, error=f"the graph store cannot answer: {exc}")
+
+    return run
