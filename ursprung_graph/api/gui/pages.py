@@ -27,6 +27,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from ...content.store import ContentStore
 from ...query.compare import compare
 from ...query.explore import run_graph, search
+from ...query.reports import ReportError, load_reports
 from ...query.runs import AmbiguousRun, list_runs, run_facts
 from ...query.types import (
     Comparison,
@@ -278,7 +279,12 @@ class Gui:
     # ------------------------------------------------------------------ reports
 
     def reports(self, request: Request) -> Response:
-        return render("reports.html", "reports", reports=None)
+        """The Cypher reports of ``cypher/`` (running one from here is not built yet)."""
+        try:
+            reports = sorted(load_reports().values(), key=lambda r: r.name)
+        except ReportError as exc:
+            return render("reports.html", "reports", 500, reports=[], error=str(exc))
+        return render("reports.html", "reports", reports=reports)
 
 
 def _json(value: object) -> Response:
