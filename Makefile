@@ -8,7 +8,7 @@ PYTHON ?= $(shell test -x /usr/bin/python3.11 && echo /usr/bin/python3.11 || ech
 VENV := .venv
 PY := $(VENV)/bin/python
 DEBS := auditd laurel python3-audit strace gcc python3.11-dev iproute2 openjdk-17-jdk-headless \
-	maven bpftrace
+	maven bpftrace chromium
 DEMO_HOME := $(CURDIR)/.home/demo
 DEMO_LOG := tests/data/pipeline.audit.log
 DEMO_OUTPUT := /tmp/ursprung-fixture/final/result.txt
@@ -22,7 +22,8 @@ setup: debs venv node neo4j graphiql
 # Debian packages: the kernel audit tools, the benchmark's anchors, strace, the C compiler and
 # Python headers (the parser's core), iproute2 (network namespaces of the Winnower cluster
 # simulation), Java 17 and Maven (the Neo4j test server, tools/neo4j), bpftrace (the eBPF
-# tracer and node collector) and Node.js
+# tracer and node collector), Chromium (the GUI's browser tests drive it headless through
+# Playwright) and Node.js
 # (Neo4j's Cypher grammar checker). Installed only when missing; needs root for apt-get.
 debs:
 	@missing=""; \
@@ -97,6 +98,7 @@ bench: setup
 	$(PY) bench/bench_winnower.py
 	$(PY) bench/bench_backends.py
 	$(PY) bench/bench_api.py
+	$(PY) bench/bench_gui.py
 
 clean:
 	rm -rf $(VENV) .home tools/cypher-lint/node_modules tools/neo4j/target

@@ -1,10 +1,11 @@
 """The Starlette app behind ``ursprung serve``: ``/graphql`` (POST: the API; GET: GraphiQL),
 ``/graphiql/*`` (its files), ``/healthz``, ``/metrics``, and the GUI's routes
-(:mod:`ursprung_graph.api.gui`, when it is there).
+(:mod:`ursprung_graph.api.gui`).
 
 Every route, the GUI's included, passes the same guards: the body limit, the bearer token
 (except ``/healthz``) and the metrics. GUI handlers find the store, the classifier and the
-limits on ``request.app.state`` (``store``, ``classifier``, ``limits``).
+limits on ``request.app.state`` (``store``, ``classifier``, ``limits``, and ``content``:
+the content store, for diffs).
 """
 
 from __future__ import annotations
@@ -24,26 +25,18 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+from ..content import ContentStore
 from ..query.classify import Classifier
 from ..query.nodes import ping
 from ..store.base import GraphStore
 from . import graphiql
+from .gui import routes as gui_routes
 from .context import Context
 from .errors import error_body, format_error
 from .limits import Limits
 from .metrics import ApiMetrics
 from .schema import build_schema
 from .security import BodyLimitMiddleware, TokenMiddleware
-
-try:  # the GUI's routes (issue 10), when its package is there
-    from .gui import routes as gui_routes  # type: ignore[import-not-found,unused-ignore]
-except ModuleNotFoundError as exc:
-    if exc.name != f"{__package__}.gui":
-        raise
-
-    def gui_routes() -> list[BaseRoute]:
-        return []
-
 
 class GraphQLApp(GraphQL[Context, None]):
     """strawberry's ASGI view with our context, error format and metrics."""
@@ -147,6 +140,7 @@ class MetricsMiddleware:
 
 
 def create_app(store: GraphStore, *, token: str | None = None, limits: Limits | None = None,
+               content: ContentStore | None = None,
                classifier: Classifier | None = None,
                metrics: ApiMetrics | None = None) -> Starlette:
     """The app over ``store``; with ``token``, every request but ``/healthz`` must carry
@@ -180,6 +174,7 @@ def create_app(store: GraphStore, *, token: str | None = None, limits: Limits | 
     app.state.classifier = classifier
     app.state.limits = limits
     app.state.metrics = metrics
+    app.state.content = content
     app.add_middleware(BodyLimitMiddleware, limit=limits.max_body_bytes)
     app.add_middleware(TokenMiddleware, token=token)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts refusals

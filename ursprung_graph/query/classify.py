@@ -15,12 +15,21 @@ The prefixes and patterns come from the ``[runs]`` configuration (defaults there
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..config import DEFAULT_IGNORE_PATTERNS, DEFAULT_SYSTEM_PREFIXES
 
 #: Libraries wherever they lie: shared objects and Python's standard library trees.
 LIBRARY_PATTERNS = ("*.so", "*.so.*", "*/lib/python3*/*")
+
+
+@lru_cache(maxsize=64)
+def matcher(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One regular expression that matches what any of the fnmatch ``patterns`` matches
+    (case-sensitive, as ``fnmatch.fnmatchcase``)."""
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns) or "(?!)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +40,11 @@ class Classifier:
     ignore_patterns: tuple[str, ...] = DEFAULT_IGNORE_PATTERNS
 
     def ignored(self, path: str) -> bool:
-        return any(fnmatch.fnmatchcase(path, p) for p in self.ignore_patterns)
+        return matcher(self.ignore_patterns).match(path) is not None
 
     def system(self, path: str, install_roots: tuple[str, ...] = ()) -> bool:
         return (path.startswith(self.system_prefixes) or path.startswith(install_roots)
-                or any(fnmatch.fnmatchcase(path, p) for p in LIBRARY_PATTERNS))
+                or matcher(LIBRARY_PATTERNS).match(path) is not None)
 
     def environment(self, path: str) -> bool:
         """Ignored or a system file: what lineage lists only on request."""

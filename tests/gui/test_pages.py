@@ -1,0 +1,223 @@
+"""The GUI without a browser: the explorer's reads, the layout and clustering, the pages'
+escaping and security headers, the JSON endpoints, the runs table's URL state and the
+how-it-was-made script."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+from urllib.parse import quote
+
+import msgspec
+import pytest
+from starlette.testclient import TestClient
+
+from tests.events import Script
+from ursprung_graph.api.gui.explore import shell_script
+from ursprung_graph.api.gui.graphview import Filters, flow, layout, members, prepare, view
+from ursprung_graph.pipeline.sinks import write_events
+from ursprung_graph.query.explore import run_graph, search
+from ursprung_graph.query.lineage import lineage
+from ursprung_graph.query.types import LineageEdge, ProcessNode
+from ursprung_graph.schema import graph as g
+
+from .app import gui_app
+from .bigraph import big_lineage
+from .conftest import HOSTILE_FILE, HOSTILE_SCRIPT, World
+
+HOSTILE_PATH = f"/data/{HOSTILE_FILE}"
+
+
+def hostile_story(store) -> str:
+    """A shell whose command line closes a script block reads a file with an HTML name and
+    writes a result; the result's key."""
+    s = Script()
+    sh = s.proc(10, 1, ["/bin/sh", "-c", f"echo '{HOSTILE_SCRIPT}'"])
+    s.exec(1, sh, "/bin/sh")
+    s.read(2, sh, HOSTILE_PATH)
+    s.read(2, sh, "/usr/lib/x86_64-linux-gnu/libc.so.6")
+    s.write(3, sh, "/data/result.csv")
+    s.exit(4, sh)
+    write_events(store, s.events)
+    return "f:h1:/data/result.csv"
+
+
+def test_search_finds_files_and_processes_by_substring(store) -> None:
+    hostile_story(store)
+    hits = search(store, "onerror")
+    assert [(h.kind, h.label) for h in hits] == [("file", HOSTILE_PATH)]
+    procs = [h for h in search(store, "</script>") if h.kind == "process"]
+    assert len(procs) == 1 and HOSTILE_SCRIPT in procs[0].label
+    assert search(store, "   ") == []
+    assert search(store, "no such thing") == []
+
+
+def test_layout_puts_sources_left_and_results_right() -> None:
+    read = LineageEdge(source="p", target="in", kind="READ", first=1, last=2)
+    wrote = LineageEdge(source="p", target="out", kind="WROTE", first=3, last=4)
+    assert flow(read) == ("in", "p") and flow(wrote) == ("p", "out")
+    pos = layout(["in", "out", "p"], [flow(read), flow(wrote)])
+    assert pos["in"][0] < pos["p"][0] < pos["out"][0]
+    # a cycle still gets every node a place
+    cyc = layout(["a", "b"], [("a", "b"), ("b", "a")])
+    assert set(cyc) == {"a", "b"}
+
+
+def test_filters_hide_system_files_and_noise(store) -> None:
+    root = hostile_story(store)
+    up = lineage(store, root)
+    shown = prepare(up.nodes, up.edges, Filters(hide_system=False), root=root)
+    assert any(getattr(n, "path", "").endswith("libc.so.6") for n in shown.nodes.values())
+    hidden = prepare(up.nodes, up.edges, Filters(hide_system=True), root=root)
+    assert not any(getattr(n, "path", "").endswith("libc.so.6") for n in hidden.nodes.values())
+    assert hidden.hidden == shown.hidden + 2  # libc and the executed /bin/sh
+    noisy = prepare(up.nodes, up.edges, Filters.parse(True, "*onerror*, /bin/*"), root=root)
+    paths = {getattr(n, "path", None) for n in noisy.nodes.values()}
+    assert HOSTILE_PATH not in paths and root in noisy.nodes  # the root always stays
+
+
+def test_past_the_cap_nodes_cluster_by_host_and_kind_and_open(store) -> None:
+    root = big_lineage(lambda ev: write_events(store, ev), nodes=300, tag="cap")
+    up = lineage(store, root, depth=6)
+    p = prepare(up.nodes, up.edges, Filters(), root=root)
+    assert len(p.nodes) > 250
+    whole = view(p, cap=1000)
+    assert not whole.clustered and len(whole.nodes) == len(p.nodes)
+    small = view(p, cap=100)
+    assert small.clustered and "clustered by host and kind" in (small.notice or "")
+    clusters = [n for n in small.nodes if n.members]
+    assert sum(n.members or 0 for n in clusters) == len(p.nodes) - 1
+    assert {n.id for n in small.nodes if n.root} == {root}
+    # the four hosts' input files, the shared parts, the processes
+    assert {n.id for n in clusters} >= {"cluster:cap-node00:file", "cluster:fs:scale:file",
+                                        "cluster:cap-node03:process"}
+    opened = members(p, "cluster:fs:scale:file")
+    assert len(opened.nodes) == next(n.members for n in clusters
+                                     if n.id == "cluster:fs:scale:file")
+    assert all(n.cluster == "cluster:fs:scale:file" for n in opened.nodes)
+    assert all(n.x == p.pos[n.id][0] for n in opened.nodes)  # placed as in the full layout
+    assert {e.to_cluster for e in opened.edges if e.source in p.nodes} >= {
+        "cluster:cap-node00:process"}
+
+
+def test_pages_escape_hostile_names_and_forbid_other_origins(store) -> None:
+    root = hostile_story(store)
+    client = TestClient(gui_app(store))
+    r = client.get("/gui/explore", params={"node": root, "system": "show"})
+    assert r.status_code == 200
+    html = r.text
+    assert "<img src=x" not in html and "<script>alert" not in html
+    assert HOSTILE_SCRIPT.replace("<", "&lt;").replace(">", "&gt;") in html  # the panel
+    assert "\\u003c/script\\u003e" in html  # inside the graph's JSON block
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "connect-src 'self'" in csp
+    assert 'href="/graphql"' in html
+    block = re.search(r'<script type="application/json" id="graph-data">(.*?)</script>',
+                      html, re.S)
+    assert block is not None
+    data = json.loads(block.group(1))
+    labels = {n["label"] for n in data["nodes"]}
+    assert HOSTILE_FILE in labels
+    for page in ("/gui/explore?q=" + quote("onerror"), "/gui/explore?q=" + quote("</script>")):
+        text = client.get(page).text
+        assert "<img src=x" not in text and "<script>alert" not in text
+
+
+def test_every_asset_a_page_names_is_served_by_the_app(store) -> None:
+    root = hostile_story(store)
+    client = TestClient(gui_app(store))
+    html = client.get("/gui/explore", params={"node": root}).text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert any(a.endswith("vis-network.min.js") for a in assets)
+    for a in assets:
+        assert a.startswith("/"), f"{a} is not served by the app"
+        if a.startswith("/gui/static"):
+            assert client.get(a).status_code == 200, a
+
+
+def test_expand_gives_one_step_as_json_and_bad_queries_are_400(store) -> None:
+    root = hostile_story(store)
+    client = TestClient(gui_app(store))
+    r = client.get("/gui/api/expand", params={"node": root, "direction": "up",
+                                               "system": "hide"})
+    assert r.status_code == 200
+    data = r.json()
+    kinds = {n["kind"] for n in data["nodes"]}
+    assert kinds == {"file", "process"} and len(data["nodes"]) == 2  # the writer, one hop
+    [edge] = data["edges"]
+    assert edge["to"] == root and edge["kind"] == "WROTE"
+    # each node and edge end names its cluster: in a clustered graph it attaches there
+    assert {n["cluster"] for n in data["nodes"]} == {"cluster:h1:file", "cluster:h1:process"}
+    assert edge["to_cluster"] == "cluster:h1:file"
+    assert client.get("/gui/api/expand").status_code == 400
+    bad = client.get("/gui/explore", params={"node": root, "depth": "deep"})
+    assert bad.status_code == 400 and "depth must be a whole number" in bad.text
+    assert client.get("/gui/explore", params={"as_of": "yesterday-ish", "node": root}
+                      ).status_code == 400
+    assert client.get("/gui/explore", params={"node": "f:h1:/nowhere"}).status_code == 404
+
+
+def test_the_script_of_how_a_file_was_made_is_inert_text(tmp_path) -> None:
+    procs = [ProcessNode(id="p:h:1:1", kind="process", host="h\nrm -rf /", pid=1,
+                         cwd="/work/it's here", cmdline="python train.py", start=2),
+             ProcessNode(id="p:h:2:0", kind="process", host="h", pid=2, cwd="/w",
+                         cmdline="echo one\necho two", start=1)]
+    text = shell_script("f:h:/out\nrm -rf ~", sorted(procs, key=lambda p: p.start or 0))
+    lines = text.splitlines()
+    assert lines[0] == "#!/bin/sh"
+    assert "rm -rf" not in "\n".join(x for x in lines if not x.startswith("#"))
+    assert f"cd {shlex.quote('/work/it' + chr(39) + 's here')}" in lines
+    assert lines.index("echo one echo two") < lines.index("python train.py")
+    script = tmp_path / "s.sh"
+    script.write_text(text)
+    assert subprocess.run(["sh", "-n", str(script)], check=False).returncode == 0
+
+
+def test_run_graph_and_runs_table_state(world: World) -> None:
+    from ursprung_graph.query.runs import find_run
+
+    run = find_run(world.store, world.runs[1])
+    rg = run_graph(world.store, run.key, run.start, run.end)
+    kinds = {n.kind for n in rg.nodes}
+    assert {"process", "file", "pipe"} <= kinds
+    paths = {getattr(n, "path", None) for n in rg.nodes}
+    assert str(world.work / "run2" / "work" / "model.json") in paths  # through the rename
+    assert any(e.kind == g.RENAMED_TO.name for e in rg.edges)
+    client = TestClient(gui_app(world.store, world.content))
+    first = client.get("/gui/runs", params={"size": "1", "sort": "start", "order": "asc"})
+    second = client.get("/gui/runs", params={"size": "1", "page": "2", "sort": "start",
+                                             "order": "asc"})
+    ids = [re.findall(r'class="pick" value="(\w+)"', r.text) for r in (first, second)]
+    assert ids[0] != ids[1] and len(ids[0]) == len(ids[1]) == 1
+    assert 'id="next"' in first.text and "page=2" in first.text and "size=1" in first.text
+    assert 'id="prev"' in second.text
+    demo = client.get("/gui/runs", params={"q": "--lr 0.02"})
+    assert re.findall(r'class="pick" value="(\w+)"', demo.text) == [world.runs[1]]
+    assert client.get("/gui/runs/nosuchrun").status_code == 404
+    assert msgspec.json.decode(msgspec.json.encode(rg))["run"] == run.key
+
+
+@pytest.mark.parametrize("bad", ["nothex", "0" * 63])
+def test_diff_refuses_what_is_not_a_hash(world: World, bad: str) -> None:
+    client = TestClient(gui_app(world.store, world.content))
+    r = client.get("/gui/diff", params={"a": bad, "b": "0" * 64, "name": HOSTILE_FILE})
+    assert r.status_code == 400 and "<img src=x" not in r.text
+
+
+def test_a_store_that_cannot_answer_is_one_line_not_a_traceback(tmp_path) -> None:
+    from ursprung_graph.store.embedded import EmbeddedServer
+    from ursprung_graph.store.falkordb import FalkorDBStore
+
+    server = EmbeddedServer(tmp_path / "falkordb")
+    server.start()
+    try:
+        gone = FalkorDBStore(unix_socket=str(server.socket), graph="x")
+    finally:
+        server.stop()  # the store's server is gone before the pages ask it anything
+    client = TestClient(gui_app(gone), raise_server_exceptions=False)
+    for path in ("/gui/runs", "/gui/explore?q=x", "/gui/api/expand?node=f:h:/x"):
+        r = client.get(path)
+        assert r.status_code == 503, path
+        assert "the graph store cannot answer" in r.text and "Traceback" not in r.text

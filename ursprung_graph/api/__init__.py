@@ -1,0 +1,1 @@
+"""The HTTP layer: the GraphQL API and the GUI (a Starlette app over the query layer)."""

@@ -1,0 +1,423 @@
+"""The GUI's pages and JSON endpoints, rendered on the server from the query layer.
+
+Pages are Jinja2 templates with autoescaping: every name from the graph is text. Graph data
+goes into the page as JSON inside a ``<script type="application/json">`` block with ``<``,
+``>`` and ``&`` escaped, so no recorded name can end the block; the browser script shows
+names with ``textContent`` only. Every response carries a Content-Security-Policy that
+allows scripts, styles and connections from this server alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+import msgspec
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+
+from ...content.store import ContentStore
+from ...query.compare import compare
+from ...query.explore import run_graph, search
+from ...query.reports import ReportError, load_reports
+from ...query.runs import AmbiguousRun, list_runs, run_facts
+from ...query.types import (
+    Comparison,
+    FileEntry,
+    FileValue,
+    OneSidedFile,
+    OneSidedValue,
+    ValueEntry,
+)
+from ...store.base import GraphStore, StoreError
+from .explore import (
+    BadQuery,
+    ExploreQuery,
+    explore,
+    parse_query,
+    producers,
+    shell_script,
+    versions_of,
+    walk,
+)
+from .graphview import (
+    DEFAULT_CAP,
+    Filters,
+    GraphView,
+    cluster_id,
+    label_of,
+    members,
+    prepare,
+    step,
+    view,
+    when,
+)
+from .overlay import overlay
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = "/gui/static"
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; "
+       "form-action 'self'; frame-ancestors 'none'")
+PAGE_SIZE = 25
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                          trim_blocks=True, lstrip_blocks=True)
+_env.globals.update(when=when, static=STATIC)
+
+
+def store_of(request: Request) -> GraphStore:
+    """The graph store of the app serving ``request``."""
+    store: GraphStore = request.app.state.store
+    return store
+
+
+def content_of(request: Request) -> ContentStore | None:
+    """The content store of the app (``app.state.content``), if it has one."""
+    content: ContentStore | None = getattr(request.app.state, "content", None)
+    return content
+
+
+def script_json(value: object) -> Markup:
+    """``value`` as JSON that is safe inside a ``<script>`` block."""
+    text = msgspec.json.encode(value).decode()
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text)
+
+
+def render(template: str, page: str, status: int = 200, **context: Any) -> HTMLResponse:
+    html = _env.get_template(template).render(page=page, **context)
+    return HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
+
+
+def _link(path: str, params: Mapping[str, str]) -> str:
+    query = urlencode({k: v for k, v in params.items() if v})
+    return f"{path}?{query}" if query else path
+
+
+def _graph_context(graph: GraphView, *, expand_url: str = "", cluster_url: str = "",
+                   marks: bool = False) -> dict[str, Any]:
+    return {"view": graph, "graph_json": script_json(graph), "expand_url": expand_url,
+            "cluster_url": cluster_url, "marks": marks}
+
+
+class Gui:
+    """The pages; ``cap``: the default node count past which graphs are clustered."""
+
+    def __init__(self, cap: int = DEFAULT_CAP) -> None:
+        self.cap = cap
+
+    # ------------------------------------------------------------------ explore
+
+    def explore(self, request: Request) -> Response:
+        try:
+            q = parse_query(request.query_params, self.cap)
+        except BadQuery as exc:
+            q = parse_query({}, self.cap)
+            return render("explore.html", "explore", 400, q=q, hits=None, error=str(exc))
+        store = store_of(request)
+
+        def explore_link(key: str) -> str:
+            params = q.params()
+            params.pop("q", None)
+            params["node"] = key
+            return _link("/gui/explore", params)
+
+        context: dict[str, Any] = {"q": q, "hits": search(store, q.q) if q.q else None,
+                                   "explore_link": explore_link}
+        if q.node:
+            prepared = explore(store, q)
+            if q.node not in prepared.nodes:
+                return render("explore.html", "explore", 404, **context,
+                              error=f"no node {q.node} in the graph")
+            root = prepared.nodes[q.node]
+            small = len(prepared.nodes) <= q.cap  # a clustered view shows no file details
+            graph = view(prepared, cap=q.cap,
+                         versions=versions_of(store, prepared, as_of=q.as_of) if small else {})
+            filters = {k: v for k, v in q.params().items() if k in ("system", "noise", "as_of")}
+            context.update(_graph_context(
+                graph, expand_url=_link("/gui/api/expand", {**filters,
+                                                            "direction": q.direction}),
+                cluster_url=_link("/gui/api/cluster", q.params())))
+            context.update(
+                root_label=getattr(root, "path", None) or getattr(root, "cmdline", None)
+                or label_of(root),
+                producers=producers(prepared),
+                script_url=_link("/gui/explore/script.sh", q.params()))
+        return render("explore.html", "explore", **context)
+
+    def script(self, request: Request) -> Response:
+        try:
+            q = self._query(request)
+        except BadQuery as exc:
+            return PlainTextResponse(str(exc), status_code=400)
+        prepared = explore(store_of(request), q)
+        assert q.node is not None
+        return PlainTextResponse(shell_script(q.node, producers(prepared)),
+                                 media_type="text/x-shellscript",
+                                 headers={"Content-Disposition":
+                                          'attachment; filename="how-it-was-made.sh"'})
+
+    def _query(self, request: Request) -> ExploreQuery:
+        q = parse_query(request.query_params, self.cap)
+        if not q.node:
+            raise BadQuery("node is missing")
+        return q
+
+    def expand(self, request: Request) -> Response:
+        """One step of lineage from ``node``, as JSON for the graph to add."""
+        try:
+            q = self._query(request)
+        except BadQuery as exc:
+            return PlainTextResponse(str(exc), status_code=400)
+        assert q.node is not None
+        nodes, edges = walk(store_of(request), q.node, q.direction, 1, q.as_of)
+        prepared = prepare(nodes, edges, q.filters, root=q.node)
+        return _json(step(prepared, versions=versions_of(store_of(request), prepared,
+                                                           as_of=q.as_of)))
+
+    def cluster(self, request: Request) -> Response:
+        """The members of one cluster of the explore graph the query describes."""
+        try:
+            q = self._query(request)
+        except BadQuery as exc:
+            return PlainTextResponse(str(exc), status_code=400)
+        store = store_of(request)
+        prepared = explore(store, q)
+        cluster = request.query_params.get("cluster", "")
+        inside = [k for k, n in prepared.nodes.items() if cluster_id(n) == cluster]
+        return _json(members(prepared, cluster,
+                             versions=versions_of(store, prepared, inside, q.as_of)))
+
+    # ------------------------------------------------------------------ runs
+
+    def runs(self, request: Request) -> Response:
+        t = RunsTable.parse(request.query_params)
+        everything = list_runs(store_of(request))
+        pipelines = sorted({r.pipeline for r in everything if r.pipeline})
+        rows = [r for r in everything if t.matches(r)]
+        rows.sort(key=lambda r: _sort_key(getattr(r, t.sort)), reverse=t.order == "desc")
+        pages = max(1, math.ceil(len(rows) / t.size))
+        page = min(t.page, pages)
+        shown = rows[(page - 1) * t.size: page * t.size]
+
+        def sort_link(col: str) -> str:
+            order = "asc" if t.sort == col and t.order == "desc" else "desc"
+            return _link("/gui/runs", {**t.params(), "sort": col, "order": order, "page": ""})
+
+        def page_link(n: int) -> str:
+            return _link("/gui/runs", {**t.params(), "page": str(n)})
+
+        return render("runs.html", "runs", t=t, rows=shown, total=len(rows), pages=pages,
+                      pipelines=pipelines, columns=RunsTable.COLUMNS, sort_link=sort_link,
+                      page_link=page_link)
+
+    def run(self, request: Request) -> Response:
+        store = store_of(request)
+        try:
+            facts = run_facts(store, request.path_params["run"])
+        except AmbiguousRun as exc:
+            return render("base.html", "runs", 400, error=str(exc))
+        except LookupError as exc:
+            return render("base.html", "runs", 404, error=str(exc))
+        graph = run_graph(store, facts.key, facts.start, facts.end)
+        prepared = prepare(graph.nodes, graph.edges, Filters(hide_system=True))
+
+        def output_link(path: str) -> str:
+            key = next((n.id for n in graph.nodes if getattr(n, "path", None) == path), "")
+            return _link("/gui/explore", {"node": key})
+
+        return render("run.html", "runs", run=facts, known=_known, output_link=output_link,
+                      **_graph_context(view(prepared, cap=self.cap)))
+
+    # ------------------------------------------------------------------ compare
+
+    def compare(self, request: Request) -> Response:
+        store = store_of(request)
+        picked = {s: request.query_params.get(s, "") for s in ("a", "b")}
+        context: dict[str, Any] = {"runs": list_runs(store), "picked": picked, "cmp": None}
+        if not (picked["a"] and picked["b"]):
+            return render("compare.html", "compare", **context)
+        try:
+            fa, fb = run_facts(store, picked["a"]), run_facts(store, picked["b"])
+        except LookupError as exc:
+            return render("compare.html", "compare", 404, **context, error=str(exc))
+        cmp = compare(fa, fb)
+        ga = run_graph(store, fa.key, fa.start, fa.end)
+        gb = run_graph(store, fb.key, fb.start, fb.end)
+        nodes, edges, marks = overlay(ga, gb, cmp)
+        prepared = prepare(nodes, edges, Filters(hide_system=True))
+        graph = view(prepared, cap=self.cap, marks=marks)
+        content = content_of(request)
+        context.update(cmp=cmp, sections=_sections(cmp, content), explanations=None,
+                       **_graph_context(graph, marks=True))
+        return render("compare.html", "compare", **context)
+
+    def diff(self, request: Request) -> Response:
+        p = request.query_params
+        name = p.get("name", "")
+        a, b = p.get("a", ""), p.get("b", "")
+        if not (_SHA256.fullmatch(a) and _SHA256.fullmatch(b)):
+            return render("diff.html", "compare", 400, name=name, lines=None,
+                          error="a and b must be sha256 hashes of stored contents")
+        content = content_of(request)
+        text = content.diff(a, b, name_a=f"a/{name}", name_b=f"b/{name}") if content else None
+        lines = None if text is None else [(_line_kind(line), line)
+                                           for line in text.splitlines()]
+        return render("diff.html", "compare", 200 if lines is not None else 404, name=name,
+                      lines=lines)
+
+    # ------------------------------------------------------------------ reports
+
+    def reports(self, request: Request) -> Response:
+        """The Cypher reports of ``cypher/`` (running one from here is not built yet)."""
+        try:
+            reports = sorted(load_reports().values(), key=lambda r: r.name)
+        except ReportError as exc:
+            return render("reports.html", "reports", 500, reports=[], error=str(exc))
+        return render("reports.html", "reports", reports=reports)
+
+
+def _json(value: object) -> Response:
+    return Response(msgspec.json.encode(value), media_type="application/json")
+
+
+def _sort_key(value: object) -> tuple[int, Any]:
+    return (0, "") if value is None else (1, value)
+
+
+def _known(value: object) -> object:
+    return "" if value is None or isinstance(value, msgspec.UnsetType) else value
+
+
+def _line_kind(line: str) -> str:
+    if line.startswith(("+++", "---")):
+        return "head"
+    return {"+": "add", "-": "del", "@": "hunk"}.get(line[:1], "ctx")
+
+
+@dataclass(frozen=True, slots=True)
+class RunsTable:
+    """The runs table's state, all in the URL: filter text, pipeline, sort column and
+    order, page."""
+
+    q: str
+    pipeline: str
+    sort: str
+    order: str
+    page: int
+    size: int = PAGE_SIZE
+
+    COLUMNS = (("id", "run"), ("pipeline", "pipeline"), ("command", "command"),
+               ("host", "host"), ("start", "start"), ("duration", "duration"),
+               ("exit_code", "exit"))
+
+    @staticmethod
+    def parse(params: Mapping[str, str]) -> RunsTable:
+        sort = params.get("sort", "start")
+        if sort not in {c for c, _ in RunsTable.COLUMNS}:
+            sort = "start"
+        order = "asc" if params.get("order") == "asc" else "desc"
+        try:
+            page = max(1, int(params.get("page", "1")))
+            size = min(500, max(1, int(params.get("size", str(PAGE_SIZE)))))
+        except ValueError:
+            page, size = 1, PAGE_SIZE
+        return RunsTable(q=params.get("q", ""), pipeline=params.get("pipeline", ""),
+                         sort=sort, order=order, page=page, size=size)
+
+    def params(self) -> dict[str, str]:
+        return {"q": self.q, "pipeline": self.pipeline, "sort": self.sort,
+                "order": self.order, "page": str(self.page) if self.page > 1 else "",
+                "size": str(self.size) if self.size != PAGE_SIZE else ""}
+
+    def matches(self, run: Any) -> bool:
+        if self.pipeline and run.pipeline != self.pipeline:
+            return False
+        text = self.q.strip().lower()
+        return not text or any(text in (v or "").lower() for v in
+                               (run.id, run.pipeline, run.command, run.host))
+
+
+@dataclass(frozen=True, slots=True)
+class CompareRow:
+    name: str
+    a: str
+    b: str
+    note: str
+    status: str
+    diff: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CompareSection:
+    name: str
+    counts: str
+    rows: list[CompareRow]
+
+
+def _file_text(v: FileValue) -> str:
+    parts = [(v.sha256 or "")[:12], "" if v.size is None else f"{v.size} B",
+             "" if v.sha256 or v.size is not None else f"written {when(v.written)}"
+             if v.written else ""]
+    return " ".join(p for p in parts if p) or (v.path or "")
+
+
+def _diff_link(e: FileEntry, content: ContentStore | None) -> str:
+    a, b = e.a.sha256, e.b.sha256
+    if not (content and a and b and content.has(a) and content.has(b)):
+        return ""
+    return _link("/gui/diff", {"a": a, "b": b, "name": e.name})
+
+
+def _sections(cmp: Comparison, content: ContentStore | None) -> list[CompareSection]:
+    out = []
+    for name, section in cmp.sections():
+        rows: list[CompareRow] = []
+        for status, entries in (("changed", section.changed), ("same", section.same)):
+            for e in entries:
+                if isinstance(e, FileEntry):
+                    rows.append(CompareRow(e.name, _file_text(e.a), _file_text(e.b),
+                                           f"{e.basis}, matched by {e.match}", status,
+                                           _diff_link(e, content) if status == "changed"
+                                           else ""))
+                elif isinstance(e, ValueEntry):
+                    rows.append(CompareRow(e.name, str(e.a), str(e.b), "", status))
+        for status, ones in (("only_a", section.only_a), ("only_b", section.only_b)):
+            for o in ones:
+                text = (_file_text(o.value) if isinstance(o, OneSidedFile)
+                        else str(o.value) if isinstance(o, OneSidedValue) else "")
+                a, b = (text, "—") if status == "only_a" else ("—", text)
+                rows.append(CompareRow(o.name, a, b, status.replace("_", " "), status))
+        counts = (f"{len(section.same)} same, {len(section.changed)} changed, "
+                  f"{len(section.only_a)} only A, {len(section.only_b)} only B")
+        order = {"changed": 0, "only_a": 1, "only_b": 2, "same": 3}
+        rows.sort(key=lambda r: order[r.status])
+        out.append(CompareSection(name, counts, rows))
+    return out
+
+
+Endpoint = Callable[[Request], Response]
+
+
+def guarded(endpoint: Endpoint) -> Endpoint:
+    """``endpoint`` with a store that cannot answer shown as one line (503), not a
+    traceback."""
+
+    @functools.wraps(endpoint)
+    def run(request: Request) -> Response:
+        try:
+            return endpoint(request)
+        except StoreError as exc:
+            return render("base.html", "", 503, error=f"the graph store cannot answer: {exc}")
+
+    return run
