@@ -30,13 +30,14 @@ from ..query.classify import Classifier
 from ..query.nodes import ping
 from ..store.base import GraphStore
 from . import graphiql
-from .gui import routes as gui_routes
 from .context import Context
 from .errors import error_body, format_error
+from .gui import routes as gui_routes
 from .limits import Limits
 from .metrics import ApiMetrics
 from .schema import build_schema
 from .security import BodyLimitMiddleware, TokenMiddleware
+
 
 class GraphQLApp(GraphQL[Context, None]):
     """strawberry's ASGI view with our context, error format and metrics."""
