@@ -60,7 +60,7 @@ def test_ambiguous_path_asks_for_host(settings) -> None:
     assert result.exit_code == 2 and "--host" in result.output and "a, b" in result.output
     assert run("lineage", OUTPUT, "--host", "b", "--json").exit_code == 0
     missing = CliRunner().invoke(main, ["lineage", "/no/such/file"])
-    assert missing.exit_code == 1 and "no file /no/such/file" in missing.output
+    assert missing.exit_code == 7 and "no file /no/such/file" in missing.output  # NotFound
 
 
 def test_cypher_is_read_only_and_parameterized(settings) -> None:

@@ -14,6 +14,8 @@ from typing import BinaryIO
 
 import msgspec
 
+from ..home import open_private, private_dir
+
 HEAD_BYTES = 4096
 
 
@@ -65,10 +67,10 @@ class CheckpointStore:
             return None  # a torn or foreign file: start over rather than guess
 
     def save(self, stream: str, checkpoint: Checkpoint) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         target = self._file(stream)
         tmp = target.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
+        with os.fdopen(open_private(tmp), "wb") as fh:
             fh.write(msgspec.msgpack.encode(checkpoint))
             fh.flush()
             os.fsync(fh.fileno())

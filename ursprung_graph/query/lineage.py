@@ -14,8 +14,11 @@ whole frontier with ``UNWIND``. A node reached again with a looser bound is expa
 
 from __future__ import annotations
 
+import difflib
+import posixpath
 from typing import Any, Literal
 
+from ..errors import NotFound
 from ..schema import graph as g
 from ..schema.times import FOREVER
 from ..store.base import GraphStore
@@ -96,6 +99,14 @@ FILES_BY_PATH = Cypher(
     f"MATCH (f:{g.FILE} {{path: $path}}) RETURN f.key AS key, f.host AS host, f.fs AS fs "
     "ORDER BY key"
 )
+#: Files that might be the one meant when a path is not in the graph: the same name, or
+#: a name holding the same stem.
+FILES_NAMED = Cypher(
+    f"MATCH (f:{g.FILE}) WHERE f.name = $name RETURN DISTINCT f.path AS path LIMIT 500"
+)
+FILES_NAMED_LIKE = Cypher(
+    f"MATCH (f:{g.FILE}) WHERE f.name CONTAINS $stem RETURN DISTINCT f.path AS path LIMIT 500"
+)
 
 #: The node type of each label (its fields are the attributes a node carries).
 NODE_TYPES: dict[str, type[LineageNode]] = {
@@ -119,11 +130,25 @@ def find_file(store: GraphStore, path: str, host: str | None = None) -> str:
         rows = [r for r in rows if r["host"] == host or r["fs"] == host]
     if not rows:
         where = f" on host {host}" if host else ""
-        raise LookupError(f"no file {path}{where} in the graph")
+        near = closest_paths(store, path)
+        hint = f"; closest known: {', '.join(near)}" if near else ""
+        raise NotFound(f"no file {path}{where} in the graph{hint}")
     if len(rows) > 1:
         raise AmbiguousPath(path, [r["host"] or f"fs:{r['fs']}" for r in rows])
     key: str = rows[0]["key"]
     return key
+
+
+def closest_paths(store: GraphStore, path: str, n: int = 3) -> list[str]:
+    """Up to ``n`` known paths most like ``path`` (same file name first)."""
+    name = posixpath.basename(path.rstrip("/"))
+    if not name:
+        return []
+    known = [r["path"] for r in store.read(FILES_NAMED, {"name": name})]
+    stem = name.split(".")[0]
+    if not known and len(stem) >= 3:
+        known = [r["path"] for r in store.read(FILES_NAMED_LIKE, {"stem": stem})]
+    return sorted(known, key=lambda p: (-difflib.SequenceMatcher(None, p, path).ratio(), p))[:n]
 
 
 def _label_of_key(key: str) -> str:
