@@ -14,6 +14,7 @@ from ..pipeline.importer import (
     ImportStats,
     NothingUnderstood,
     check_input,
+    check_stream,
     default_host,
     import_file,
     import_scale_file,
@@ -50,9 +51,11 @@ def import_cmd(paths: tuple[str, ...], source: str, host: str | None, from_start
     config = config_or_fail(None)
     settings = config.settings
     host = host or default_host()
-    for name in paths:  # before anything is written
+    for name in paths:  # before the store is opened
         if name != "-":
             check_input(Path(name))
+        else:
+            check_stream(sys.stdin)
     store = open_graph(settings, writes=True)
     checkpoints = CheckpointStore(settings.checkpoint_dir)
     if source == "scale":

@@ -69,6 +69,13 @@ def check_input(path: Path) -> None:
         raise InputError(f"{name}: not a regular file")
 
 
+def check_stream(fh: object | None) -> None:
+    """Raise :class:`InputError` if the stream is missing (``sys.stdin`` of a process
+    started with its standard input closed)."""
+    if fh is None:
+        raise InputError("standard input is closed: nothing to import from -")
+
+
 def is_gzip(path: Path) -> bool:
     with path.open("rb") as fh:
         return fh.read(2) == GZIP_MAGIC
@@ -140,8 +147,8 @@ def import_stream(store: GraphStore, fh: BinaryIO | None, *, host: str, where: s
                   progress: Progress | None = None,
                   chunk_events: int = DEFAULT_CHUNK_EVENTS) -> ImportStats:
     """Import records from a stream (stdin): no checkpoint, since it cannot be re-read."""
-    if fh is None:  # sys.stdin.buffer of a process started with stdin closed
-        raise InputError("standard input is closed: nothing to import from -")
+    check_stream(fh)
+    assert fh is not None
     try:
         return read_stream(fh, AuditdSource(host), StoreSink(store), host, where=where,
                            chunk_events=chunk_events, progress=progress)

@@ -99,13 +99,14 @@ FILES_BY_PATH = Cypher(
     f"MATCH (f:{g.FILE} {{path: $path}}) RETURN f.key AS key, f.host AS host, f.fs AS fs "
     "ORDER BY key"
 )
-#: Files that might be the one meant when a path is not in the graph: the same name, or
-#: a name holding the same stem.
+#: Files that might be the one meant when a path is not in the graph: the same name
+#: elsewhere, or another name in the same directory.
 FILES_NAMED = Cypher(
     f"MATCH (f:{g.FILE}) WHERE f.name = $name RETURN DISTINCT f.path AS path LIMIT 500"
 )
-FILES_NAMED_LIKE = Cypher(
-    f"MATCH (f:{g.FILE}) WHERE f.name CONTAINS $stem RETURN DISTINCT f.path AS path LIMIT 500"
+FILES_UNDER = Cypher(
+    f"MATCH (f:{g.FILE}) WHERE f.path STARTS WITH $dir RETURN DISTINCT f.path AS path "
+    "LIMIT 500"
 )
 
 #: The node type of each label (its fields are the attributes a node carries).
@@ -140,14 +141,14 @@ def find_file(store: GraphStore, path: str, host: str | None = None) -> str:
 
 
 def closest_paths(store: GraphStore, path: str, n: int = 3) -> list[str]:
-    """Up to ``n`` known paths most like ``path`` (same file name first)."""
-    name = posixpath.basename(path.rstrip("/"))
-    if not name:
-        return []
-    known = [r["path"] for r in store.read(FILES_NAMED, {"name": name})]
-    stem = name.split(".")[0]
-    if not known and len(stem) >= 3:
-        known = [r["path"] for r in store.read(FILES_NAMED_LIKE, {"stem": stem})]
+    """Up to ``n`` known paths most like ``path``: files of the same name elsewhere and
+    files of the same directory, the most similar first."""
+    directory, name = posixpath.split(path.rstrip("/"))
+    known = {r["path"] for r in store.read(FILES_NAMED, {"name": name})} if name else set()
+    if directory:
+        under = {"dir": directory.rstrip("/") + "/"}
+        known.update(r["path"] for r in store.read(FILES_UNDER, under))
+    known.discard(path)
     return sorted(known, key=lambda p: (-difflib.SequenceMatcher(None, p, path).ratio(), p))[:n]
 
 
