@@ -81,7 +81,8 @@ class FalkorDBStore:
         """Create the schema unless the graph's marker says it is there: one read, so that
         only the first writer of a store writes it (reads never call this)."""
         redis_ = self._db.connection
-        if self._guard(lambda: redis_.get(self._marker)) == SCHEMA_DIGEST.encode():
+        marker = self._guard(lambda: redis_.get(self._marker))
+        if marker in (SCHEMA_DIGEST, SCHEMA_DIGEST.encode()):  # as the client decodes it
             return
         self._check_disk()
         self._create_schema()
