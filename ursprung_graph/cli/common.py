@@ -15,19 +15,17 @@ import msgspec
 
 from ..config import Config, ConfigError, Settings, load_config, load_settings
 from ..query.classify import Classifier
-from ..store import StoreError, open_store
+from ..store import open_store
 from ..store.base import GraphStore
 
 
 def open_graph(settings: Settings | None = None, *, writes: bool = False) -> GraphStore:
-    """The configured store, or a click error saying why not. A command that ``writes``
-    gets the schema in place first; reads never write (not even the schema)."""
-    try:
-        store = open_store(settings or load_settings())
-        if writes:
-            store.ensure_schema()
-    except StoreError as exc:
-        raise click.ClickException(printable(str(exc))) from exc
+    """The configured store (a ``StoreError`` says why not: the CLI group prints it as one
+    line with its exit status). A command that ``writes`` gets the schema in place first;
+    reads never write (not even the schema)."""
+    store = open_store(settings or load_settings())
+    if writes:
+        store.ensure_schema()
     return store
 
 

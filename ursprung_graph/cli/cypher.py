@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from ..store import StoreError
 from ..store.falkordb import PARAM_NAME
 from .common import open_graph, printable
 
@@ -45,11 +44,7 @@ def cypher_cmd(query: str, params: tuple[str, ...], as_json: bool) -> None:
                                      "digits and _, not starting with a digit)",
                                      param_hint="--param")
         values[key] = _param(value)
-    store = open_graph()
-    try:
-        rows = store.read(query, values)
-    except StoreError as exc:
-        raise click.ClickException(printable(str(exc))) from exc
+    rows = open_graph().read(query, values)  # a StoreError is one line and its status
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
