@@ -3,6 +3,7 @@ server a test caused stopped by its pid afterwards, and a second local user."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import signal
@@ -53,10 +54,8 @@ def servers_of(home: Path) -> list[int]:
 def kill_servers(home: Path) -> None:
     """Stop every server of ``home`` (ours: started by the test's commands), by pid."""
     for pid in servers_of(home):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + 10
     while servers_of(home) and time.monotonic() < deadline:
         time.sleep(0.05)

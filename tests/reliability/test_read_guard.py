@@ -19,7 +19,7 @@ from ursprung_graph.store.readguard import check_read
 class _Counting(http.server.BaseHTTPRequestHandler):
     hits: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+    def do_GET(self) -> None:  # the stdlib's name
         _Counting.hits.append(self.path)
         body = b"a,b\n1,2\n"
         self.send_response(200)

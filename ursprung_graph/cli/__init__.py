@@ -51,7 +51,7 @@ class LazyGroup(click.Group):
             click.echo(f"ursprung: error: {printable(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except click.ClickException as exc:
-            exc.message = printable(exc.message)
+            setattr(exc, "message", printable(exc.message))  # noqa: B010 (Final in click's stubs)
             raise
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

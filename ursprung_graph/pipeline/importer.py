@@ -16,8 +16,8 @@ from typing import BinaryIO
 from ..collectors.auditd import AuditdSource
 from ..collectors.scale import map_file
 from ..config import CollectConfig
-from ..ingest.resolve import resolve_now
 from ..errors import UrsprungError
+from ..ingest.resolve import resolve_now
 from ..store.base import GraphStore, StoreUnavailable
 from .checkpoint import CheckpointStore
 from .follow import Follower, FollowOptions, FollowStats, Progress, read_stream

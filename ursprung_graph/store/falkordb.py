@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pathlib
 import re
 from collections.abc import Callable
-import pathlib
 from typing import Any
 
 import msgspec
