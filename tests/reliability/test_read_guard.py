@@ -4,8 +4,9 @@ the rule; the server never connects out."""
 
 from __future__ import annotations
 
-import http.server
+import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,37 +14,43 @@ from click.testing import CliRunner
 
 from ursprung_graph.cli import main
 from ursprung_graph.store.base import ReadRefused
+from ursprung_graph.store.cypher import Cypher
 from ursprung_graph.store.readguard import check_read
 
-
-class _Counting(http.server.BaseHTTPRequestHandler):
-    hits: list[str] = []
-
-    def do_GET(self) -> None:  # the stdlib's name
-        _Counting.hits.append(self.path)
-        body = b"a,b\n1,2\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+MARKER = Cypher("CREATE (:Marker)")
 
 
 @pytest.fixture()
-def web() -> Iterator[str]:
-    """A web server on a free loopback port that counts what it is asked for."""
-    _Counting.hits = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+def listener() -> Iterator[tuple[str, list[int]]]:
+    """A TCP listener on a free loopback port that counts the connections it gets, and its
+    https URL (FalkorDB fetches https URIs; what it would send does not matter)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.settimeout(0.2)
+    accepted: list[int] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            accepted.append(1)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    yield f"https://127.0.0.1:{sock.getsockname()[1]}", accepted
+    done.set()
+    thread.join()
+    sock.close()
 
 
-def test_load_csv_is_refused_and_never_connects(store, web: str) -> None:
+def test_load_csv_is_refused_and_never_connects(store, listener) -> None:
+    web, accepted = listener
+    store.write([(MARKER, {})])  # a graph that exists: FalkorDB answers reads on it
     for query in (f"LOAD CSV FROM '{web}/x.csv' AS row RETURN row",
                   f"load /* comment */ csv with headers from '{web}/y.csv' AS r RETURN r",
                   f"MATCH (n) WITH count(n) AS c LOAD CSV FROM '{web}/z' AS r RETURN r, c"):
@@ -52,7 +59,8 @@ def test_load_csv_is_refused_and_never_connects(store, web: str) -> None:
         assert "LOAD CSV is refused" in result.output and "Traceback" not in result.output
         with pytest.raises(ReadRefused):  # the store's own guard: the API and reports too
             store.read(query)
-    assert _Counting.hits == []
+    time.sleep(0.3)
+    assert accepted == []
 
 
 def test_procedures_that_are_not_local_reads_are_refused(store) -> None:
