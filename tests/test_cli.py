@@ -60,7 +60,7 @@ def test_ambiguous_path_asks_for_host(settings) -> None:
     assert result.exit_code == 2 and "--host" in result.output and "a, b" in result.output
     assert run("lineage", OUTPUT, "--host", "b", "--json").exit_code == 0
     missing = CliRunner().invoke(main, ["lineage", "/no/such/file"])
-    assert missing.exit_code == 1 and "no file /no/such/file" in missing.output
+    assert missing.exit_code == 7 and "no file /no/such/file" in missing.output  # NotFound
 
 
 def test_cypher_is_read_only_and_parameterized(settings) -> None:
@@ -74,7 +74,7 @@ def test_cypher_is_read_only_and_parameterized(settings) -> None:
     assert result.output.splitlines() == ["name", "result.txt"], run(
         "cypher", "MATCH (f:File) RETURN f.path AS p, f.host AS h LIMIT 3").output
     refused = CliRunner().invoke(main, ["cypher", "MATCH (n) DETACH DELETE n"])
-    assert refused.exit_code == 1 and "read-only" in refused.output
+    assert refused.exit_code == 5 and "read-only" in refused.output  # StoreError
     count = run("cypher", "MATCH (n:Process) RETURN count(n) AS n", "--json")
     assert json.loads(count.output)[0]["n"] > 100
 

@@ -42,12 +42,18 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         """Errors the project raises on purpose become one line on stderr and an exit
-        status that says what kind of error it was, never a traceback."""
+        status that says what kind of error it was, never a traceback. Messages name files
+        and values from the graph, so they are escaped like all human output."""
+        from .common import printable
+
         try:
             return super().invoke(ctx)
         except UrsprungError as exc:
-            click.echo(f"ursprung: error: {exc}", err=True)
+            click.echo(f"ursprung: error: {printable(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
+        except click.ClickException as exc:
+            setattr(exc, "message", printable(exc.message))  # noqa: B010 (Final in click's stubs)
+            raise
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):

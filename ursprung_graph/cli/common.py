@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
 import threading
 from typing import Any
@@ -14,17 +15,17 @@ import msgspec
 
 from ..config import Config, ConfigError, Settings, load_config, load_settings
 from ..query.classify import Classifier
-from ..store import StoreError, open_store
+from ..store import open_store
 from ..store.base import GraphStore
 
 
-def open_graph(settings: Settings | None = None) -> GraphStore:
-    """The configured store with its schema in place, or a click error saying why not."""
-    try:
-        store = open_store(settings or load_settings())
+def open_graph(settings: Settings | None = None, *, writes: bool = False) -> GraphStore:
+    """The configured store (a ``StoreError`` says why not: the CLI group prints it as one
+    line with its exit status). A command that ``writes`` gets the schema in place first;
+    reads never write (not even the schema)."""
+    store = open_store(settings or load_settings())
+    if writes:
         store.ensure_schema()
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
     return store
 
 
@@ -67,16 +68,36 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
-# C1 controls (U+009B is a CSI to xterm) and the bidirectional overrides and isolates,
-# which reorder what a terminal shows.
-_CONTROL.update({c: f"\\u{c:04x}" for c in (*range(0x80, 0xA0), *range(0x202A, 0x202F),
-                                              *range(0x2066, 0x206A))})
+#: What a terminal acts on or reorders: C0, DEL, C1 (U+009B is a CSI to xterm), line and
+#: paragraph separators, bidi marks, embeddings, overrides and isolates, and lone
+#: surrogates (which no terminal encoding can show).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e"
+                     "\u2066-\u2069\ud800-\udfff]")
+_ESCAPE = re.compile(r"\\\\|\\x([0-7][0-9a-f])|\\u([0-9a-f]{4})")
+
+
+def _escape(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 0x80 else f"\\u{c:04x}"
 
 
 def printable(text: str) -> str:
-    """Text from events (paths, command lines) with control characters escaped, so that a
-    file name holding a newline or a terminal escape cannot forge or colour output lines.
-    Names are stored with their backslashes already escaped (:mod:`..schema.names`), so the
-    escapes added here cannot be mistaken for a name's own characters."""
-    return text.translate(_CONTROL)
+    """Text from events (paths, command lines, values) as it is safe to print to a
+    terminal: every character a terminal would act on (a newline forging a row, an escape
+    sequence clearing the screen or setting the title, a C1 CSI, a bidi override reversing
+    a name) becomes ``\\xNN`` (below U+0080) or ``\\uNNNN``. Names are stored with their
+    backslashes doubled and undecodable bytes as ``\\x80``-``\\xff``
+    (:mod:`..schema.names`), so these escapes can never be mistaken for a name's own
+    characters: two different names never print the same, and :func:`unprintable` gives
+    the stored text back. Every human output of the CLI goes through this; JSON output is
+    exact instead."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def unprintable(shown: str) -> str:
+    """The stored text :func:`printable` was given (for a user who copies a name back)."""
+    def back(m: re.Match[str]) -> str:
+        code = m.group(1) or m.group(2)
+        return m.group() if code is None else chr(int(code, 16))
+
+    return _ESCAPE.sub(back, shown)

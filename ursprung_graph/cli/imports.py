@@ -12,13 +12,16 @@ from ..pipeline.checkpoint import CheckpointStore
 from ..pipeline.importer import (
     DEFAULT_CHUNK_EVENTS,
     ImportStats,
+    NothingUnderstood,
+    check_input,
+    check_stream,
     default_host,
     import_file,
     import_scale_file,
     import_stream,
 )
 from ..store.base import GraphStore
-from .common import config_or_fail, open_graph
+from .common import config_or_fail, open_graph, printable
 
 
 @click.command("import")
@@ -39,37 +42,46 @@ def import_cmd(paths: tuple[str, ...], source: str, host: str | None, from_start
     """Import audit logs (PATH... or - for stdin) into the graph.
 
     A file import resumes from its checkpoint: run it again after an interruption and it
-    continues where the store's data ends. Undecodable input becomes dead letters
-    (DeadLetter nodes with the reason) and never stops the import.
+    continues where the store's data ends. Gzip files (rotated logs) are read. Undecodable
+    input becomes dead letters (DeadLetter nodes with the reason) and never stops the
+    import; a file of which nothing was understood makes the command fail.
     """
     from tqdm import tqdm
 
     config = config_or_fail(None)
     settings = config.settings
     host = host or default_host()
-    store = open_graph(settings)
+    for name in paths:  # before the store is opened
+        if name != "-":
+            check_input(Path(name))
+        else:
+            check_stream(sys.stdin)
+    store = open_graph(settings, writes=True)
     checkpoints = CheckpointStore(settings.checkpoint_dir)
     if source == "scale":
         _import_scale(store, paths, host, config.collect)
         return
     show = sys.stderr.isatty() if progress is None else progress
     total = ImportStats()
+    not_understood: list[str] = []
     for name in paths:
         if name == "-":
+            stdin = None if sys.stdin is None else sys.stdin.buffer
             with tqdm(unit="B", unit_scale=True, disable=not show, desc="stdin") as bar:
-                stats = import_stream(store, sys.stdin.buffer, host=host, progress=bar.update,
+                stats = import_stream(store, stdin, host=host, progress=bar.update,
                                       chunk_events=chunk_events)
         else:
             path = Path(name)
-            if not path.is_file():
-                raise click.ClickException(f"{name}: no such file")
             with tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
                       disable=not show, desc=path.name) as bar:
                 stats = import_file(store, path, host=host, checkpoints=checkpoints,
                                     from_start=from_start, progress=bar.update,
                                     chunk_events=chunk_events)
             if stats.resumed_from:
-                click.echo(f"{name}: resumed at byte {stats.resumed_from:,}", err=True)
+                click.echo(f"{printable(name)}: resumed at byte {stats.resumed_from:,}",
+                           err=True)
+        if stats.records == 0 and (stats.dead_letters or stats.bytes):
+            not_understood.append(name)
         total.add(stats)
     click.echo(
         f"imported {total.records:,} audit records -> {total.events:,} events, "
@@ -79,6 +91,11 @@ def import_cmd(paths: tuple[str, ...], source: str, host: str | None, from_start
     if total.dead_letters:
         click.echo("dead letters: ursprung cypher 'MATCH (d:DeadLetter) "
                    "RETURN d.where, d.reason LIMIT 20'", err=True)
+    if not_understood:
+        raise NothingUnderstood(
+            f"nothing in {', '.join(not_understood)} was an audit record: is it an audit log "
+            "(/var/log/audit/audit.log*, gzip or not)? Spectrum Scale JSON needs "
+            "--source scale")
 
 
 
@@ -89,8 +106,7 @@ def _import_scale(store: GraphStore, paths: tuple[str, ...], host: str,
     the graph holds now, so import the nodes' audit logs first."""
     events = dead = 0
     for name in paths:
-        if not Path(name).is_file():
-            raise click.ClickException(f"{name}: no such file")
+        check_input(Path(name))
         n, d = import_scale_file(store, Path(name).resolve(), host=host, collect=collect)
         events, dead = events + n, dead + d
     click.echo(f"imported {events:,} Spectrum Scale events, {dead:,} dead letters")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -30,14 +31,14 @@ from .common import classifier, open_graph, printable, to_json
                    "ISO 8601 (UTC unless it has an offset) or epoch nanoseconds.")
 def lineage_cmd(path: str, host: str | None, direction: Literal["up", "down"], depth: int,
                 as_json: bool, show_all: bool, as_of: str | None) -> None:
-    """Upstream or downstream lineage of a file, respecting time."""
+    """Upstream or downstream lineage of a file, respecting time. A relative PATH is taken
+    from the working directory, as every Unix tool does."""
+    path = os.path.normpath(os.path.join(os.getcwd(), path))
     store = open_graph()
     try:
         root = find_file(store, name_from_os(path), host)
     except AmbiguousPath as exc:
         raise click.UsageError(str(exc)) from exc
-    except LookupError as exc:
-        raise click.ClickException(str(exc)) from exc
     result = lineage(store, root, direction=direction, depth=depth,
                      as_of=None if as_of is None else as_of_time(as_of))
     if as_json:
@@ -81,7 +82,7 @@ def _print_lineage(path: str, result: Lineage, hide: Classifier | None) -> None:
     click.echo("\nfiles:")
     for n in sorted(files, key=lambda n: n.path or ""):
         if n not in hidden:
-            click.echo(f"  {printable(n.path or '')}  [{n.host or n.fs}]")
+            click.echo(f"  {printable(n.path or '')}  [{printable(n.host or n.fs or '')}]")
     if hidden:
         click.echo(f"  ... and {len(hidden)} system files (libraries, interpreters, caches; "
                    "--all lists them)")
@@ -89,9 +90,10 @@ def _print_lineage(path: str, result: Lineage, hide: Classifier | None) -> None:
     for p in sorted(procs, key=lambda n: first_seen.get(n.id, 0)):
         cmd = printable(p.cmdline or p.exe or "?")
         cmd = cmd if len(cmd) <= 100 else cmd[:97] + "..."
-        click.echo(f"  {_when(first_seen.get(p.id))}  {p.host} pid {p.pid}: {cmd}")
+        click.echo(f"  {_when(first_seen.get(p.id))}  {printable(p.host or '')} pid {p.pid}: "
+                   f"{cmd}")
     if other:
         click.echo("\npipes and sockets:")
         for o in other:
             label = f"{o.address}:{o.port}" if isinstance(o, EndpointNode) else o.id
-            click.echo(f"  {o.kind} {label}")
+            click.echo(f"  {o.kind} {printable(label)}")

@@ -15,7 +15,7 @@ from ..config import Settings
 from ..pipeline.importer import default_host
 from ..pipeline.record import record_run
 from ..store import GraphStore, StoreError, embedded_server, open_store
-from .common import config_or_fail
+from .common import config_or_fail, printable
 
 
 def _param(values: tuple[str, ...]) -> dict[str, str]:
@@ -83,7 +83,7 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
         for s in opened:
             s.close()
     if recorded.error:
-        click.echo(f"ursprung run: {recorded.error}", err=True)
+        click.echo(f"ursprung run: {printable(recorded.error)}", err=True)
     if id_file:
         with open(id_file, "w", encoding="utf-8") as fh:
             fh.write(recorded.id + "\n")

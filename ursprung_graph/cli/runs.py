@@ -52,7 +52,7 @@ def define_cmd(name: str, pattern: str, host: str | None, as_json: bool) -> None
     except re.error as exc:
         raise click.BadParameter(f"not a regular expression: {exc}",
                                  param_hint="--match") from exc
-    store = open_graph()
+    store = open_graph(writes=True)
     ids = define_runs(store, name, pattern, host=host)
     found = [find_run(store, i) for i in ids]
     if as_json:
@@ -79,7 +79,7 @@ def list_cmd(pipeline: str | None, as_json: bool) -> None:
     for r in found:
         cmd = printable(r.command or "")
         cmd = cmd if len(cmd) <= 70 else cmd[:67] + "..."
-        click.echo(f"{r.id[:12]:12}  {printable(r.pipeline or '')[:16]:16}  "
+        click.echo(f"{printable(r.id[:12]):12}  {printable(r.pipeline or '')[:16]:16}  "
                    f"{_when(r.start):19}  {_seconds(r.duration):>8}  "
                    f"{'-' if r.exit_code is None else r.exit_code:>4}  {cmd}")
 

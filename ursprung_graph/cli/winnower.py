@@ -252,7 +252,7 @@ def monitor_cmd(url: str, name: str, idle_exit: float | None, config_path: str |
     it back to the agents."""
     setup_logging(verbose)
     try:
-        monitor = Monitor(name, open_graph(), k=k)
+        monitor = Monitor(name, open_graph(writes=True), k=k)
     except ModelMismatch as exc:
         raise click.ClickException(str(exc)) from exc
     bus = _bus(url, config_path)

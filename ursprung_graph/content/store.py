@@ -3,7 +3,9 @@
 ``sha256/ab/cdef...`` holds the bytes whose sha256 is ``abcdef...``; the same content is
 stored once whatever its paths and runs. A file is copied to a temporary name, its hash
 checked, then renamed into place, so a concurrent reader never sees half a blob and a file
-that changed since it was hashed is not stored under the wrong name.
+that changed since it was hashed is not stored under the wrong name. The store is private
+(directories 0700, blobs 0400: :mod:`ursprung_graph.home`): it holds copies of files that
+only their owner may read.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..home import private_dir
 from ..schema.names import name_to_bytes
 from .hashing import CHUNK
+
+#: Stored content is read-only and readable by its owner only.
+BLOB_MODE = 0o400
 
 
 class ContentStore:
@@ -37,8 +43,7 @@ class ContentStore:
         target = self.path_of(sha256)
         if target.is_file():
             return True
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        fd, tmp = tempfile.mkstemp(dir=private_dir(target.parent), prefix=".tmp-")
         try:
             digest = hashlib.sha256()
             with open(name_to_bytes(path), "rb") as src, os.fdopen(fd, "wb") as dst:
@@ -47,7 +52,7 @@ class ContentStore:
                     dst.write(chunk)
             if digest.hexdigest() != sha256:
                 return False
-            os.chmod(tmp, 0o444)
+            os.chmod(tmp, BLOB_MODE)
             os.replace(tmp, target)
             tmp = ""
             return True

@@ -7,12 +7,16 @@ what the store holds: replaying from it is harmless because writes are idempoten
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
 import msgspec
+
+from ..home import private_dir
 
 HEAD_BYTES = 4096
 
@@ -65,14 +69,20 @@ class CheckpointStore:
             return None  # a torn or foreign file: start over rather than guess
 
     def save(self, stream: str, checkpoint: Checkpoint) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         target = self._file(stream)
-        tmp = target.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
-            fh.write(msgspec.msgpack.encode(checkpoint))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        # a name of its own (0600): two imports of one file may save at the same moment
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=target.stem + ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(msgspec.msgpack.encode(checkpoint))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
         fd = os.open(self.directory, os.O_RDONLY)
         try:
             os.fsync(fd)

@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..home import private_dir
 from ..query.runs import RunFile, RunFiles, is_interpreter
 from ..schema.names import name_to_bytes, name_to_os
 
@@ -97,7 +98,7 @@ def _save_cache(cache: Path, known: dict[str, list[object]]) -> None:
     import tempfile
 
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(cache.parent)
         fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".interpreters-")
     except OSError:
         return  # a cache that cannot be written only costs time

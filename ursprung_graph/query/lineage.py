@@ -14,12 +14,15 @@ whole frontier with ``UNWIND``. A node reached again with a looser bound is expa
 
 from __future__ import annotations
 
+import difflib
+import posixpath
 import time
 from collections.abc import Callable
 from typing import Literal
 
 import msgspec
 
+from ..errors import NotFound
 from ..schema import graph as g
 from ..schema.times import FOREVER
 from ..store.base import GraphStore
@@ -94,6 +97,15 @@ FILES_BY_PATH = Cypher(
     f"MATCH (f:{g.FILE} {{path: $path}}) RETURN f.key AS key, f.host AS host, f.fs AS fs "
     "ORDER BY key"
 )
+#: Files that might be the one meant when a path is not in the graph: the same name
+#: elsewhere, or another name in the same directory.
+FILES_NAMED = Cypher(
+    f"MATCH (f:{g.FILE}) WHERE f.name = $name RETURN DISTINCT f.path AS path LIMIT 500"
+)
+FILES_UNDER = Cypher(
+    f"MATCH (f:{g.FILE}) WHERE f.path STARTS WITH $dir RETURN DISTINCT f.path AS path "
+    "LIMIT 500"
+)
 
 #: The node type of each label (its fields are the attributes a node carries).
 NODE_TYPES: dict[str, type[LineageNode]] = {
@@ -124,11 +136,25 @@ def find_file(store: GraphStore, path: str, host: str | None = None) -> str:
         rows = [r for r in rows if r["host"] == host or r["fs"] == host]
     if not rows:
         where = f" on host {host}" if host else ""
-        raise LookupError(f"no file {path}{where} in the graph")
+        near = closest_paths(store, path)
+        hint = f"; closest known: {', '.join(near)}" if near else ""
+        raise NotFound(f"no file {path}{where} in the graph{hint}")
     if len(rows) > 1:
         raise AmbiguousPath(path, [r["host"] or f"fs:{r['fs']}" for r in rows])
     key: str = rows[0]["key"]
     return key
+
+
+def closest_paths(store: GraphStore, path: str, n: int = 3) -> list[str]:
+    """Up to ``n`` known paths most like ``path``: files of the same name elsewhere and
+    files of the same directory, the most similar first."""
+    directory, name = posixpath.split(path.rstrip("/"))
+    known = {r["path"] for r in store.read(FILES_NAMED, {"name": name})} if name else set()
+    if directory:
+        under = {"dir": directory.rstrip("/") + "/"}
+        known.update(r["path"] for r in store.read(FILES_UNDER, under))
+    known.discard(path)
+    return sorted(known, key=lambda p: (-difflib.SequenceMatcher(None, p, path).ratio(), p))[:n]
 
 
 def label_of_key(key: str) -> str:

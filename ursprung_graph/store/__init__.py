@@ -11,6 +11,7 @@ import sys
 from urllib.parse import unquote, urlparse, urlunparse
 
 from ..config import Settings
+from ..home import check_home
 from .base import GraphStore, StoreError, StoreUnavailable
 from .embedded import EmbeddedServer
 
@@ -25,6 +26,7 @@ def open_store(settings: Settings, *, autostart: bool = True, quiet: bool = Fals
     """Connect to the configured store, starting the embedded server when it is the one."""
     if settings.store_url:
         return _from_url(settings.store_url, settings)
+    check_home(settings.home)
     server = embedded_server(settings)
     if not server.is_running():
         if not autostart:
@@ -35,7 +37,8 @@ def open_store(settings: Settings, *, autostart: bool = True, quiet: bool = Fals
                   file=sys.stderr)
     from .falkordb import FalkorDBStore
 
-    return FalkorDBStore(unix_socket=str(server.socket), graph=settings.graph)
+    return FalkorDBStore(unix_socket=str(server.socket), graph=settings.graph,
+                         data_dir=server.data_dir)
 
 
 NEO4J_SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")

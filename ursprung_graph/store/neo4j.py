@@ -26,6 +26,7 @@ from neo4j.graph import Node, Path, Relationship
 from ..schema.graph import LOOKUP_PROPERTIES, UNIQUE_KEYS
 from .base import Row, StoreError, StoreUnavailable
 from .cypher import Cypher
+from .readguard import check_read
 
 
 def _name(label: str, prop: str) -> str:
@@ -115,6 +116,7 @@ class Neo4jStore:
                         raise
 
     def read(self, statement: str, params: dict[str, Any] | None = None) -> list[Row]:
+        check_read(statement)
         with self._errors(), self._session(neo4j.READ_ACCESS) as session:
             return session.execute_read(_collect, statement, params or {})
 
