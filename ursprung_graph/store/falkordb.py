@@ -14,6 +14,9 @@ from ..schema.graph import (
     LOOKUP_PROPERTIES,
     NODE_LABELS,
     RAN_ON,
+    RECORD,
+    RULE_EDGE_TYPES,
+    RULE_LABELS,
     RUN_EDGE_TYPES,
     RUN_LABELS,
     UNIQUE_KEYS,
@@ -23,6 +26,14 @@ from .cypher import Cypher
 
 #: Indexes as (label, property): the keys every MERGE looks up, then what users search by.
 INDEXES = UNIQUE_KEYS + LOOKUP_PROPERTIES
+#: Indexes as (label, property). Keys are looked up on every MERGE; path and pid by users.
+INDEXES = (
+    (PROCESS, "key"), (FILE, "key"), (PIPE, "key"), (ENDPOINT, "key"), (HOST, "name"),
+    (DEAD_LETTER, "key"), (FILE, "path"), (PROCESS, "pid"), (PROCESS, "host"),
+    (PIPELINE_RUN, "key"), (PIPELINE_RUN, "id"), (PIPELINE_RUN, "pipeline"), (VERSION, "key"),
+    (WINNOWER_STATE, "key"), (WINNOWER_STATE, "model"), (WINNOWER_MODEL, "name"),
+    (RECORD, "key"),
+)
 
 
 def plain(value: Any) -> Any:
@@ -77,8 +88,8 @@ class FalkorDBStore:
         type the graph has never seen (seen with two ingest workers on an empty graph).
         Creating and deleting one of each in a single statement registers them all.
         """
-        labels = ":".join(NODE_LABELS + RUN_LABELS)
-        types = sorted({e.name for e in (*EDGE_TYPES, *RUN_EDGE_TYPES, RAN_ON)})
+        labels = ":".join(NODE_LABELS + RUN_LABELS + RULE_LABELS)
+        types = sorted({e.name for e in (*EDGE_TYPES, *RUN_EDGE_TYPES, *RULE_EDGE_TYPES, RAN_ON)})
         parts = [f"(a{i}:{labels})-[e{i}:{t}]->(b{i}:{labels})" for i, t in enumerate(types)]
         doomed = ", ".join(f"e{i}, a{i}, b{i}" for i in range(len(types)))
         self._call(self._graph.query, f"CREATE {', '.join(parts)} DELETE {doomed}", None)
