@@ -26,6 +26,9 @@ COMMANDS = {
     "run": ("run", "run_cmd", "Run a command traced, recorded as a pipeline run."),
     "runs": ("runs", "runs", "Pipeline runs: define, list, show, compare."),
     "winnower": ("winnower", "winnower", "Models of replicated nodes and runs; anomalies."),
+    "rules": ("rules", "rules", "Rules for application provenance: check, test."),
+    "versions": ("versions", "versions_cmd", "Content versions of a file (TRACK rules, runs)."),
+    "diff": ("versions", "diff_cmd", "Unified diff between two versions of a file."),
 }
 
 

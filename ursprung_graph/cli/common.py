@@ -3,6 +3,7 @@ JSON and control-character-safe text of answers; logging; stopping cleanly on si
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -80,3 +81,33 @@ def printable(text: str) -> str:
     Names are stored with their backslashes already escaped (:mod:`..schema.names`), so the
     escapes added here cannot be mistaken for a name's own characters."""
     return text.translate(_CONTROL)
+
+
+#: ``--rules FILE`` (repeatable) on the commands that ingest (docs/rules.md).
+rules_option = click.option(
+    "--rules", "rules", multiple=True, type=click.Path(dir_okay=False, exists=True),
+    help="A rules file (repeatable), after those of [rules] files in ursprung.toml.")
+
+
+@contextlib.contextmanager
+def rule_engine(given: tuple[str, ...], store: Any,  # noqa: ANN401 - store or its opener
+                config: Config | None = None, metrics: Any = None):  # noqa: ANN401, ANN201
+    """The rule engine of the configured and given rules files (None without any), closed
+    (its queued actions finished) on leaving; a rules file that does not load is a click
+    error listing its problems."""
+    from ..rules import RuleError
+    from ..rules.setup import rule_files, start_engine
+
+    config = config or config_or_fail(None)
+    files = rule_files(config.rules.files, given)
+    try:
+        engine = start_engine(files, store, config.settings.home, metrics)
+    except RuleError as exc:
+        raise click.ClickException(
+            f"rules: {len(exc.problems)} problem(s):\n"
+            + "\n".join(str(p) for p in exc.problems)) from None
+    try:
+        yield engine
+    finally:
+        if engine is not None:
+            engine.close()

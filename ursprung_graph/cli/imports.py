@@ -12,13 +12,14 @@ from ..pipeline.checkpoint import CheckpointStore
 from ..pipeline.importer import (
     DEFAULT_CHUNK_EVENTS,
     ImportStats,
+    Observer,
     default_host,
     import_file,
     import_scale_file,
     import_stream,
 )
 from ..store.base import GraphStore
-from .common import config_or_fail, open_graph
+from .common import config_or_fail, open_graph, rule_engine, rules_option
 
 
 @click.command("import")
@@ -34,8 +35,9 @@ from .common import config_or_fail, open_graph
               help="Progress bar [default: when stderr is a terminal].")
 @click.option("--chunk-events", type=click.IntRange(1), default=DEFAULT_CHUNK_EVENTS,
               show_default=True, help="Events per store write and checkpoint.")
+@rules_option
 def import_cmd(paths: tuple[str, ...], source: str, host: str | None, from_start: bool,
-               progress: bool | None, chunk_events: int) -> None:
+               progress: bool | None, chunk_events: int, rules: tuple[str, ...]) -> None:
     """Import audit logs (PATH... or - for stdin) into the graph.
 
     A file import resumes from its checkpoint: run it again after an interruption and it
@@ -52,13 +54,23 @@ def import_cmd(paths: tuple[str, ...], source: str, host: str | None, from_start
     if source == "scale":
         _import_scale(store, paths, host, config.collect)
         return
+    with rule_engine(rules, store, config) as engine:
+        _import_audit(store, paths, host, checkpoints, from_start, progress, chunk_events,
+                      None if engine is None else engine.observe)
+
+
+def _import_audit(store: GraphStore, paths: tuple[str, ...], host: str,
+                  checkpoints: CheckpointStore, from_start: bool, progress: bool | None,
+                  chunk_events: int, observe: Observer | None) -> None:
+    from tqdm import tqdm
+
     show = sys.stderr.isatty() if progress is None else progress
     total = ImportStats()
     for name in paths:
         if name == "-":
             with tqdm(unit="B", unit_scale=True, disable=not show, desc="stdin") as bar:
                 stats = import_stream(store, sys.stdin.buffer, host=host, progress=bar.update,
-                                      chunk_events=chunk_events)
+                                      chunk_events=chunk_events, observe=observe)
         else:
             path = Path(name)
             if not path.is_file():
@@ -67,7 +79,7 @@ def import_cmd(paths: tuple[str, ...], source: str, host: str | None, from_start
                       disable=not show, desc=path.name) as bar:
                 stats = import_file(store, path, host=host, checkpoints=checkpoints,
                                     from_start=from_start, progress=bar.update,
-                                    chunk_events=chunk_events)
+                                    chunk_events=chunk_events, observe=observe)
             if stats.resumed_from:
                 click.echo(f"{name}: resumed at byte {stats.resumed_from:,}", err=True)
         total.add(stats)

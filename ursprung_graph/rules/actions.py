@@ -31,6 +31,9 @@ from .sinks import DbSink, FileSink, GraphSink, Sink, StateDb, engine_for, versi
 READ_BLOCK = 1 << 20
 
 
+Handler = Callable[[Event], None]
+
+
 class ActionError(RuntimeError):
     """A failure a retry will not mend: the task goes to the dead letters at once."""
 
@@ -46,23 +49,30 @@ class Context:
     dead: list[DeadLetter] = field(default_factory=list)
     metric_procs: set[str] = field(default_factory=set)
     run_roots: dict[str, str] = field(default_factory=dict)  # process key -> pipeline
+    #: TRACK and DBLOAD wait until the writes to a file have settled (the engine is idle):
+    #: (action tag, host, path) -> (function, the latest matching event)
+    settling: dict[tuple[str, str, str], tuple[Handler, Event]] = field(default_factory=dict)
+
+    def settle(self, tag: str, fn: Handler, event: Event, path: str | None) -> None:
+        if path:
+            self.settling[(tag, event.host, path)] = (fn, event)
 
     def graph(self) -> Any:  # noqa: ANN401
-        return self.store() if callable(self.store) else self.store
+        """The store, opened on first use when it was given as an opener."""
+        if callable(self.store):
+            self.store = self.store()
+        return self.store
 
     def sink(self, dest: m.Destination) -> Sink:
         if isinstance(dest, m.IntoFile):
             return FileSink(dest.path, self.local)
         if isinstance(dest, m.IntoDb):
             return DbSink(dest)
-        return GraphSink(self.store, self.local)
+        return GraphSink(self.graph, self.local)
 
 
 def proc_key(event: Event) -> str:
     return g.process_key(event.host, event.proc.pid, event.proc.start)
-
-
-Handler = Callable[[Event], None]
 
 
 def handler(rule: m.Rule, index: int, action: m.Action, ctx: Context) -> Handler:
@@ -72,11 +82,15 @@ def handler(rule: m.Rule, index: int, action: m.Action, ctx: Context) -> Handler
     if isinstance(action, m.LogLoad):
         return lambda ev: log_load(action, tag, ev, sink, ctx)  # type: ignore[arg-type]
     if isinstance(action, m.DbLoad):
-        return lambda ev: db_load(action, tag, ev, sink, ctx)  # type: ignore[arg-type]
+        def load(ev: Event) -> None:
+            db_load(action, tag, ev, sink, ctx)  # type: ignore[arg-type]
+        return lambda ev: ctx.settle(tag, load, ev, getter(action.event_field)(ev))
     if isinstance(action, m.DbTransfer):
         return lambda ev: db_transfer(action, tag, ev, sink)  # type: ignore[arg-type]
     if isinstance(action, m.Track):
-        return lambda ev: track(action, tag, ev, sink, ctx)  # type: ignore[arg-type]
+        def keep(ev: Event) -> None:
+            track(action, tag, ev, sink, ctx)  # type: ignore[arg-type]
+        return lambda ev: ctx.settle(tag, keep, ev, ev.file.path if ev.file else None)
     if isinstance(action, m.RunRoot):
         return lambda ev: ctx.run_roots.__setitem__(proc_key(ev), action.pipeline)
     return lambda ev: None  # CAPTURESOUT works on `ursprung run`'s stdout (capture.py)

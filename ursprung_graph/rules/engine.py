@@ -29,7 +29,6 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ..content import ContentStore
-from ..schema import graph as g
 from ..schema.event import SCHEMA_VERSION, DeadLetter, Event, Kind, ProcessInfo, RunInfo
 from . import cypher as c
 from . import model as m
@@ -44,6 +43,8 @@ PUT_TIMEOUT = 5.0
 RETRIES = 3
 RETRY_INITIAL = 0.2
 IDLE_SECONDS = 0.5
+#: The deferred work runs at least this often (seconds) while tasks keep coming.
+DEFERRED_EVERY = 2.0
 
 
 class Matcher:
@@ -116,6 +117,9 @@ class RuleEngine:
         self._pending = 0
         self._cond = threading.Condition()
         self._dirty = False  # events came since the deferred work last ran
+        self._last_deferred = time.monotonic()
+        self._by_tag = {f"{r.id}.{i}": (n, i) for n, r in enumerate(self.rules)
+                        for i in range(len(r.actions))}
         self._thread = threading.Thread(target=self._work, name="ursprung-rules", daemon=True)
         self._thread.start()
 
@@ -171,12 +175,17 @@ class RuleEngine:
                 self._done()
 
     def _run(self, task: Task) -> None:
+        self._attempt(task, self.handlers[task.rule][task.action])
+        if time.monotonic() - self._last_deferred > DEFERRED_EVERY:
+            self._deferred()  # under constant load too
+
+    def _attempt(self, task: Task, fn: Callable[[Event], None]) -> None:
         name = self.names[task.rule][task.action]
         kind = name.partition(":")[0]
         delay = self.retry_initial
         for attempt in range(self.retries + 1):
             try:
-                self.handlers[task.rule][task.action](task.event)
+                fn(task.event)
                 self.metrics.actions(kind, "ok").inc()
                 break
             except ActionError as exc:
@@ -220,6 +229,8 @@ class RuleEngine:
     # ------------------------------------------------------------------ deferred work
 
     def _deferred(self) -> None:
+        self._last_deferred = time.monotonic()
+        self._settle()
         if not self._dirty and not self.ctx.metric_procs:
             return
         self._dirty = False
@@ -230,6 +241,14 @@ class RuleEngine:
             self._dirty = True
             log.error("rules: defining runs or setting run metrics failed: %s", exc)
         self._write_dead()
+
+    def _settle(self) -> None:
+        """TRACK and DBLOAD of the files whose writes have settled."""
+        settling, self.ctx.settling = self.ctx.settling, {}
+        for (tag, _, _), (fn, event) in settling.items():
+            rule, action = self._by_tag[tag]
+            self._attempt(Task(rule, action, event), fn)
+            self._dirty = True
 
     def _define_runs(self) -> None:
         """Each process a RUN rule marked becomes the root of a run of its pipeline, with
