@@ -290,7 +290,7 @@ class _Builder:
 
         try:
             make_url(text)
-        except ArgumentError:
+        except (ArgumentError, ValueError):
             raise _Fail(_col(conn), f"{text!r} is not a database URL (SQLAlchemy form, "
                         "e.g. postgresql://user:password@host/db or sqlite:///path)") from None
         return text
