@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,13 +19,17 @@ DATA = Path(__file__).parent / "data"
 pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="strace is missing")
 
 
-def _run(settings, work: Path, lr: str) -> str:  # noqa: ANN001
+def _run(settings, work: Path, lr: str, tmp: Path) -> str:  # noqa: ANN001
     done = ursprung(settings, "run", "--rules", str(DATA / "train.rules"),
                     "--pipeline", "train", "--id-file", str(work / f"id-{lr}"), "--",
                     sys.executable, str(work / "train_job.py"), "--lr", lr, cwd=work)
     assert done.returncode == 0, done.stderr.decode()
-    # the job's output passes through unchanged
-    assert done.stdout.decode().splitlines()[0].startswith("epoch 1 loss ")
+    # the job's output passes through unchanged (CAPTURESOUT reads it on the way)
+    alone = tmp / f"alone-{lr}"
+    alone.mkdir()
+    plain = subprocess.run([sys.executable, str(work / "train_job.py"), "--lr", lr],
+                           cwd=alone, capture_output=True, check=True)
+    assert done.stdout == plain.stdout and done.stdout.startswith(b"epoch 1 loss ")
     return (work / f"id-{lr}").read_text().strip()
 
 
@@ -32,8 +37,8 @@ def test_training_run_with_rules(settings, store, tmp_path: Path) -> None:  # no
     work = tmp_path / "job"
     work.mkdir()
     shutil.copy(DATA / "train_job.py", work)
-    first = _run(settings, work, "0.1")
-    second = _run(settings, work, "0.05")
+    first = _run(settings, work, "0.1", tmp_path)
+    second = _run(settings, work, "0.05", tmp_path)
 
     runs = {r["id"]: r for r in store.read(
         "MATCH (x:PipelineRun) RETURN x.id AS id, x.metrics AS metrics")}
@@ -42,6 +47,8 @@ def test_training_run_with_rules(settings, store, tmp_path: Path) -> None:  # no
         assert {"loss[epoch=1]", "loss[epoch=2]", "loss[epoch=3]", "loss",
                 "acc[epoch=3]", "acc"} <= set(m)
         assert m["loss"] == m["loss[epoch=3]"]
+        for epoch in (1, 2, 3):  # from stdout: the same values as from the log
+            assert m[f"stdout_loss[epoch={epoch}]"] == m[f"loss[epoch={epoch}]"]
         assert float(m["loss[epoch=3]"]) < float(m["loss[epoch=1]"])
     assert metrics[first]["loss[epoch=1]"] != metrics[second]["loss[epoch=1]"]
 

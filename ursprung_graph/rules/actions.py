@@ -53,6 +53,10 @@ class Context:
     #: (action tag, host, path) -> (function, the latest matching event)
     settling: dict[tuple[str, str, str], tuple[Handler, Event]] = field(default_factory=dict)
 
+    #: CAPTURESOUT: action tag -> (action, destination, the exec events its rule matched)
+    capturing: dict[str, tuple[m.CaptureStdout, Sink, list[Event]]] = field(
+        default_factory=dict)
+
     def settle(self, tag: str, fn: Handler, event: Event, path: str | None) -> None:
         if path:
             self.settling[(tag, event.host, path)] = (fn, event)
@@ -93,7 +97,50 @@ def handler(rule: m.Rule, index: int, action: m.Action, ctx: Context) -> Handler
         return lambda ev: ctx.settle(tag, keep, ev, ev.file.path if ev.file else None)
     if isinstance(action, m.RunRoot):
         return lambda ev: ctx.run_roots.__setitem__(proc_key(ev), action.pipeline)
-    return lambda ev: None  # CAPTURESOUT works on `ursprung run`'s stdout (capture.py)
+    assert isinstance(action, m.CaptureStdout)
+    matched: list[Event] = []
+    ctx.capturing[tag] = (action, sink, matched)  # type: ignore[assignment]
+    return matched.append  # the lines are attributed when the run is flushed
+
+
+# ------------------------------------------------------------------------ CAPTURESOUT
+
+
+def capture_records(ctx: Context, lines: list[tuple[int, str, int]]) -> None:
+    """Captured stdout lines (number, text, time) as records of each CAPTURESOUT action: a
+    line belongs to the latest process its rule matched that started before the line was
+    written; lines before any such process are not that rule's."""
+    for tag, (action, sink, matched) in ctx.capturing.items():
+        procs = sorted(matched, key=lambda e: e.ts)
+        if not procs:
+            continue
+        records: list[Record] = []
+        for number, text, ts in lines:
+            found = action.match.search(text)
+            if found is None:
+                continue
+            owner = None
+            for ev in procs:
+                if ev.ts <= ts:
+                    owner = ev
+            if owner is None:
+                continue
+            proc = proc_key(owner)
+            try:
+                values = extract(text, found, action.extract, owner)
+            except BadLine as exc:
+                ctx.dead.append(DeadLetter(source="rules", reason=f"rule {tag}: {exc}",
+                                           raw=text, where=f"stdout:{proc}:{number}"))
+                continue
+            metrics, step = metrics_of(action.extract, values)
+            records.append(Record(
+                key=g.record_key(tag, f"stdout:{proc}", str(number)), rule=tag,
+                action="capturesout", names=action.extract.names, values=values, ts=ts,
+                host=owner.host, pos=number, proc=proc, metrics=metrics,
+                step=None if step is None else f"{action.extract.step}={step}"))
+            if metrics:
+                ctx.metric_procs.add(proc)
+        sink.write(records, {})
 
 
 # ------------------------------------------------------------------------ LOGLOAD

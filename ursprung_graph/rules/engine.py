@@ -32,7 +32,7 @@ from ..content import ContentStore
 from ..schema.event import SCHEMA_VERSION, DeadLetter, Event, Kind, ProcessInfo, RunInfo
 from . import cypher as c
 from . import model as m
-from .actions import ActionError, Context, handler
+from .actions import ActionError, Context, capture_records, handler
 from .records import metric_name
 from .sinks import local_state
 
@@ -43,6 +43,8 @@ PUT_TIMEOUT = 5.0
 RETRIES = 3
 RETRY_INITIAL = 0.2
 IDLE_SECONDS = 0.5
+#: Captured stdout lines kept until the run is flushed, at most.
+MAX_CAPTURED = 100_000
 #: The deferred work runs at least this often (seconds) while tasks keep coming.
 DEFERRED_EVERY = 2.0
 
@@ -120,6 +122,11 @@ class RuleEngine:
         self._last_deferred = time.monotonic()
         self._by_tag = {f"{r.id}.{i}": (n, i) for n, r in enumerate(self.rules)
                         for i in range(len(r.actions))}
+        self._captures = [a for r in self.rules for a in r.actions
+                          if isinstance(a, m.CaptureStdout)]
+        self._lines: list[tuple[int, str, int]] = []
+        self._line_count = 0
+        self._lines_lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name="ursprung-rules", daemon=True)
         self._thread.start()
 
@@ -147,6 +154,20 @@ class RuleEngine:
             self._dead(task, "the action queue stayed full (actions too slow for the stream)")
             self._done()
         self.metrics.depth.set(self.queue.qsize())
+
+    @property
+    def wants_stdout(self) -> bool:
+        """Whether CAPTURESOUT rules want the stdout of `ursprung run`'s command."""
+        return bool(self._captures)
+
+    def capture_line(self, text: str, ts: int) -> None:
+        """A line of the traced command's stdout (from :class:`.capture.StdoutTee`); kept
+        when a CAPTURESOUT rule's regex matches it, up to ``MAX_CAPTURED`` lines."""
+        with self._lines_lock:
+            self._line_count += 1
+            if len(self._lines) < MAX_CAPTURED and any(
+                    a.match.search(text) for a in self._captures):
+                self._lines.append((self._line_count, text, ts))
 
     # ------------------------------------------------------------------ worker
 
@@ -329,6 +350,13 @@ class RuleEngine:
 
     def _force_deferred(self) -> None:
         self._dirty = True
+        with self._lines_lock:
+            lines, self._lines = self._lines, []
+        if lines:
+            try:
+                capture_records(self.ctx, lines)
+            except Exception as exc:  # noqa: BLE001 - contained like any action
+                log.error("rules: captured stdout lines could not be stored: %s", exc)
         self._deferred()
 
     def close(self, timeout: float | None = 60.0) -> None:
