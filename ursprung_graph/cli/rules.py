@@ -73,6 +73,10 @@ def test_cmd(files: tuple[str, ...], log: str, host: str | None, limit: int) -> 
 
 
 def _describe(event) -> str:  # noqa: ANN001
-    what = event.file.path if event.file is not None else (
-        " ".join(event.proc.argv) if event.proc.argv else event.proc.exe or "")
+    from ..schema.event import Kind
+
+    if event.kind is Kind.EXEC or event.file is None:
+        what = " ".join(event.proc.argv) if event.proc.argv else event.proc.exe or ""
+    else:
+        what = event.file.path
     return printable(f"{event.seq} {event.kind.value} pid={event.proc.pid} {what}")
