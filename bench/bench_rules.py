@@ -29,8 +29,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ursprung_graph.config import Settings  # noqa: E402
 from ursprung_graph.ingest.importer import import_stream  # noqa: E402
+
+from ursprung_graph.config import Settings  # noqa: E402
 from ursprung_graph.rules import parse_rules  # noqa: E402
 from ursprung_graph.rules.engine import RuleEngine  # noqa: E402
 from ursprung_graph.store import embedded_server  # noqa: E402

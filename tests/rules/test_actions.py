@@ -21,11 +21,11 @@ def ev(path: Path | str, n: int = 1, kind: Kind = Kind.WRITE) -> Event:
                  proc=ProcessInfo(pid=42, start=7), file=FileRef(str(path)))
 
 
-def engine(text: str, home: Path, store=None) -> RuleEngine:  # noqa: ANN001
+def engine(text: str, home: Path, store=None) -> RuleEngine:
     return RuleEngine(parse_rules(text), store, home, retry_initial=0.01)
 
 
-def run_once(text: str, home: Path, events: list[Event], store=None) -> RuleEngine:  # noqa: ANN001
+def run_once(text: str, home: Path, events: list[Event], store=None) -> RuleEngine:
     e = engine(text, home, store)
     e.observe(events)
     e.close()
@@ -68,7 +68,7 @@ def test_dbload_into_file_skips_the_header(tmp_path: Path) -> None:
     assert len(out.read_text().splitlines()) == 5
 
 
-def test_a_failing_action_is_dead_lettered_and_counted(tmp_path: Path, store) -> None:  # noqa: ANN001
+def test_a_failing_action_is_dead_lettered_and_counted(tmp_path: Path, store) -> None:
     e = run_once(f"kind=write -> LOGLOAD path MATCH x\nkind=write -> DBLOAD path INTO FILE "
                  f"{tmp_path}/o", tmp_path / "home", [ev(tmp_path / "missing")], store)
     assert e.metrics.value("ursprung_rules_actions_total", action="logload",
@@ -78,7 +78,7 @@ def test_a_failing_action_is_dead_lettered_and_counted(tmp_path: Path, store) ->
     assert len(dead) == 2 and all("cannot read" in d["reason"] for d in dead)
 
 
-def test_logload_into_the_graph_restart_mid_log(tmp_path: Path, store) -> None:  # noqa: ANN001
+def test_logload_into_the_graph_restart_mid_log(tmp_path: Path, store) -> None:
     store.write([("CREATE (:Process {key: 'p:h:42:7', host: 'h', pid: 42, start: 7})", {})])
     log = tmp_path / "app.log"
     rule = ('kind=write -> LOGLOAD path MATCH "ERROR (?P<code>\\d+)"')
@@ -150,7 +150,7 @@ def test_dbtransfer_is_incremental_and_survives_restarts(db_url: str, tmp_path: 
     eng.dispose()
 
 
-def test_dbtransfer_into_file_and_graph(tmp_path: Path, store) -> None:  # noqa: ANN001
+def test_dbtransfer_into_file_and_graph(tmp_path: Path, store) -> None:
     url = f"sqlite:///{tmp_path}/wf.db"
     eng = sa.create_engine(url)
     with eng.begin() as conn:

@@ -12,7 +12,7 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 RUN_RULE = 'kind=exec && proc.argv@".*train\\.py --lr.*" -> RUN train\n'
 
 
-def test_check_reports_positions_and_ok(settings, tmp_path: Path) -> None:  # noqa: ANN001
+def test_check_reports_positions_and_ok(settings, tmp_path: Path) -> None:
     good, bad = tmp_path / "good.rules", tmp_path / "bad.rules"
     good.write_text("# c\n" + RUN_RULE + "gid=1 -> RUN x\n")
     bad.write_text("pid>0 -> RUN a\npid > -> RUN b\n")
@@ -25,7 +25,7 @@ def test_check_reports_positions_and_ok(settings, tmp_path: Path) -> None:  # no
     assert b"Traceback" not in no.stderr
 
 
-def test_test_shows_what_each_rule_matches(settings, tmp_path: Path) -> None:  # noqa: ANN001
+def test_test_shows_what_each_rule_matches(settings, tmp_path: Path) -> None:
     rules = tmp_path / "r.rules"
     rules.write_text(RUN_RULE + "kind=connect -> RUN net\n")
     done = ursprung(settings, "rules", "test", str(rules), "--on",
@@ -37,7 +37,7 @@ def test_test_shows_what_each_rule_matches(settings, tmp_path: Path) -> None:  #
     assert out[-1].startswith(f"{rules}:2:1: 0 of ")
 
 
-def test_import_with_rules_defines_runs(settings, store, tmp_path: Path) -> None:  # noqa: ANN001
+def test_import_with_rules_defines_runs(settings, store, tmp_path: Path) -> None:
     rules = tmp_path / "r.rules"
     rules.write_text(RUN_RULE)
     config = tmp_path / "ursprung.toml"

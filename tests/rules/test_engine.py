@@ -24,7 +24,7 @@ def test_matches_in_event_then_rule_order() -> None:
     assert m.by_kind[Kind.FORK] == ((1, m.rules[1].test),)  # path@ may hold for any kind
 
 
-def test_failing_action_is_retried_then_dead_lettered(tmp_path: Path, store) -> None:  # noqa: ANN001
+def test_failing_action_is_retried_then_dead_lettered(tmp_path: Path, store) -> None:
     url = f"sqlite:///{tmp_path}/empty.db"  # no table t: every try fails
     e = RuleEngine(parse_rules(f"kind=write -> DBTRANSFER select * from t/n FROM {url}"),
                    store, tmp_path / "home", retry_initial=0.01)
@@ -41,7 +41,7 @@ def test_failing_action_is_retried_then_dead_lettered(tmp_path: Path, store) -> 
         in dead["r"]
 
 
-def test_a_full_queue_dead_letters_instead_of_stopping(tmp_path: Path, store) -> None:  # noqa: ANN001
+def test_a_full_queue_dead_letters_instead_of_stopping(tmp_path: Path, store) -> None:
     e = RuleEngine(parse_rules("kind=write -> RUN a"), store, tmp_path / "home",
                    queue_size=1, put_timeout=0.05)
     gate = threading.Event()

@@ -21,7 +21,7 @@ from ..cluster.conftest import (  # noqa: F401 - fixtures
 
 
 def test_ingest_workers_run_the_rules(procs: Procs, topics: Topics, broker: str,  # noqa: F811
-                                      store, tmp_path: Path) -> None:  # noqa: ANN001
+                                      store, tmp_path: Path) -> None:
     rules = tmp_path / "r.rules"
     rules.write_text('kind=exec && proc.argv@".*train\\.py --lr.*" -> RUN train\n')
     log = copy_fixture("two_runs.audit.log", tmp_path / "a" / "audit.log")

@@ -19,7 +19,7 @@ DATA = Path(__file__).parent / "data"
 pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="strace is missing")
 
 
-def _run(settings, work: Path, lr: str, tmp: Path) -> str:  # noqa: ANN001
+def _run(settings, work: Path, lr: str, tmp: Path) -> str:
     done = ursprung(settings, "run", "--rules", str(DATA / "train.rules"),
                     "--pipeline", "train", "--id-file", str(work / f"id-{lr}"), "--",
                     sys.executable, str(work / "train_job.py"), "--lr", lr, cwd=work)
@@ -33,7 +33,7 @@ def _run(settings, work: Path, lr: str, tmp: Path) -> str:  # noqa: ANN001
     return (work / f"id-{lr}").read_text().strip()
 
 
-def test_training_run_with_rules(settings, store, tmp_path: Path) -> None:  # noqa: ANN001
+def test_training_run_with_rules(settings, store, tmp_path: Path) -> None:
     work = tmp_path / "job"
     work.mkdir()
     shutil.copy(DATA / "train_job.py", work)

@@ -90,8 +90,8 @@ rules_option = click.option(
 
 
 @contextlib.contextmanager
-def rule_engine(given: tuple[str, ...], store: Any,  # noqa: ANN401 - store or its opener
-                config: Config | None = None, metrics: Any = None):  # noqa: ANN401, ANN201
+def rule_engine(given: tuple[str, ...], store: Any,
+                config: Config | None = None, metrics: Any = None):
     """The rule engine of the configured and given rules files (None without any), closed
     (its queued actions finished) on leaving; a rules file that does not load is a click
     error listing its problems."""

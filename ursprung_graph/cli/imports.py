@@ -44,7 +44,6 @@ def import_cmd(paths: tuple[str, ...], source: str, host: str | None, from_start
     continues where the store's data ends. Undecodable input becomes dead letters
     (DeadLetter nodes with the reason) and never stops the import.
     """
-    from tqdm import tqdm
 
     config = config_or_fail(None)
     settings = config.settings

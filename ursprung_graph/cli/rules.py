@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .common import printable
 
+if TYPE_CHECKING:
+    from ..rules.engine import Matcher
+    from ..schema.event import DeadLetter, Event
 
-def _load(files: tuple[str, ...]):  # noqa: ANN202
+
+def _load(files: tuple[str, ...]):
     from ..rules import RuleError, load_rules
 
     try:
@@ -47,23 +53,16 @@ def check_cmd(files: tuple[str, ...]) -> None:
 def test_cmd(files: tuple[str, ...], log: str, host: str | None, limit: int) -> None:
     """Show which events of the audit log LOG each rule matches (no action is run)."""
     from ..collectors.auditd import AuditdSource
-    from ..ingest.importer import default_host
+    from ..pipeline.follow import read_stream
+    from ..pipeline.importer import default_host
     from ..rules.engine import Matcher
 
     loaded = _load(files)
-    matcher = Matcher(loaded)
-    source = AuditdSource(host or default_host())
-    matched: list[list[str]] = [[] for _ in loaded]
-    counts = [0] * len(loaded)
-    events = 0
-    path = Path(log)
-    with path.open("rb") as fh:
-        for chunk in source.chunks(fh, 0, str(path), min_events=5000):
-            events += len(chunk.events)
-            for index, event in matcher.matches(chunk.events):
-                counts[index] += 1
-                if len(matched[index]) < limit:
-                    matched[index].append(_describe(event))
+    tally = _Tally(Matcher(loaded), limit)
+    host = host or default_host()
+    with Path(log).open("rb") as fh:
+        read_stream(fh, AuditdSource(host), tally, host, where=log)
+    matched, counts, events = tally.shown, tally.counts, tally.events
     for index, rule in enumerate(loaded):
         click.echo(f"{rule.at}: {counts[index]:,} of {events:,} events: {printable(rule.text)}")
         for line in matched[index]:
@@ -72,7 +71,24 @@ def test_cmd(files: tuple[str, ...], log: str, host: str | None, limit: int) -> 
             click.echo(f"    ... {counts[index] - len(matched[index]):,} more")
 
 
-def _describe(event) -> str:  # noqa: ANN001
+class _Tally:
+    """A sink (as pipeline.sinks.Sink) that tests the rules on events instead of storing."""
+
+    def __init__(self, matcher: Matcher, limit: int) -> None:
+        self.matcher, self.limit = matcher, limit
+        self.shown: list[list[str]] = [[] for _ in matcher.rules]
+        self.counts = [0] * len(matcher.rules)
+        self.events = 0
+
+    def emit(self, events: Sequence[Event], dead: Sequence[DeadLetter], host: str) -> None:
+        self.events += len(events)
+        for index, event in self.matcher.matches(events):
+            self.counts[index] += 1
+            if len(self.shown[index]) < self.limit:
+                self.shown[index].append(_describe(event))
+
+
+def _describe(event) -> str:
     from ..schema.event import Kind
 
     if event.kind is Kind.EXEC or event.file is None:

@@ -92,7 +92,7 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
 
 
 @contextlib.contextmanager
-def stdout_capture(engine):  # noqa: ANN001, ANN201
+def stdout_capture(engine):
     """The command's stdout for CAPTURESOUT rules (a pipe copied to ours), else None."""
     if engine is None or not engine.wants_stdout:
         yield None

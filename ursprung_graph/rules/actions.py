@@ -61,7 +61,7 @@ class Context:
         if path:
             self.settling[(tag, event.host, path)] = (fn, event)
 
-    def graph(self) -> Any:  # noqa: ANN401
+    def graph(self) -> Any:
         """The store, opened on first use when it was given as an opener."""
         if callable(self.store):
             self.store = self.store()
@@ -88,7 +88,8 @@ def handler(rule: m.Rule, index: int, action: m.Action, ctx: Context) -> Handler
     if isinstance(action, m.DbLoad):
         def load(ev: Event) -> None:
             db_load(action, tag, ev, sink, ctx)  # type: ignore[arg-type]
-        return lambda ev: ctx.settle(tag, load, ev, getter(action.event_field)(ev))
+        field_of = getter(action.event_field)
+        return lambda ev: ctx.settle(tag, load, ev, str(field_of(ev) or "") or None)
     if isinstance(action, m.DbTransfer):
         return lambda ev: db_transfer(action, tag, ev, sink)  # type: ignore[arg-type]
     if isinstance(action, m.Track):
@@ -285,7 +286,7 @@ def db_transfer(action: m.DbTransfer, tag: str, event: Event, sink: Sink) -> Non
     if col not in names:
         raise ActionError(f"the query's rows have no column {col!r}")
     at = names.index(col)
-    records = []
+    records: list[Record] = []
     for row in rows:
         values = tuple("" if v is None else str(v) for v in row)
         digest = hashlib.sha256(json.dumps(values).encode()).hexdigest()[:16]

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ..content import ContentStore
@@ -101,7 +102,7 @@ class RuleEngine:
     (``ursprung run`` connects while the command runs); ``home`` holds the rule state and
     content store."""
 
-    def __init__(self, rules: Sequence[m.Rule], store: Any, home: Path, *,  # noqa: ANN401
+    def __init__(self, rules: Sequence[m.Rule], store: Any, home: Path, *,
                  metrics: RuleMetrics | None = None, queue_size: int = QUEUE_SIZE,
                  put_timeout: float = PUT_TIMEOUT, retries: int = RETRIES,
                  retry_initial: float = RETRY_INITIAL) -> None:
@@ -212,7 +213,7 @@ class RuleEngine:
             except ActionError as exc:
                 self._dead(task, str(exc))
                 break
-            except Exception as exc:  # noqa: BLE001 - any failure of an action is contained
+            except Exception as exc:
                 if attempt == self.retries:
                     self._dead(task, f"failed {attempt + 1} times: {type(exc).__name__}: {exc}")
                     break
@@ -244,7 +245,7 @@ class RuleEngine:
         try:
             self.ctx.graph().write(batch.statements())
             self.ctx.dead.clear()
-        except Exception as exc:  # noqa: BLE001 - kept for the next try
+        except Exception as exc:
             log.error("rule dead letters could not be stored (%s); kept for later", exc)
 
     # ------------------------------------------------------------------ deferred work
@@ -258,7 +259,7 @@ class RuleEngine:
         try:
             self._define_runs()
             self._set_run_metrics()
-        except Exception as exc:  # noqa: BLE001 - tried again when idle
+        except Exception as exc:
             self._dirty = True
             log.error("rules: defining runs or setting run metrics failed: %s", exc)
         self._write_dead()
@@ -279,6 +280,7 @@ class RuleEngine:
         from ..ingest.runs import params_from_argv
         from ..ingest.upserts import Batch
         from ..query.runs import subtree
+        from ..query.types import CandidateProcess
 
         store = self.ctx.graph()
         batch = Batch()
@@ -286,19 +288,19 @@ class RuleEngine:
             rows = store.read(c.PROCESS_BY_KEY, {"key": key})
             if not rows:
                 continue
-            root = rows[0]
+            root = msgspec.convert(rows[0], CandidateProcess)
             members, last = subtree(store, root)
             run_id = hashlib.sha256(f"{pipeline}\n{key}".encode()).hexdigest()[:32]
-            start = root["start"] or root["first"] or 0
-            end = root["end"] if root["end"] is not None else max(last, root["last"] or 0)
-            argv = list(root["argv"] or [])
-            info = RunInfo(id=run_id, pipeline=pipeline, argv=argv, cwd=root["cwd"],
-                           user=None if root["uid"] is None else str(root["uid"]),
-                           start=start, end=end, exit_code=root["exit_code"], origin="rule",
+            start = root.start or root.first or 0
+            end = root.end if root.end is not None else max(last, root.last or 0)
+            argv = list(root.argv or [])
+            info = RunInfo(id=run_id, pipeline=pipeline, argv=argv, cwd=root.cwd,
+                           user=None if root.uid is None else str(root.uid),
+                           start=start, end=end, exit_code=root.exit_code, origin="rule",
                            params=params_from_argv(argv), members=members)
-            batch.add(Event(v=SCHEMA_VERSION, source="rules", host=root["host"],
+            batch.add(Event(v=SCHEMA_VERSION, source="rules", host=root.host,
                             ts=end or start, seq=f"run:{run_id}", kind=Kind.RUN,
-                            proc=ProcessInfo(pid=root["pid"], start=root["start"] or 0),
+                            proc=ProcessInfo(pid=root.pid, start=root.start or 0),
                             run=info))
             self.ctx.metric_procs.add(key)
         store.write(batch.statements())
@@ -355,7 +357,7 @@ class RuleEngine:
         if lines:
             try:
                 capture_records(self.ctx, lines)
-            except Exception as exc:  # noqa: BLE001 - contained like any action
+            except Exception as exc:
                 log.error("rules: captured stdout lines could not be stored: %s", exc)
         self._deferred()
 

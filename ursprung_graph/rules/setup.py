@@ -20,7 +20,7 @@ def rule_files(configured: Sequence[str], given: Sequence[str]) -> list[str]:
     return out
 
 
-def start_engine(files: Sequence[str], store: Any, home: Path,  # noqa: ANN401
+def start_engine(files: Sequence[str], store: Any, home: Path,
                  metrics: RuleMetrics | None = None) -> RuleEngine | None:
     """The engine for ``files`` (RuleError if they do not load), or None without files."""
     if not files:

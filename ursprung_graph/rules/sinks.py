@@ -48,7 +48,7 @@ class StateDb:
         self.table = _state_table(self.meta)
         self.meta.create_all(engine, tables=[self.table])
 
-    def get(self, key: str) -> Any:  # noqa: ANN401 - JSON value
+    def get(self, key: str) -> Any:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(self.table.c.value).where(
                 self.table.c.key == key)).first()
@@ -74,13 +74,13 @@ def local_state(home: Path) -> StateDb:
 
 
 class Sink(Protocol):
-    def state(self, key: str) -> Any: ...  # noqa: ANN401
+    def state(self, key: str) -> Any: ...
 
     def write(self, records: list[Record], state: dict[str, Any]) -> None: ...
 
 
 class GraphSink:
-    def __init__(self, store: Any, local: StateDb) -> None:  # noqa: ANN401 - store or opener
+    def __init__(self, store: Any, local: StateDb) -> None:
         self._store = store
         self.local = local
 
@@ -88,7 +88,7 @@ class GraphSink:
     def store(self) -> GraphStore:
         return self._store() if callable(self._store) else self._store
 
-    def state(self, key: str) -> Any:  # noqa: ANN401
+    def state(self, key: str) -> Any:
         return self.local.get(key)
 
     def write(self, records: list[Record], state: dict[str, Any]) -> None:
@@ -133,7 +133,7 @@ class FileSink:
         self.local = local
         self._lock = self._locks.setdefault(self.path, threading.Lock())
 
-    def state(self, key: str) -> Any:  # noqa: ANN401
+    def state(self, key: str) -> Any:
         return self.local.get(key)
 
     def write(self, records: list[Record], state: dict[str, Any]) -> None:
@@ -171,7 +171,7 @@ class DbSink:
         self.table = sa.Table(name, meta, *(sa.Column(col) for col in dest.columns),
                               schema=schema or None)
 
-    def state(self, key: str) -> Any:  # noqa: ANN401
+    def state(self, key: str) -> Any:
         return self.state_db.get(key)
 
     def write(self, records: list[Record], state: dict[str, Any]) -> None:

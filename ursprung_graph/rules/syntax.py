@@ -95,10 +95,11 @@ def _syntax_message(exc: UnexpectedInput, line: str) -> tuple[int, str]:
                                 "a '#': DELIM \";\"")
         return exc.column, f"unexpected {tok.value!r}" + _expected(exc.expected)
     if isinstance(exc, UnexpectedCharacters):
-        if line[exc.pos_in_stream:].startswith("DELIM"):
+        at = exc.pos_in_stream or 0
+        if line[at:].startswith("DELIM"):
             return exc.column, ("DELIM needs one delimiter after one blank; quote a ';' or "
                                 "a '#': DELIM \";\"")
-        return exc.column, f"unexpected {line[exc.pos_in_stream]!r}" + _expected(exc.allowed)
+        return exc.column, f"unexpected {line[at:at + 1]!r}" + _expected(exc.allowed)
     return getattr(exc, "column", 1) or 1, str(exc).splitlines()[0]
 
 
