@@ -20,7 +20,8 @@ def test_check_reports_positions_and_ok(settings, tmp_path: Path) -> None:
     assert ok.returncode == 0 and b"2 rule(s) OK" in ok.stdout
     assert b"warning:" in ok.stderr and b"gid" in ok.stderr
     no = ursprung(settings, "rules", "check", str(bad))
-    assert no.returncode == 1
+    assert no.returncode == 8
+    assert b"ursprung: error: 1 problem(s) in the rules:" in no.stderr
     assert f"{bad}:2:7: unexpected '->'".encode() in no.stderr
     assert b"Traceback" not in no.stderr
 

@@ -93,19 +93,13 @@ rules_option = click.option(
 def rule_engine(given: tuple[str, ...], store: Any,
                 config: Config | None = None, metrics: Any = None):
     """The rule engine of the configured and given rules files (None without any), closed
-    (its queued actions finished) on leaving; a rules file that does not load is a click
-    error listing its problems."""
-    from ..rules import RuleError
+    (its queued actions finished) on leaving; rules files that do not load raise RuleError
+    (every problem with its position), which the CLI reports."""
     from ..rules.setup import rule_files, start_engine
 
     config = config or config_or_fail(None)
     files = rule_files(config.rules.files, given)
-    try:
-        engine = start_engine(files, store, config.settings.home, metrics)
-    except RuleError as exc:
-        raise click.ClickException(
-            f"rules: {len(exc.problems)} problem(s):\n"
-            + "\n".join(str(p) for p in exc.problems)) from None
+    engine = start_engine(files, store, config.settings.home, metrics)
     try:
         yield engine
     finally:

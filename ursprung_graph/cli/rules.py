@@ -11,19 +11,16 @@ import click
 from .common import printable
 
 if TYPE_CHECKING:
+    from ..rules import Rule
     from ..rules.engine import Matcher
     from ..schema.event import DeadLetter, Event
 
 
-def _load(files: tuple[str, ...]):
-    from ..rules import RuleError, load_rules
+def _load(files: tuple[str, ...]) -> list[Rule]:
+    """The rules; a RuleError (every problem, with positions) becomes the CLI's error."""
+    from ..rules import load_rules
 
-    try:
-        return load_rules(list(files))
-    except RuleError as exc:
-        raise click.ClickException(
-            f"{len(exc.problems)} problem(s):\n" + "\n".join(str(p) for p in exc.problems)
-        ) from None
+    return load_rules(list(files))
 
 
 @click.group("rules")

@@ -20,17 +20,21 @@ from lark import Lark, Tree
 from lark import Token as LarkToken
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from ..errors import UrsprungError
 from . import fields as F
 from . import model as m
 from .compile import compile_condition, possible_kinds
 
 
-class RuleError(ValueError):
+class RuleError(UrsprungError, ValueError):
     """A rules file that cannot be used: every problem found, each with its position."""
+
+    exit_code = 8
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
+        super().__init__(f"{len(problems)} problem(s) in the rules:\n"
+                         + "\n".join(str(p) for p in problems))
 
 
 @dataclass(frozen=True, slots=True)
