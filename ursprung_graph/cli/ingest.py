@@ -53,8 +53,10 @@ def ingest_cmd(source: str, group: str | None, workers: int | None, metrics_port
     group = group or config.ingest.group
     setup_logging(verbose)
     _prepare(source, config)
-    with rule_engine(rules, None, config):  # the rules load (or say why not) before any worker
-        pass
+    from ..rules import load_rules
+    from ..rules.setup import rule_files
+
+    load_rules(rule_files(config.rules.files, rules))  # they load (or say why) before any worker
     if n == 1:
         run_worker(source, config_path, group, port, 0, verbose, parent_pid=None, rules=rules)
         return
