@@ -253,7 +253,7 @@ class RuleEngine:
     def _deferred(self) -> None:
         self._last_deferred = time.monotonic()
         self._settle()
-        if not self._dirty and not self.ctx.metric_procs:
+        if not self._dirty:  # processes waiting for their run: tried when events come
             return
         self._dirty = False
         try:
