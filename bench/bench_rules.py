@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ursprung_graph.ingest.importer import import_stream  # noqa: E402
+from ursprung_graph.pipeline.importer import import_stream  # noqa: E402
 
 from ursprung_graph.config import Settings  # noqa: E402
 from ursprung_graph.rules import parse_rules  # noqa: E402

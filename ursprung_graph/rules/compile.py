@@ -21,33 +21,65 @@ _NUMERIC_OPS = {"=": "==", "!=": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">=
 
 def compile_condition(cond: m.Condition) -> Callable[[Event], bool]:
     consts: dict[str, Any] = dict(F.EXPR_GLOBALS)
-    body = _expr(cond, consts)
-    source = f"lambda e: bool({body})"
-    return eval(source, consts)
+    body = _expr(cond, consts, {})
+    return eval(f"lambda e: bool({body})", consts)  # text from our field table only
 
 
-def _expr(cond: m.Condition, consts: dict[str, Any]) -> str:
-    if isinstance(cond, m.And):
-        return "(" + " and ".join(_expr(c, consts) for c in cond.items) + ")"
-    if isinstance(cond, m.Or):
-        return "(" + " or ".join(_expr(c, consts) for c in cond.items) + ")"
+def compile_group(conds: list[tuple[int, m.Condition]]) -> Callable[[Event], list[int]]:
+    """One function testing several conditions on an event: the indexes of those that
+    hold, in order. Each field they use is computed once per event (a command line joined
+    once for all the rules that look at it)."""
+    consts: dict[str, Any] = dict(F.EXPR_GLOBALS)
+    used: dict[str, str] = {}
+    by_name: dict[str, F.Field] = {}
+    for _, cond in conds:
+        for f in _fields(cond):
+            used.setdefault(f.name, f"_f{len(used)}")
+            by_name[f.name] = f
+    lines = ["def _group(e):"]
+    lines += [f"    {var} = {by_name[name].expr}" for name, var in used.items()]
+    lines.append("    out = []")
+    for index, cond in conds:
+        lines.append(f"    if {_expr(cond, consts, used)}: out.append({index})")
+    lines.append("    return out")
+    exec("\n".join(lines), consts)  # text from our field table only
+    group: Callable[[Event], list[int]] = consts["_group"]
+    return group
+
+
+def _fields(cond: m.Condition) -> list[F.Field]:
+    if isinstance(cond, m.And | m.Or):
+        return [f for c in cond.items for f in _fields(c)]
     if isinstance(cond, m.Not):
-        return f"(not {_expr(cond.item, consts)})"
+        return _fields(cond.item)
+    return [cond.field] if cond.field is not None else []
+
+
+def _expr(cond: m.Condition, consts: dict[str, Any], hoisted: dict[str, str]) -> str:
+    """The condition as a Python expression over ``e``; a field named in ``hoisted`` is
+    read from that variable instead of computed."""
+    if isinstance(cond, m.And):
+        return "(" + " and ".join(_expr(c, consts, hoisted) for c in cond.items) + ")"
+    if isinstance(cond, m.Or):
+        return "(" + " or ".join(_expr(c, consts, hoisted) for c in cond.items) + ")"
+    if isinstance(cond, m.Not):
+        return f"(not {_expr(cond.item, consts, hoisted)})"
     field = cond.field
     if field is None:
         return "False"
     name = f"_c{len(consts)}"
+    var = hoisted.get(field.name)
+    value, ref = (var, var) if var else (f"(_x := {field.expr})", "_x")
     if cond.regex is not None:
         consts[name] = cond.regex.fullmatch
-        value = "_x" if field.type == F.TEXT else "str(_x)"
-        return f"((_x := {field.expr}) is not None and {name}({value}) is not None)"
+        text = ref if field.type == F.TEXT else f"str({ref})"
+        return f"({value} is not None and {name}({text}) is not None)"
     consts[name] = cond.value
     if field.type == F.NUMBER:
-        op = _NUMERIC_OPS[cond.op]
-        return f"((_x := {field.expr}) is not None and _x {op} {name})"
+        return f"({value} is not None and {ref} {_NUMERIC_OPS[cond.op]} {name})"
     if cond.op == "=":
-        return f"({field.expr} == {name})"
-    return f"((_x := {field.expr}) is not None and _x != {name})"
+        return f"({var or field.expr} == {name})"
+    return f"({value} is not None and {ref} != {name})"
 
 
 def _test_value(cond: m.Compare, value: object) -> bool:

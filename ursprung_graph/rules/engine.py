@@ -34,6 +34,7 @@ from ..schema.event import SCHEMA_VERSION, DeadLetter, Event, Kind, ProcessInfo,
 from . import cypher as c
 from . import model as m
 from .actions import ActionError, Context, capture_records, handler
+from .compile import compile_group
 from .records import metric_name
 from .sinks import local_state
 
@@ -51,21 +52,24 @@ DEFERRED_EVERY = 2.0
 
 
 class Matcher:
-    """Rules indexed by the kinds of event they can match."""
+    """Rules indexed by the kinds of event they can match: per kind, one compiled function
+    that tests all of that kind's rules (None when no rule can match it)."""
 
     def __init__(self, rules: Sequence[m.Rule]) -> None:
         self.rules = list(rules)
-        self.by_kind: dict[Kind, tuple[tuple[int, Callable[[Event], bool]], ...]] = {}
+        self.by_kind: dict[Kind, Callable[[Event], list[int]] | None] = {}
         for kind in Kind:
-            self.by_kind[kind] = tuple((i, r.test) for i, r in enumerate(self.rules)
-                                       if r.kinds is None or kind in r.kinds)
+            conds = [(i, r.condition) for i, r in enumerate(self.rules)
+                     if r.kinds is None or kind in r.kinds]
+            self.by_kind[kind] = compile_group(conds) if conds else None
 
     def matches(self, events: Iterable[Event]) -> Iterator[tuple[int, Event]]:
         """(rule index, event) for each match, in event order then rule order."""
         by_kind = self.by_kind
         for ev in events:
-            for i, test in by_kind[ev.kind]:
-                if test(ev):
+            group = by_kind[ev.kind]
+            if group is not None:
+                for i in group(ev):
                     yield i, ev
 
 
