@@ -166,3 +166,15 @@ def test_dbtransfer_into_file_and_graph(tmp_path: Path, store) -> None:
                       "ORDER BY line")
     assert [r["line"] for r in rows] == ["0,a0", "1,a1", "2,a2"]
     eng.dispose()
+
+
+def test_names_are_bytes_files_are_opened_by_their_real_name(tmp_path: Path) -> None:
+    from ursprung_graph.schema.names import name_from_os
+
+    log, out = tmp_path / "we\\ird\udcff.log", tmp_path / "out"
+    log.write_bytes(b"x,1\n")
+    text = name_from_os(str(log))
+    assert text != str(log)  # the backslash doubled, the byte 0xff as \xff
+    run_once(f"kind=write -> LOGLOAD path MATCH x INTO FILE {out}", tmp_path / "home",
+             [ev(text)])
+    assert out.read_text() == "x,1\n"

@@ -10,13 +10,15 @@ import click
 
 from ..config import load_settings
 from ..content import ContentStore
+from ..schema.names import name_from_os
 from .common import open_graph, printable
 
 
 def _versions(path: str, host: str | None) -> list[dict[str, Any]]:
     from ..rules.cypher import FILE_VERSIONS
 
-    return open_graph().read(FILE_VERSIONS, {"path": os.path.abspath(path), "host": host})
+    return open_graph().read(FILE_VERSIONS, {"path": name_from_os(os.path.abspath(path)),
+                                             "host": host})
 
 
 @click.command("versions")

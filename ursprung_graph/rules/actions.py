@@ -21,6 +21,7 @@ from typing import Any
 from ..content import ContentStore, hash_file
 from ..schema import graph as g
 from ..schema.event import DeadLetter, Event, FileRef
+from ..schema.names import name_to_os
 from . import cypher as c
 from . import model as m
 from .fields import getter
@@ -161,7 +162,7 @@ def log_load(action: m.LogLoad, tag: str, event: Event, sink: Sink, ctx: Context
     path = _path_of(action.event_field, event)
     key = f"logload:{tag}:{event.host}:{path}"
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed below
+        fh = open(name_to_os(path), "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise ActionError(f"cannot read {path}: {exc.strerror}") from exc
     with fh:
@@ -229,14 +230,14 @@ def db_load(action: m.DbLoad, tag: str, event: Event, sink: Sink, ctx: Context) 
     once per content version of the file."""
     path = _path_of(action.event_field, event)
     try:
-        data = Path(path).read_bytes()
+        data = Path(name_to_os(path)).read_bytes()
     except OSError as exc:
         raise ActionError(f"cannot read {path}: {exc.strerror}") from exc
     sha = hashlib.sha256(data).hexdigest()
     key = f"dbload:{tag}:{event.host}:{path}"
     if sink.state(key) == sha:
         return  # this version is loaded already
-    st = os.stat(path)
+    st = os.stat(name_to_os(path))
     version = version_row(event.host, path, sha, len(data), st.st_mtime_ns, event.ts, False)
     rows = list(csv.reader(io.StringIO(data.decode("utf-8", errors="replace")),
                            delimiter=action.delim))
@@ -308,13 +309,13 @@ def track(action: m.Track, tag: str, event: Event, sink: Sink, ctx: Context) -> 
     if event.file is None or action.path.fullmatch(event.file.path) is None:
         return
     path = event.file.path
-    version = hash_file(path)
+    version = hash_file(name_to_os(path))
     if version is None:
         raise ActionError(f"cannot read {path} (gone, or not a regular file)")
     if version.sha256 is None:
         raise ActionError(f"{path} changed while it was read, or is above the hashing limit")
     store = ContentStore(Path(action.repo)) if action.repo else ctx.content
-    stored = store.put(path, version.sha256)
+    stored = store.put(name_to_os(path), version.sha256)
     row = version_row(event.host, path, version.sha256, version.size, version.mtime,
                       event.ts, stored)
     if isinstance(sink, GraphSink):
@@ -322,7 +323,7 @@ def track(action: m.Track, tag: str, event: Event, sink: Sink, ctx: Context) -> 
                           (c.LINK_VERSION_WRITERS, {"rows": [{
                               "key": row["key"], "proc": proc_key(event), "at": event.ts}]})])
         return
-    inode = event.file.inode if event.file.inode is not None else os.stat(path).st_ino
+    inode = event.file.inode if event.file.inode is not None else os.stat(name_to_os(path)).st_ino
     sink.write([Record(key=row["key"], rule=tag, action="track",
                        names=("path", "inode", "ts", "sha256"),
                        values=(path, str(inode), str(event.ts), version.sha256),
