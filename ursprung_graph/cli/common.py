@@ -89,19 +89,32 @@ rules_option = click.option(
     help="A rules file (repeatable), after those of [rules] files in ursprung.toml.")
 
 
+def rule_files(config: Config, given: tuple[str, ...]) -> list[str]:
+    """The rules files of ``[rules] files``, then the given ones; each once."""
+    out: list[str] = []
+    for name in (*config.rules.files, *given):
+        if name not in out:
+            out.append(name)
+    return out
+
+
 @contextlib.contextmanager
 def rule_engine(given: tuple[str, ...], store: Any,
-                config: Config | None = None, metrics: Any = None):
-    """The rule engine of the configured and given rules files (None without any), closed
-    (its queued actions finished) on leaving; rules files that do not load raise RuleError
-    (every problem with its position), which the CLI reports."""
-    from ..rules.setup import rule_files, start_engine
-
+                config: Config | None = None, registry: Any = None):
+    """The rule engine of the configured and given rules files, closed (its queued actions
+    finished) on leaving; None without rules files, and then nothing of the rules is even
+    imported (``ursprung run`` starts as fast as without). Rules files that do not load
+    raise RuleError (every problem with its position), which the CLI reports. ``registry``:
+    the Prometheus registry for the engine's metrics (an ingest worker's)."""
     config = config or config_or_fail(None)
-    files = rule_files(config.rules.files, given)
-    engine = start_engine(files, store, config.settings.home, metrics)
+    files = rule_files(config, given)
+    if not files:
+        yield None
+        return
+    from ..rules.setup import start_engine
+
+    engine = start_engine(files, store, config.settings.home, registry)
     try:
         yield engine
     finally:
-        if engine is not None:
-            engine.close()
+        engine.close()

@@ -20,7 +20,14 @@ import time
 import click
 
 from ..config import Config
-from .common import config_or_fail, rule_engine, rules_option, setup_logging, stop_on_signals
+from .common import (
+    config_or_fail,
+    rule_engine,
+    rule_files,
+    rules_option,
+    setup_logging,
+    stop_on_signals,
+)
 
 log = logging.getLogger("ursprung.ingest")
 
@@ -53,10 +60,11 @@ def ingest_cmd(source: str, group: str | None, workers: int | None, metrics_port
     group = group or config.ingest.group
     setup_logging(verbose)
     _prepare(source, config)
-    from ..rules import load_rules
-    from ..rules.setup import rule_files
+    files = rule_files(config, rules)
+    if files:  # they load (or say why not) before any worker starts
+        from ..rules import load_rules
 
-    load_rules(rule_files(config.rules.files, rules))  # they load (or say why) before any worker
+        load_rules(files)
     if n == 1:
         run_worker(source, config_path, group, port, 0, verbose, parent_pid=None, rules=rules)
         return
@@ -108,7 +116,6 @@ def run_worker(source: str, config_path: str | None, group: str, port: int, inde
     from ..ingest.bus import open_bus
     from ..ingest.metrics import Metrics, MetricsServer
     from ..ingest.worker import IngestWorker, WorkerOptions
-    from ..rules.engine import RuleMetrics
     from ..store import open_store
 
     setup_logging(verbose)
@@ -123,7 +130,7 @@ def run_worker(source: str, config_path: str | None, group: str, port: int, inde
     started = time.monotonic()
     try:
         store = open_store(config.settings, quiet=True)
-        with rule_engine(rules, store, config, RuleMetrics(metrics.registry)) as engine:
+        with rule_engine(rules, store, config, metrics.registry) as engine:
             worker = IngestWorker(open_bus(source, config), store,
                                   WorkerOptions.from_config(config, group), metrics=metrics,
                                   observe=None if engine is None else engine.observe)

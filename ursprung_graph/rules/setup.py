@@ -1,5 +1,5 @@
-"""Starting the engine for an ingest path: the rules of ``[rules] files`` in ursprung.toml
-and of ``--rules FILE`` options, in that order. No rules: no engine (nothing to pay)."""
+"""Starting the engine for an ingest path (the CLI finds the files: ``[rules] files`` in
+ursprung.toml, then ``--rules FILE``)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from .engine import RuleEngine, RuleMetrics
 from .syntax import load_rules
 
 
-def rule_files(configured: Sequence[str], given: Sequence[str]) -> list[str]:
-    """Configured files, then given ones; each once."""
-    out: list[str] = []
-    for name in (*configured, *given):
-        if name not in out:
-            out.append(name)
-    return out
-
-
 def start_engine(files: Sequence[str], store: Any, home: Path,
-                 metrics: RuleMetrics | None = None) -> RuleEngine | None:
-    """The engine for ``files`` (RuleError if they do not load), or None without files."""
-    if not files:
-        return None
-    return RuleEngine(load_rules(list(files)), store, home, metrics=metrics)
+                 registry: CollectorRegistry | None = None) -> RuleEngine:
+    """The engine for ``files`` (RuleError if they do not load); its metrics in
+    ``registry`` (default: its own)."""
+    return RuleEngine(load_rules(list(files)), store, home, metrics=RuleMetrics(registry))
