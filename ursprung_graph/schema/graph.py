@@ -143,6 +143,7 @@ FILE_RECORD = EdgeType("HAS_RECORD", FILE, RECORD)
 VERSION_RECORD = EdgeType("HAS_RECORD", VERSION, RECORD)
 WROTE_VERSION = EdgeType("WROTE_VERSION", PROCESS, VERSION)
 RULE_EDGE_TYPES = (LOGGED, FILE_RECORD, VERSION_RECORD, WROTE_VERSION)
+
 def record_key(rule: str, subject: str, position: str) -> str:
     """A record is (rule, the thing it was read from, its position there): reading the same
     line or row again addresses the same node."""
