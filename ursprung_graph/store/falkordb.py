@@ -14,8 +14,8 @@ from ..schema.graph import (
     LOOKUP_PROPERTIES,
     NODE_LABELS,
     RAN_ON,
-    RECORD,
     RULE_EDGE_TYPES,
+    RULE_KEYS,
     RULE_LABELS,
     RUN_EDGE_TYPES,
     RUN_LABELS,
@@ -25,15 +25,7 @@ from .base import Row, StoreError, StoreUnavailable
 from .cypher import Cypher
 
 #: Indexes as (label, property): the keys every MERGE looks up, then what users search by.
-INDEXES = UNIQUE_KEYS + LOOKUP_PROPERTIES
-#: Indexes as (label, property). Keys are looked up on every MERGE; path and pid by users.
-INDEXES = (
-    (PROCESS, "key"), (FILE, "key"), (PIPE, "key"), (ENDPOINT, "key"), (HOST, "name"),
-    (DEAD_LETTER, "key"), (FILE, "path"), (PROCESS, "pid"), (PROCESS, "host"),
-    (PIPELINE_RUN, "key"), (PIPELINE_RUN, "id"), (PIPELINE_RUN, "pipeline"), (VERSION, "key"),
-    (WINNOWER_STATE, "key"), (WINNOWER_STATE, "model"), (WINNOWER_MODEL, "name"),
-    (RECORD, "key"),
-)
+INDEXES = UNIQUE_KEYS + RULE_KEYS + LOOKUP_PROPERTIES
 
 
 def plain(value: Any) -> Any:
