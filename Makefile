@@ -8,7 +8,7 @@ PYTHON ?= $(shell test -x /usr/bin/python3.11 && echo /usr/bin/python3.11 || ech
 VENV := .venv
 PY := $(VENV)/bin/python
 DEBS := auditd laurel python3-audit strace gcc python3.11-dev iproute2 openjdk-17-jdk-headless \
-	maven bpftrace chromium
+	maven bpftrace chromium postgresql
 DEMO_HOME := $(CURDIR)/.home/demo
 DEMO_LOG := tests/data/pipeline.audit.log
 DEMO_OUTPUT := /tmp/ursprung-fixture/final/result.txt

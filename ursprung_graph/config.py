@@ -159,12 +159,20 @@ class RunsConfig(_Section):
     ignore_patterns: tuple[str, ...] = DEFAULT_IGNORE_PATTERNS
 
 
+class RulesConfig(_Section):
+    """Rules for application provenance (docs/rules.md)."""
+
+    #: Rules files every ingest path loads, before those of ``--rules``.
+    files: tuple[str, ...] = ()
+
+
 class Config(_Section):
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     kafka: KafkaConfig = msgspec.field(default_factory=KafkaConfig)
     collect: CollectConfig = msgspec.field(default_factory=CollectConfig)
     ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
     runs: RunsConfig = msgspec.field(default_factory=RunsConfig)
+    rules: RulesConfig = msgspec.field(default_factory=RulesConfig)
     source: str = ""  # where it was loaded from (for messages)
 
     @property
@@ -185,7 +193,7 @@ class Config(_Section):
 
 _SECTIONS: dict[str, type[_Section]] = {
     "store": StoreConfig, "kafka": KafkaConfig, "collect": CollectConfig,
-    "ingest": IngestConfig, "runs": RunsConfig}
+    "ingest": IngestConfig, "runs": RunsConfig, "rules": RulesConfig}
 _SHORT_ENV = {"HOME": ("store", "home"), "STORE": ("store", "url"), "GRAPH": ("store", "graph")}
 #: Environment names that are not configuration keys.
 _NOT_KEYS = {"CONFIG"}

@@ -27,6 +27,9 @@ COMMANDS = {
     "runs": ("runs", "runs", "Pipeline runs: define, list, show, compare."),
     "serve": ("serve", "serve_cmd", "Serve the GraphQL API (and GraphiQL) over HTTP."),
     "winnower": ("winnower", "winnower", "Models of replicated nodes and runs; anomalies."),
+    "rules": ("rules", "rules", "Rules for application provenance: check, test."),
+    "versions": ("versions", "versions_cmd", "Content versions of a file (TRACK rules, runs)."),
+    "diff": ("versions", "diff_cmd", "Unified diff between two versions of a file."),
 }
 
 

@@ -3,6 +3,7 @@ JSON and control-character-safe text of answers; logging; stopping cleanly on si
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -101,3 +102,40 @@ def unprintable(shown: str) -> str:
         return m.group() if code is None else chr(int(code, 16))
 
     return _ESCAPE.sub(back, shown)
+
+
+#: ``--rules FILE`` (repeatable) on the commands that ingest (docs/rules.md).
+rules_option = click.option(
+    "--rules", "rules", multiple=True, type=click.Path(dir_okay=False, exists=True),
+    help="A rules file (repeatable), after those of [rules] files in ursprung.toml.")
+
+
+def rule_files(config: Config, given: tuple[str, ...]) -> list[str]:
+    """The rules files of ``[rules] files``, then the given ones; each once."""
+    out: list[str] = []
+    for name in (*config.rules.files, *given):
+        if name not in out:
+            out.append(name)
+    return out
+
+
+@contextlib.contextmanager
+def rule_engine(given: tuple[str, ...], store: Any,
+                config: Config | None = None, registry: Any = None):
+    """The rule engine of the configured and given rules files, closed (its queued actions
+    finished) on leaving; None without rules files, and then nothing of the rules is even
+    imported (``ursprung run`` starts as fast as without). Rules files that do not load
+    raise RuleError (every problem with its position), which the CLI reports. ``registry``:
+    the Prometheus registry for the engine's metrics (an ingest worker's)."""
+    config = config or config_or_fail(None)
+    files = rule_files(config, given)
+    if not files:
+        yield None
+        return
+    from ..rules.setup import start_engine
+
+    engine = start_engine(files, store, config.settings.home, registry)
+    try:
+        yield engine
+    finally:
+        engine.close()

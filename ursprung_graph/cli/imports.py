@@ -13,6 +13,7 @@ from ..pipeline.importer import (
     DEFAULT_CHUNK_EVENTS,
     ImportStats,
     NothingUnderstood,
+    Observer,
     check_input,
     check_stream,
     default_host,
@@ -21,7 +22,7 @@ from ..pipeline.importer import (
     import_stream,
 )
 from ..store.base import GraphStore
-from .common import config_or_fail, open_graph, printable
+from .common import config_or_fail, open_graph, printable, rule_engine, rules_option
 
 
 @click.command("import")
@@ -37,8 +38,9 @@ from .common import config_or_fail, open_graph, printable
               help="Progress bar [default: when stderr is a terminal].")
 @click.option("--chunk-events", type=click.IntRange(1), default=DEFAULT_CHUNK_EVENTS,
               show_default=True, help="Events per store write and checkpoint.")
+@rules_option
 def import_cmd(paths: tuple[str, ...], source: str, host: str | None, from_start: bool,
-               progress: bool | None, chunk_events: int) -> None:
+               progress: bool | None, chunk_events: int, rules: tuple[str, ...]) -> None:
     """Import audit logs (PATH... or - for stdin) into the graph.
 
     A file import resumes from its checkpoint: run it again after an interruption and it
@@ -46,7 +48,6 @@ def import_cmd(paths: tuple[str, ...], source: str, host: str | None, from_start
     input becomes dead letters (DeadLetter nodes with the reason) and never stops the
     import; a file of which nothing was understood makes the command fail.
     """
-    from tqdm import tqdm
 
     config = config_or_fail(None)
     settings = config.settings
@@ -61,6 +62,16 @@ def import_cmd(paths: tuple[str, ...], source: str, host: str | None, from_start
     if source == "scale":
         _import_scale(store, paths, host, config.collect)
         return
+    with rule_engine(rules, store, config) as engine:
+        _import_audit(store, paths, host, checkpoints, from_start, progress, chunk_events,
+                      None if engine is None else engine.observe)
+
+
+def _import_audit(store: GraphStore, paths: tuple[str, ...], host: str,
+                  checkpoints: CheckpointStore, from_start: bool, progress: bool | None,
+                  chunk_events: int, observe: Observer | None) -> None:
+    from tqdm import tqdm
+
     show = sys.stderr.isatty() if progress is None else progress
     total = ImportStats()
     not_understood: list[str] = []
@@ -69,14 +80,14 @@ def import_cmd(paths: tuple[str, ...], source: str, host: str | None, from_start
             stdin = None if sys.stdin is None else sys.stdin.buffer
             with tqdm(unit="B", unit_scale=True, disable=not show, desc="stdin") as bar:
                 stats = import_stream(store, stdin, host=host, progress=bar.update,
-                                      chunk_events=chunk_events)
+                                      chunk_events=chunk_events, observe=observe)
         else:
             path = Path(name)
             with tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
                       disable=not show, desc=path.name) as bar:
                 stats = import_file(store, path, host=host, checkpoints=checkpoints,
                                     from_start=from_start, progress=bar.update,
-                                    chunk_events=chunk_events)
+                                    chunk_events=chunk_events, observe=observe)
             if stats.resumed_from:
                 click.echo(f"{printable(name)}: resumed at byte {stats.resumed_from:,}",
                            err=True)

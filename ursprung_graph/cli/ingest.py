@@ -20,7 +20,14 @@ import time
 import click
 
 from ..config import Config
-from .common import config_or_fail, setup_logging, stop_on_signals
+from .common import (
+    config_or_fail,
+    rule_engine,
+    rule_files,
+    rules_option,
+    setup_logging,
+    stop_on_signals,
+)
 
 log = logging.getLogger("ursprung.ingest")
 
@@ -37,8 +44,9 @@ log = logging.getLogger("ursprung.ingest")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="ursprung.toml [default: $URSPRUNG_CONFIG or ./ursprung.toml].")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
+@rules_option
 def ingest_cmd(source: str, group: str | None, workers: int | None, metrics_port: int | None,
-               config_path: str | None, verbose: bool) -> None:
+               config_path: str | None, verbose: bool, rules: tuple[str, ...]) -> None:
     """Consume events from Kafka and write them to the graph store."""
     from ..ingest.bus import BusError, parse_kafka_url
 
@@ -52,13 +60,18 @@ def ingest_cmd(source: str, group: str | None, workers: int | None, metrics_port
     group = group or config.ingest.group
     setup_logging(verbose)
     _prepare(source, config)
+    files = rule_files(config, rules)
+    if files:  # they load (or say why not) before any worker starts
+        from ..rules import load_rules
+
+        load_rules(files)
     if n == 1:
-        run_worker(source, config_path, group, port, 0, verbose, parent_pid=None)
+        run_worker(source, config_path, group, port, 0, verbose, parent_pid=None, rules=rules)
         return
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=run_worker, name=f"ursprung-ingest-{i}",
                          args=(source, config_path, group, port + i if port else 0, i, verbose,
-                               os.getpid()))
+                               os.getpid(), rules))
              for i in range(n)]
     for p in procs:
         p.start()
@@ -98,7 +111,7 @@ def _prepare(source: str, config: Config) -> None:
 
 
 def run_worker(source: str, config_path: str | None, group: str, port: int, index: int,
-               verbose: bool, parent_pid: int | None) -> None:
+               verbose: bool, parent_pid: int | None, rules: tuple[str, ...] = ()) -> None:
     """One worker until SIGTERM (in its own process when there are several)."""
     from ..ingest.bus import open_bus
     from ..ingest.metrics import Metrics, MetricsServer
@@ -117,9 +130,11 @@ def run_worker(source: str, config_path: str | None, group: str, port: int, inde
     started = time.monotonic()
     try:
         store = open_store(config.settings, quiet=True)
-        worker = IngestWorker(open_bus(source, config), store,
-                              WorkerOptions.from_config(config, group), metrics=metrics)
-        worker.run(stop, parent_pid=parent_pid)
+        with rule_engine(rules, store, config, metrics.registry) as engine:
+            worker = IngestWorker(open_bus(source, config), store,
+                                  WorkerOptions.from_config(config, group), metrics=metrics,
+                                  observe=None if engine is None else engine.observe)
+            worker.run(stop, parent_pid=parent_pid)
     finally:
         if store is not None:
             store.close()

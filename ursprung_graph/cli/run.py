@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -15,7 +16,7 @@ from ..config import Settings
 from ..pipeline.importer import default_host
 from ..pipeline.record import record_run
 from ..store import GraphStore, StoreError, embedded_server, open_store
-from .common import config_or_fail, printable
+from .common import config_or_fail, printable, rule_engine, rules_option
 
 
 def _param(values: tuple[str, ...]) -> dict[str, str]:
@@ -44,9 +45,10 @@ def _param(values: tuple[str, ...]) -> dict[str, str]:
                    "auto: eBPF when root and its program loads, else strace.")
 @click.option("-v", "--verbose", is_flag=True,
               help="Say on stderr what was recorded (otherwise ursprung adds no output).")
+@rules_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | None,
-            id_file: str | None, tracer: str, verbose: bool,
+            id_file: str | None, tracer: str, verbose: bool, rules: tuple[str, ...],
             command: tuple[str, ...]) -> None:
     """Run CMD with all its descendants traced (eBPF as root, else strace) and record it as
     a pipeline run: ursprung run [OPTIONS] -- CMD [ARGS]...
@@ -72,11 +74,14 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
     opened: list[GraphStore] = []  # closed here, whatever happens
     try:
         store = _checked(settings, strace, opened)
-        recorded = record_run(store, list(command), host=host or default_host(),
-                              pipeline=pipeline, params=params, config=config,
-                              content_root=settings.home / "content",
-                              cache_dir=settings.home / "cache", check=False,
-                              tracer=tracer)
+        with rule_engine(rules, store, loaded) as engine, stdout_capture(engine) as stdout:
+            recorded = record_run(store, list(command), host=host or default_host(),
+                                  pipeline=pipeline, params=params, config=config,
+                                  content_root=settings.home / "content",
+                                  cache_dir=settings.home / "cache", check=False,
+                                  tracer=tracer,
+                                  observe=None if engine is None else engine.observe,
+                                  stdout=stdout)
     except TraceUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
@@ -108,6 +113,22 @@ def _tracer(mode: str) -> str:
     except EbpfUnavailable:
         return "strace"
     return "auto"
+
+
+@contextlib.contextmanager
+def stdout_capture(engine):
+    """The command's stdout for CAPTURESOUT rules (a pipe copied to ours), else None."""
+    if engine is None or not engine.wants_stdout:
+        yield None
+        return
+    from ..rules.capture import StdoutTee
+
+    sys.stdout.flush()
+    tee = StdoutTee(engine.capture_line, sys.stdout.fileno())
+    try:
+        yield tee.fd
+    finally:
+        tee.close()
 
 
 def _checked(settings: Settings, strace: str | None,

@@ -177,8 +177,10 @@ class StoreDeadLetters:
 class IngestWorker:
     def __init__(self, bus: Bus, store: GraphStore, options: WorkerOptions | None = None,
                  *, metrics: Metrics | None = None, dead_letters: Publisher | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 observe: Callable[[list[Event]], None] | None = None) -> None:
         self.bus = bus
+        self._observe = observe  # sees each written batch's events (the rule engine)
         self._dead_target = dead_letters
         self.store = store
         self.opt = options or WorkerOptions()
@@ -357,6 +359,8 @@ class IngestWorker:
             if not self._isolate(entries, stop, final):
                 return
         written = sum(len(e.events) for e in entries)
+        if self._observe is not None:
+            self._observe([ev for e in entries for ev in e.events])
         if not self._flush_dead(stop, final):
             return
         self.metrics.written.inc(written)

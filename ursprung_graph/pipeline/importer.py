@@ -10,6 +10,7 @@ import os
 import shutil
 import threading
 import zlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,6 +19,7 @@ from ..collectors.scale import map_file
 from ..config import CollectConfig
 from ..errors import UrsprungError
 from ..ingest.resolve import resolve_now
+from ..schema.event import Event
 from ..store.base import GraphStore, StoreUnavailable
 from .checkpoint import CheckpointStore
 from .follow import Follower, FollowOptions, FollowStats, Progress, read_stream
@@ -27,6 +29,8 @@ DEFAULT_CHUNK_EVENTS = 5000
 
 #: The counts of one import (and the totals of several).
 ImportStats = FollowStats
+#: Sees each chunk's events once the store has them (the rule engine's observe).
+Observer = Callable[[Sequence[Event]], None]
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -88,7 +92,8 @@ def _stream_of(host: str, path: Path) -> str:
 def import_file(store: GraphStore, path: Path, *, host: str,
                 checkpoints: CheckpointStore | None = None, from_start: bool = False,
                 progress: Progress | None = None,
-                chunk_events: int = DEFAULT_CHUNK_EVENTS) -> ImportStats:
+                chunk_events: int = DEFAULT_CHUNK_EVENTS,
+                observe: Observer | None = None) -> ImportStats:
     """Import an audit log, resuming from its checkpoint when there is one (a gzip file
     is read again from its start: it cannot be resumed, and a replay changes nothing).
     Raises :class:`InputError`, and :class:`ImportInterrupted` when the store goes away
@@ -97,8 +102,9 @@ def import_file(store: GraphStore, path: Path, *, host: str,
     path = path.resolve()
     if is_gzip(path):
         return _import_gzip(store, path, host=host, progress=progress,
-                            chunk_events=chunk_events)
-    follower = Follower(path, lambda state: AuditdSource(host, state), StoreSink(store),
+                            chunk_events=chunk_events, observe=observe)
+    follower = Follower(path, lambda state: AuditdSource(host, state),
+                        StoreSink(store, observe),
                         host=host, checkpoints=checkpoints,
                         options=FollowOptions(chunk_events=chunk_events, follow=False),
                         stream=_stream_of(host, path), resume=not from_start,
@@ -117,7 +123,7 @@ def import_file(store: GraphStore, path: Path, *, host: str,
 
 
 def _import_gzip(store: GraphStore, path: Path, *, host: str, progress: Progress | None,
-                 chunk_events: int) -> ImportStats:
+                 chunk_events: int, observe: Observer | None) -> ImportStats:
     """Decompress in a thread into a pipe that the stream reader reads."""
     read_end, write_end = os.pipe()
     failed: list[BaseException] = []
@@ -134,7 +140,7 @@ def _import_gzip(store: GraphStore, path: Path, *, host: str, progress: Progress
     try:
         with os.fdopen(read_end, "rb") as fh:
             stats = import_stream(store, fh, host=host, where=str(path), progress=progress,
-                                  chunk_events=chunk_events)
+                                  chunk_events=chunk_events, observe=observe)
     finally:
         thread.join()
     if failed:
@@ -145,12 +151,13 @@ def _import_gzip(store: GraphStore, path: Path, *, host: str, progress: Progress
 
 def import_stream(store: GraphStore, fh: BinaryIO | None, *, host: str, where: str = "-",
                   progress: Progress | None = None,
-                  chunk_events: int = DEFAULT_CHUNK_EVENTS) -> ImportStats:
+                  chunk_events: int = DEFAULT_CHUNK_EVENTS,
+                  observe: Observer | None = None) -> ImportStats:
     """Import records from a stream (stdin): no checkpoint, since it cannot be re-read."""
     check_stream(fh)
     assert fh is not None
     try:
-        return read_stream(fh, AuditdSource(host), StoreSink(store), host, where=where,
+        return read_stream(fh, AuditdSource(host), StoreSink(store, observe), host, where=where,
                            chunk_events=chunk_events, progress=progress)
     except StoreUnavailable as exc:
         raise ImportInterrupted(f"the store went away while importing {where} ({exc}); a "

@@ -77,7 +77,9 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
                content_root: Path | None = None, cwd: str | None = None,
                env: dict[str, str] | None = None, live: bool = True,
                run_id: str | None = None, check: bool = True,
-               cache_dir: Path | None = None, tracer: str = "strace") -> RecordedRun:
+               cache_dir: Path | None = None, tracer: str = "strace",
+               observe: Callable[[Sequence[Event]], None] | None = None,
+               stdout: int | None = None) -> RecordedRun:
     """Trace ``argv`` and record it as a run. Returns when everything is in the store.
 
     ``store`` may be a function that opens it: it is called once the command has started,
@@ -88,9 +90,9 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
     cwd = os.path.abspath(cwd or os.getcwd())
     environ = env if env is not None else dict(os.environ)
     ledger = RunLedger()
-    sink = StoreSink(store)
+    sink = StoreSink(store, observe)
     tracing, result = _trace(tracer, argv, sink, host=host, cwd=cwd, env=env, check=check,
-                             observe=ledger.add, prepare=sink.open,
+                             observe=ledger.add, prepare=sink.open, stdout=stdout,
                              chunk_events=CHUNK_EVENTS if live else 1 << 62,
                              chunk_seconds=CHUNK_SECONDS if live else float("inf"))
     # The command has ended and its trace is parsed; the last events may still be on their

@@ -42,9 +42,12 @@ class StoreSink:
     """Chunks into the store. The store may be given as a function that opens it: it is
     called on the first delivery or by :meth:`open` (the recorder calls it from a thread of
     its own while the command runs, so connecting and importing the client cost the command
-    nothing); a failure to open is final and raised by every later call."""
+    nothing); a failure to open is final and raised by every later call. ``observe`` sees
+    each chunk's events once the store has them (the rule engine's ``observe``)."""
 
-    def __init__(self, store: GraphStore | Callable[[], GraphStore]) -> None:
+    def __init__(self, store: GraphStore | Callable[[], GraphStore],
+                 observe: Callable[[Sequence[Event]], None] | None = None) -> None:
+        self._observe = observe
         self._opener = store if callable(store) else None
         self.store: GraphStore | None = None if callable(store) else store
         self._lock = threading.Lock()
@@ -67,6 +70,8 @@ class StoreSink:
     def emit(self, events: Sequence[Event], dead: Sequence[DeadLetter] = (),
              host: str = "") -> None:
         write_events(self.open(), events, dead, host)
+        if self._observe is not None and events:
+            self._observe(events)
 
     def __call__(self, events: list[Event]) -> None:
         """The form a collector's callback takes (the tracer's chunks)."""

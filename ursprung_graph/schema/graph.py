@@ -133,3 +133,22 @@ LOOKUP_PROPERTIES = (
     (FILE, "path"), (PROCESS, "pid"), (PROCESS, "host"), (PIPELINE_RUN, "id"),
     (PIPELINE_RUN, "pipeline"), (WINNOWER_STATE, "model"),
 )
+
+#: Rules (issue 15): records an application's files, logs and databases yield, and the
+#: content versions a TRACK rule keeps. A record is linked from the process it is about,
+#: from the file it came from, and (DBLOAD) from the version of that file it was read from.
+RECORD = "Record"
+RULE_LABELS = (RECORD,)
+LOGGED = EdgeType("LOGGED", PROCESS, RECORD)
+FILE_RECORD = EdgeType("HAS_RECORD", FILE, RECORD)
+VERSION_RECORD = EdgeType("HAS_RECORD", VERSION, RECORD)
+WROTE_VERSION = EdgeType("WROTE_VERSION", PROCESS, VERSION)
+RULE_EDGE_TYPES = (LOGGED, FILE_RECORD, VERSION_RECORD, WROTE_VERSION)
+#: Keys of the rules' nodes (indexed like UNIQUE_KEYS).
+RULE_KEYS = ((RECORD, "key"),)
+
+
+def record_key(rule: str, subject: str, position: str) -> str:
+    """A record is (rule, the thing it was read from, its position there): reading the same
+    line or row again addresses the same node."""
+    return f"rec:{rule}:{subject}:{position}"

@@ -18,6 +18,9 @@ from ..schema.graph import (
     LOOKUP_PROPERTIES,
     NODE_LABELS,
     RAN_ON,
+    RULE_EDGE_TYPES,
+    RULE_KEYS,
+    RULE_LABELS,
     RUN_EDGE_TYPES,
     RUN_LABELS,
     UNIQUE_KEYS,
@@ -27,7 +30,7 @@ from .cypher import Cypher
 from .readguard import check_read
 
 #: Indexes as (label, property): the keys every MERGE looks up, then what users search by.
-INDEXES = UNIQUE_KEYS + LOOKUP_PROPERTIES
+INDEXES = UNIQUE_KEYS + RULE_KEYS + LOOKUP_PROPERTIES
 #: What the schema of a graph is made of; the marker names its digest, so a changed schema
 #: is created again on the next write.
 SCHEMA_DIGEST = hashlib.sha256(repr((
@@ -107,8 +110,8 @@ class FalkorDBStore:
         type the graph has never seen (seen with two ingest workers on an empty graph).
         Creating and deleting one of each in a single statement registers them all.
         """
-        labels = ":".join(NODE_LABELS + RUN_LABELS)
-        types = sorted({e.name for e in (*EDGE_TYPES, *RUN_EDGE_TYPES, RAN_ON)})
+        labels = ":".join(NODE_LABELS + RUN_LABELS + RULE_LABELS)
+        types = sorted({e.name for e in (*EDGE_TYPES, *RUN_EDGE_TYPES, *RULE_EDGE_TYPES, RAN_ON)})
         parts = [f"(a{i}:{labels})-[e{i}:{t}]->(b{i}:{labels})" for i, t in enumerate(types)]
         doomed = ", ".join(f"e{i}, a{i}, b{i}" for i in range(len(types)))
         self._call(self._graph.query, f"CREATE {', '.join(parts)} DELETE {doomed}", None)

@@ -45,11 +45,13 @@ GATE = 'kill -STOP $$; exec "$@"'
 
 
 def start_gated(argv: Sequence[str], *, cwd: str | None = None,
-                env: dict[str, str] | None = None) -> subprocess.Popen:
+                env: dict[str, str] | None = None,
+                stdout: int | None = None) -> subprocess.Popen:
     """Start ``argv`` behind the gate; return once the gate has stopped (SIGCONT runs the
     command)."""
     try:
-        child = subprocess.Popen(["/bin/sh", "-c", GATE, "sh", *argv], cwd=cwd, env=env)
+        child = subprocess.Popen(["/bin/sh", "-c", GATE, "sh", *argv], cwd=cwd, env=env,
+                                 stdout=stdout)
     except OSError as exc:
         raise TraceUnavailable(f"the command could not be started: {exc}") from exc
     _, status = os.waitpid(child.pid, os.WUNTRACED)
@@ -69,7 +71,9 @@ class EbpfTracer:
                  env: dict[str, str] | None = None, chunk_events: int = CHUNK_EVENTS,
                  chunk_seconds: float = CHUNK_SECONDS, check: bool = True,
                  observe: Sink | None = None,
-                 prepare: Callable[[], None] | None = None) -> None:
+                 prepare: Callable[[], object] | None = None,
+                 stdout: int | None = None) -> None:
+        """``stdout``: the command's stdout (None: ours, untouched)."""
         if not argv:
             raise ValueError("no command to run")
         self.argv = list(argv)
@@ -79,6 +83,7 @@ class EbpfTracer:
             raise TraceUnavailable(f"{exc}; the command was not run") from exc
         del check  # bpftrace is checked by loading the program, before the command runs
         self.env = env
+        self.stdout = stdout
         self.cwd = os.path.abspath(cwd or os.getcwd())
         self.host = host
         self.observe = observe
@@ -115,7 +120,7 @@ class EbpfTracer:
         capture: Capture | None = None
         try:
             with ForwardSignals() as forward:
-                child = start_gated(self.argv, cwd=self.cwd, env=self.env)
+                child = start_gated(self.argv, cwd=self.cwd, env=self.env, stdout=self.stdout)
                 forward.child = child
                 self.converter = CallConverter(self.host, root=child.pid, cwd=self.cwd,
                                                parent_pid=os.getpid())

@@ -239,7 +239,8 @@ class Tracer:
                  env: dict[str, str] | None = None, strace: str | None = None,
                  chunk_events: int = CHUNK_EVENTS, chunk_seconds: float = CHUNK_SECONDS,
                  check: bool = True, observe: Sink | None = None,
-                 prepare: Callable[[], object] | None = None) -> None:
+                 prepare: Callable[[], object] | None = None,
+                 stdout: int | None = None) -> None:
         """``prepare`` runs in a thread of its own as soon as the command has started
         (connecting to the store there costs the command nothing); if it fails, the sink
         is expected to fail the same way, which is reported as the sink's error."""
@@ -257,6 +258,7 @@ class Tracer:
         self.observe = observe
         self._writer = ChunkWriter(sink, min_events=chunk_events, max_delay=chunk_seconds)
         self._prepare: Callable[[], object] | None = prepare
+        self._stdout = stdout  # the command's stdout (None: ours, untouched)
         self._done = threading.Event()
 
     def _pump(self, output: str) -> None:
@@ -307,7 +309,7 @@ class Tracer:
         try:
             with ForwardSignals() as forward:
                 try:
-                    child = subprocess.Popen(argv, cwd=self.cwd, env=env)
+                    child = subprocess.Popen(argv, cwd=self.cwd, env=env, stdout=self._stdout)
                 except OSError as exc:
                     raise TraceUnavailable(f"strace could not be started: {exc}") from exc
                 forward.child = child
