@@ -122,7 +122,10 @@ def measure(name: str, argv: list[str], work: Path, env: dict[str, str], repeat:
             reset, baseline: Path | None = None) -> dict:
     traced, traced_env = strace_run(argv, work / "bench.trace", env)
     run = [URSPRUNG, "run", "--pipeline", f"bench-{name}", "--", *argv]
-    modes = {"plain": (argv, env), "strace": (traced, traced_env), "ursprung": (run, env)}
+    # strace here (as root `auto` would pick eBPF, which --tracers measures); an older
+    # checkout may not know --tracer, and traces with strace anyway
+    this = [URSPRUNG, "run", "--tracer", "strace", *run[2:]]
+    modes = {"plain": (argv, env), "strace": (traced, traced_env), "ursprung": (this, env)}
     if baseline is not None:
         modes["baseline"] = (run, {**env, "PYTHONPATH": str(baseline)})
     times: dict[str, list[float]] = {m: [] for m in modes}

@@ -121,12 +121,14 @@ WINNOWER_MODEL = "WinnowerModel"
 WINNOWER_STATE = "WinnowerState"
 WINNOWER_NEXT = "WINNOWER_NEXT"
 
+RECORD = "Record"  # rules (issue 15): see below
+
 #: Unique keys as (label, property): every MERGE looks one up. Backends index them (Neo4j
 #: with a uniqueness constraint).
 UNIQUE_KEYS = (
     (PROCESS, "key"), (FILE, "key"), (PIPE, "key"), (ENDPOINT, "key"), (HOST, "name"),
     (DEAD_LETTER, "key"), (PIPELINE_RUN, "key"), (VERSION, "key"),
-    (WINNOWER_STATE, "key"), (WINNOWER_MODEL, "name"),
+    (WINNOWER_STATE, "key"), (WINNOWER_MODEL, "name"), (RECORD, "key"),
 )
 #: Properties users and queries look nodes up by.
 LOOKUP_PROPERTIES = (
@@ -137,15 +139,12 @@ LOOKUP_PROPERTIES = (
 #: Rules (issue 15): records an application's files, logs and databases yield, and the
 #: content versions a TRACK rule keeps. A record is linked from the process it is about,
 #: from the file it came from, and (DBLOAD) from the version of that file it was read from.
-RECORD = "Record"
 RULE_LABELS = (RECORD,)
 LOGGED = EdgeType("LOGGED", PROCESS, RECORD)
 FILE_RECORD = EdgeType("HAS_RECORD", FILE, RECORD)
 VERSION_RECORD = EdgeType("HAS_RECORD", VERSION, RECORD)
 WROTE_VERSION = EdgeType("WROTE_VERSION", PROCESS, VERSION)
 RULE_EDGE_TYPES = (LOGGED, FILE_RECORD, VERSION_RECORD, WROTE_VERSION)
-#: Keys of the rules' nodes (indexed like UNIQUE_KEYS).
-RULE_KEYS = ((RECORD, "key"),)
 
 
 def record_key(rule: str, subject: str, position: str) -> str:

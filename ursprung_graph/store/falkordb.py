@@ -19,7 +19,6 @@ from ..schema.graph import (
     NODE_LABELS,
     RAN_ON,
     RULE_EDGE_TYPES,
-    RULE_KEYS,
     RULE_LABELS,
     RUN_EDGE_TYPES,
     RUN_LABELS,
@@ -30,7 +29,7 @@ from .cypher import Cypher
 from .readguard import check_read
 
 #: Indexes as (label, property): the keys every MERGE looks up, then what users search by.
-INDEXES = UNIQUE_KEYS + RULE_KEYS + LOOKUP_PROPERTIES
+INDEXES = UNIQUE_KEYS + LOOKUP_PROPERTIES
 #: What the schema of a graph is made of; the marker names its digest, so a changed schema
 #: is created again on the next write.
 SCHEMA_DIGEST = hashlib.sha256(repr((

@@ -23,7 +23,7 @@ import neo4j
 from neo4j import exceptions as nex
 from neo4j.graph import Node, Path, Relationship
 
-from ..schema.graph import LOOKUP_PROPERTIES, RULE_KEYS, UNIQUE_KEYS
+from ..schema.graph import LOOKUP_PROPERTIES, UNIQUE_KEYS
 from .base import Row, StoreError, StoreUnavailable
 from .cypher import Cypher
 from .readguard import check_read
@@ -38,7 +38,7 @@ def _name(label: str, prop: str) -> str:
 SCHEMA: tuple[Cypher, ...] = tuple(
     Cypher(f"CREATE CONSTRAINT {_name(label, prop)} IF NOT EXISTS "
            f"FOR (n:{label}) REQUIRE n.{prop} IS UNIQUE")
-    for label, prop in (*UNIQUE_KEYS, *RULE_KEYS)
+    for label, prop in UNIQUE_KEYS
 ) + tuple(
     Cypher(f"CREATE INDEX {_name(label, prop)} IF NOT EXISTS FOR (n:{label}) ON (n.{prop})")
     for label, prop in LOOKUP_PROPERTIES
