@@ -86,10 +86,15 @@ def test_subtree_calls_from_the_first_instruction(tmp_path: Path):
 
 
 def test_lost_events_are_counted(tmp_path: Path):
-    burst = ("import os\nfor i in range(20000):\n"
-             f"    os.close(os.open({str(tmp_path)!r} + '/f%d' % (i % 50), 65))\n")
-    calls, cap, code = trace([sys.executable, "-c", burst], ring_pages=1)
-    assert code == 0
+    """A one-page buffer overflows under a burst of calls; whether bpftrace keeps up with a
+    given burst depends on the machine, so the burst grows until the kernel drops some."""
+    for n in (20000, 100000, 400000):
+        burst = (f"import os\nfor i in range({n}):\n"
+                 f"    os.close(os.open({str(tmp_path)!r} + '/f%d' % (i % 50), 65))\n")
+        calls, cap, code = trace([sys.executable, "-c", burst], ring_pages=1)
+        assert code == 0
+        if cap.lost > 0:
+            break
     assert cap.lost > 0
     opens = [c for c in calls if c.name == "openat" and c.path and c.path.startswith(str(tmp_path))]
-    assert len(opens) < 20000
+    assert len(opens) < n

@@ -1,6 +1,9 @@
-"""Linux ABI constants (x86_64 and aarch64 agree on these) shared by every collector."""
+"""Linux ABI constants (x86_64 and aarch64 agree on these) shared by every collector, and
+how the kernel picks the binary an exec runs."""
 
 from __future__ import annotations
+
+from ..schema.names import name_from_bytes, name_to_bytes
 
 #: open(2) flags by name, as strace prints them and as the kernel encodes them.
 OPEN_FLAGS = {
@@ -24,3 +27,20 @@ S_IFDIR = 0o040000
 AT_FDCWD = 0xFFFFFF9C  # -100 as the low 32 bits of a register
 CLONE_THREAD = 0x10000
 EINPROGRESS = 115  # a non-blocking connect "fails" with it while the connection goes ahead
+
+
+def interpreter(program: str) -> str:
+    """The binary the kernel runs for ``program`` (a name in its text form): the ``#!``
+    interpreter of a script, else the program itself."""
+    try:
+        with open(name_to_bytes(program), "rb") as fh:
+            head = fh.read(256)
+    except OSError:
+        return program
+    if not head.startswith(b"#!"):
+        return program
+    words = head[2:].split(b"\n", 1)[0].split()
+    if not words:
+        return program
+    interp = name_from_bytes(words[0])
+    return interp if interp.startswith("/") else program

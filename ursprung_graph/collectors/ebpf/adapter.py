@@ -19,8 +19,7 @@ from __future__ import annotations
 import os
 
 from ...schema.event import SCHEMA_VERSION, Event, Kind, ProcessInfo
-from ...schema.names import name_from_bytes, name_to_bytes
-from ..linux import AT_FDCWD, CLONE_THREAD, O_CREAT, O_TRUNC, O_WRONLY
+from ..linux import AT_FDCWD, CLONE_THREAD, O_CREAT, O_TRUNC, O_WRONLY, interpreter
 from ..os_model import PathItem, Proc, SockAddr, Syscall
 from ..trace.convert import TraceModel
 from .records import Call
@@ -184,20 +183,3 @@ class CallConverter:
 
 def _fd(value: int) -> int:
     return value & 0xFFFFFFFF
-
-
-def interpreter(program: str) -> str:
-    """The binary the kernel runs for ``program`` (a name in its text form): the ``#!``
-    interpreter of a script."""
-    try:
-        with open(name_to_bytes(program), "rb") as fh:
-            head = fh.read(256)
-    except OSError:
-        return program
-    if not head.startswith(b"#!"):
-        return program
-    words = head[2:].split(b"\n", 1)[0].split()
-    if not words:
-        return program
-    interp = name_from_bytes(words[0])
-    return interp if interp.startswith("/") else program

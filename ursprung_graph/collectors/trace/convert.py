@@ -24,8 +24,16 @@ import os
 from collections.abc import Iterable
 
 from ...schema.event import Event
-from ...schema.names import name_from_bytes, name_to_bytes
-from ..linux import AT_FDCWD, CLONE_THREAD, O_CREAT, O_TRUNC, O_WRONLY, OPEN_FLAGS
+from ...schema.names import name_from_bytes
+from ..linux import (
+    AT_FDCWD,
+    CLONE_THREAD,
+    O_CREAT,
+    O_TRUNC,
+    O_WRONLY,
+    OPEN_FLAGS,
+    interpreter,
+)
 from ..os_model import Emitter, ModelState, OSModel, PathItem, Proc, SockAddr, Syscall
 from ..os_model import SyscallRecord as Record
 from .strace import Call, Struct, int_of, text_of
@@ -291,7 +299,7 @@ class TraceConverter:
         argv = [text_of(x) or str(x) for x in argv_arg] if isinstance(argv_arg, list) else None
         proc = self.model.process(self.host, pid)
         program = self.model.resolve(proc, path, dirfd) if proc is not None else path
-        return self._make(call, pid, "execve", exit=call.ret, exe=_interpreter(program),
+        return self._make(call, pid, "execve", exit=call.ret, exe=interpreter(program),
                           argv=argv, paths=(PathItem(0, program, None, None, None, "NORMAL"),))
 
 
@@ -299,22 +307,6 @@ def _dirfd(value: object) -> int:
     if value == "AT_FDCWD":
         return AT_FDCWD
     return int_of(value) & 0xFFFFFFFF
-
-
-def _interpreter(program: str) -> str:
-    """The binary the kernel runs for ``program``: the ``#!`` interpreter of a script."""
-    try:
-        with open(name_to_bytes(program), "rb") as fh:
-            head = fh.read(256)
-    except OSError:
-        return program
-    if not head.startswith(b"#!"):
-        return program
-    words = head[2:].split(b"\n", 1)[0].split()
-    if not words:
-        return program
-    interp = name_from_bytes(words[0])
-    return interp if interp.startswith("/") else program
 
 
 def _sockaddr(value: object) -> SockAddr | None:
