@@ -64,27 +64,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 URSPRUNG = str(Path(sys.executable).parent / "ursprung")
 
-GEN = """
-import os, sys
-d, n = sys.argv[1], int(sys.argv[2])
-os.makedirs(d, exist_ok=True)
-for i in range(n):
-    with open(os.path.join(d, f"f{i:05d}.txt"), "w") as fh:
-        fh.write(f"{i},{i * i}\\n" * 4)
-"""
-
-AGG = """
-import os, sys
-d, out = sys.argv[1], sys.argv[2]
-total = 0
-for name in sorted(os.listdir(d)):
-    with open(os.path.join(d, name)) as fh:
-        total += sum(int(line.split(",")[1]) for line in fh)
-with open(out, "w") as fh:
-    fh.write(f"{total}\\n")
-"""
-
-
 IDLE = """
 import sys, time
 time.sleep(float(sys.argv[1]))
@@ -161,7 +140,7 @@ def measure(name: str, argv: list[str], work: Path, env: dict[str, str], repeat:
     return out
 
 
-from bench_tracers import tracers_main  # noqa: E402
+from bench_tracers import AGG, GEN, tracers_main  # noqa: E402  (one copy of the workloads)
 
 
 def main() -> int:
