@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import signal
 import threading
 from typing import Any
@@ -16,6 +15,8 @@ import msgspec
 
 from ..config import Config, ConfigError, Settings, load_config, load_settings
 from ..query.classify import Classifier
+from ..schema.names import printable as printable  # re-exported: the CLI's one escaping
+from ..schema.names import unprintable as unprintable
 from ..store import open_store
 from ..store.base import GraphStore
 
@@ -72,38 +73,6 @@ def stop_on_signals() -> threading.Event:
 #: What a terminal acts on or reorders: C0, DEL, C1 (U+009B is a CSI to xterm), line and
 #: paragraph separators, bidi marks, embeddings, overrides and isolates, and lone
 #: surrogates (which no terminal encoding can show).
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e"
-                     "\u2066-\u2069\ud800-\udfff]")
-_ESCAPE = re.compile(r"\\\\|\\x([0-7][0-9a-f])|\\u([0-9a-f]{4})")
-
-
-def _escape(m: re.Match[str]) -> str:
-    c = ord(m.group())
-    return f"\\x{c:02x}" if c < 0x80 else f"\\u{c:04x}"
-
-
-def printable(text: str) -> str:
-    """Text from events (paths, command lines, values) as it is safe to print to a
-    terminal: every character a terminal would act on (a newline forging a row, an escape
-    sequence clearing the screen or setting the title, a C1 CSI, a bidi override reversing
-    a name) becomes ``\\xNN`` (below U+0080) or ``\\uNNNN``. Names are stored with their
-    backslashes doubled and undecodable bytes as ``\\x80``-``\\xff``
-    (:mod:`..schema.names`), so these escapes can never be mistaken for a name's own
-    characters: two different names never print the same, and :func:`unprintable` gives
-    the stored text back. Every human output of the CLI goes through this; JSON output is
-    exact instead."""
-    return _UNSAFE.sub(_escape, text)
-
-
-def unprintable(shown: str) -> str:
-    """The stored text :func:`printable` was given (for a user who copies a name back)."""
-    def back(m: re.Match[str]) -> str:
-        code = m.group(1) or m.group(2)
-        return m.group() if code is None else chr(int(code, 16))
-
-    return _ESCAPE.sub(back, shown)
-
-
 #: ``--rules FILE`` (repeatable) on the commands that ingest (docs/rules.md).
 rules_option = click.option(
     "--rules", "rules", multiple=True, type=click.Path(dir_okay=False, exists=True),

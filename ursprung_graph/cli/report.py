@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
 import click
 
-from ..query.reports import REPORTS_DIR, ReportResult, bind, get_report, load_reports
+from ..query.reports import (
+    REPORTS_DIR,
+    ReportResult,
+    bind,
+    cell_text,
+    get_report,
+    load_reports,
+    report_csv,
+)
 from ..query.reports import run_report as run_query
-from .common import open_graph, printable
+from .common import open_graph
 
 _DIR = click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
                     default=REPORTS_DIR, envvar="URSPRUNG_REPORTS_DIR", show_default=True,
@@ -72,26 +78,14 @@ def run_cmd(name: str, params: tuple[str, ...], fmt: str, directory: Path) -> No
     click.echo(render(result, fmt), nl=False)
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
-
-
 def render(result: ReportResult, fmt: str) -> str:
     """The result as an aligned table, CSV (header row first) or JSON (one object a row)."""
     if fmt == "json":
         return json.dumps([dict(zip(result.columns, row, strict=True)) for row in result.rows],
                           indent=2) + "\n"
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(result.columns)
-        writer.writerows([_cell(v) for v in row] for row in result.rows)
-        return out.getvalue()
-    cells = [[printable(_cell(v)) for v in row] for row in result.rows]
+        return report_csv(result)
+    cells = [[cell_text(v) for v in row] for row in result.rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(result.columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(result.columns, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))

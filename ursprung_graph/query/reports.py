@@ -19,6 +19,8 @@ aliases of the statement's last ``RETURN`` (every returned item must have one).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from collections.abc import Mapping
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UrsprungError
+from ..schema.names import printable
 from ..store.base import GraphStore
 from ..store.cypher import Cypher
 
@@ -271,3 +274,37 @@ def run_report(store: GraphStore, report: Report,
     rows = store.read(report.statement, dict(values))
     return ReportResult(report=report.name, columns=report.columns,
                         rows=[tuple(row.get(c) for c in report.columns) for row in rows])
+
+
+#: What a spreadsheet reads as the start of a formula (OWASP's CSV injection list; tab and
+#: carriage return are escaped by :func:`printable` already).
+_FORMULA = ("=", "+", "-", "@")
+
+
+def cell_text(value: object) -> str:
+    """A result value as one line of text: strings escaped by :func:`printable` (a newline,
+    a bidi override or an escape sequence shows as ``\\xNN``/``\\uNNNN``), other values
+    as JSON, null as nothing."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return printable(value)
+    return printable(json.dumps(value))
+
+
+def report_csv(result: ReportResult) -> str:
+    """The result as CSV, header row first, cells as :func:`cell_text`. A text cell that
+    starts like a formula (``= + - @``) gets a leading ``'``, so a spreadsheet shows it
+    rather than evaluating it; numbers stay numbers."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(result.columns)
+    for row in result.rows:
+        cells = []
+        for value in row:
+            text = cell_text(value)
+            if isinstance(value, str) and text.startswith(_FORMULA):
+                text = "'" + text
+            cells.append(text)
+        writer.writerow(cells)
+    return out.getvalue()

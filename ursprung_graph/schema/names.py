@@ -10,7 +10,7 @@ byte strings never give the same text: ``sorted\\xff.txt`` (the byte 0xff) and
 gives the bytes back, for the system calls that need the real name.
 
 Control characters are valid UTF-8 and stay as they are in this form (JSON escapes them);
-human output escapes them on top (``cli.common.printable``).
+human output escapes them on top (:func:`printable`).
 """
 
 from __future__ import annotations
@@ -58,3 +58,36 @@ def name_to_bytes(name: str) -> bytes:
 def name_to_os(name: str) -> str:
     """A text-form name as Python's OS functions take it (surrogate-escaped str)."""
     return os.fsdecode(name_to_bytes(name))
+
+
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e"
+                     "\u2066-\u2069\ud800-\udfff]")
+_SHOWN = re.compile(r"\\\\|\\x([0-7][0-9a-f])|\\u([0-9a-f]{4})")
+
+
+def _escape(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 0x80 else f"\\u{c:04x}"
+
+
+def printable(text: str) -> str:
+    """Text from events (paths, command lines, values) as it is safe to print to a
+    terminal: every character a terminal would act on (a newline forging a row, an escape
+    sequence clearing the screen or setting the title, a C1 CSI, a bidi override reversing
+    a name) becomes ``\\xNN`` (below U+0080) or ``\\uNNNN``. Names are stored with their
+    backslashes doubled and undecodable bytes as ``\\x80``-``\\xff``
+    (above), so these escapes can never be mistaken for a name's own
+    characters: two different names never print the same, and :func:`unprintable` gives
+    the stored text back. Every human output of the CLI and every report cell the GUI shows
+    or downloads goes through this; JSON output is
+    exact instead."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def unprintable(shown: str) -> str:
+    """The stored text :func:`printable` was given (for a user who copies a name back)."""
+    def back(m: re.Match[str]) -> str:
+        code = m.group(1) or m.group(2)
+        return m.group() if code is None else chr(int(code, 16))
+
+    return _SHOWN.sub(back, shown)

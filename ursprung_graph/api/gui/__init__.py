@@ -45,6 +45,8 @@ def routes(cap: int = DEFAULT_CAP) -> list[BaseRoute]:
         Route("/gui/compare", guarded(gui.compare)),
         Route("/gui/diff", guarded(gui.diff)),
         Route("/gui/reports", guarded(gui.reports)),
+        Route("/gui/reports/{name}.csv", guarded(gui.report_csv)),
+        Route("/gui/reports/{name}", guarded(gui.report)),
         Mount("/gui/static/vis", StaticFiles(directory=VIS_DIR), name="gui-vis"),
         Mount("/gui/static", StaticFiles(directory=STATIC_DIR), name="gui-static"),
     ]

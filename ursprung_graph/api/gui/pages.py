@@ -27,7 +27,15 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from ...content.store import ContentStore
 from ...query.compare import compare
 from ...query.explore import run_graph, search
-from ...query.reports import ReportError, load_reports
+from ...query.reports import (
+    Report,
+    ReportError,
+    cell_text,
+    get_report,
+    load_reports,
+    report_csv,
+    run_report,
+)
 from ...query.runs import AmbiguousRun, list_runs, run_facts
 from ...query.types import (
     Comparison,
@@ -61,6 +69,7 @@ from .graphview import (
     when,
 )
 from .overlay import overlay
+from .reports import ROW_CAP, read_query
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = "/gui/static"
@@ -279,12 +288,56 @@ class Gui:
     # ------------------------------------------------------------------ reports
 
     def reports(self, request: Request) -> Response:
-        """The Cypher reports of ``cypher/`` (running one from here is not built yet)."""
+        """The Cypher reports of ``cypher/``, each linking to its form."""
         try:
             reports = sorted(load_reports().values(), key=lambda r: r.name)
         except ReportError as exc:
             return render("reports.html", "reports", 500, reports=[], error=str(exc))
         return render("reports.html", "reports", reports=reports)
+
+    def report(self, request: Request) -> Response:
+        """One report's form and, when its parameters are all there, its result."""
+        try:
+            chosen = get_report(request.path_params["name"])
+        except ReportError as exc:
+            return render("report.html", "reports", 404, q=None, error=str(exc))
+        try:
+            q = read_query(chosen, request.query_params)
+            if q.ready:
+                q.check()
+        except ReportError as exc:
+            safe = read_query(chosen, {k: v for k, v in request.query_params.items()
+                                       if k in {p.name for p in chosen.parameters}})
+            return render("report.html", "reports", 400, q=safe, result=None,
+                          bad=_bad_parameter(chosen, str(exc)), error=str(exc))
+        if not q.ready:
+            return render("report.html", "reports", q=q, result=None, bad=None,
+                          missing=", ".join(q.missing))
+        result = run_report(store_of(request), chosen, q.given)
+        rows = [[cell_text(v) for v in row] for row in result.rows[:ROW_CAP]]
+        return render("report.html", "reports", q=q, result=result, rows=rows, cap=ROW_CAP,
+                      bad=None, csv_url=_link(f"/gui/reports/{chosen.name}.csv", q.given))
+
+    def report_csv(self, request: Request) -> Response:
+        """The whole result of a report as CSV (the page's query string, ``.csv``)."""
+        try:
+            chosen = get_report(request.path_params["name"])
+            q = read_query(chosen, request.query_params)
+            q.check()
+        except ReportError as exc:
+            return PlainTextResponse(str(exc) + "\n", status_code=400)
+        result = run_report(store_of(request), chosen, q.given)
+        return Response(report_csv(result), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition":
+                                 f'attachment; filename="{chosen.name}.csv"'})
+
+
+def _bad_parameter(report: Report, message: str) -> str | None:
+    """The parameter a ReportError message names, to mark its field."""
+    for p in report.parameters:
+        if f"parameter {p.name}:" in message or f"parameter {p.name} " in message:
+            return p.name
+    return None
 
 
 def _json(value: object) -> Response:
