@@ -2,7 +2,8 @@
 
 Every part of the question is a query parameter, so the page's URL is the shareable link:
 ``node`` (the key of the start node), ``direction`` (up, down, both), ``depth``, ``as_of``
-(a time: the lineage as it was then), ``system`` (hide or show system files), ``noise``
+(a time: the lineage as it was then), ``since`` and ``until`` (a time window: only edges
+that lie within it, and what they still connect to the node), ``system`` (hide or show system files), ``noise``
 (comma-separated fnmatch patterns to leave out), ``cap`` (the node count past which the graph
 is clustered), and ``q`` (a search). ``t`` (the time slider) is read by the browser only.
 """
@@ -10,6 +11,7 @@ is clustered), and ``q`` (a search). ``t`` (the time slider) is read by the brow
 from __future__ import annotations
 
 import shlex
+from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -38,6 +40,10 @@ class ExploreQuery:
     depth: int
     as_of: int | None
     as_of_text: str
+    since: int | None
+    since_text: str
+    until: int | None
+    until_text: str
     hide_system: bool
     noise: str
     cap: int
@@ -51,6 +57,7 @@ class ExploreQuery:
         """The query as URL parameters (the defaults left out)."""
         out = {"node": self.node or "", "direction": self.direction,
                "depth": str(self.depth), "as_of": self.as_of_text,
+               "since": self.since_text, "until": self.until_text,
                "system": "hide" if self.hide_system else "show", "noise": self.noise,
                "cap": str(self.cap), "q": self.q}
         return {k: v for k, v in out.items() if v}
@@ -69,26 +76,37 @@ def _int(params: Mapping[str, str], name: str, default: int, low: int, high: int
     return value
 
 
+def _time(params: Mapping[str, str], name: str) -> tuple[int | None, str]:
+    text = params.get(name, "").strip()
+    try:
+        return (parse_time(text) if text else None), text
+    except TimeError as exc:
+        raise BadQuery(f"{name}: {exc}") from None
+
+
 def parse_query(params: Mapping[str, str], cap: int = DEFAULT_CAP) -> ExploreQuery:
     direction = params.get("direction", "up") or "up"
     if direction not in ("up", "down", "both"):
         raise BadQuery("direction must be up, down or both")
-    as_of_text = params.get("as_of", "").strip()
-    try:
-        as_of = parse_time(as_of_text) if as_of_text else None
-    except TimeError as exc:
-        raise BadQuery(str(exc)) from None
+    as_of, as_of_text = _time(params, "as_of")
+    since, since_text = _time(params, "since")
+    until, until_text = _time(params, "until")
+    if since is not None and until is not None and since > until:
+        raise BadQuery("since must not lie after until")
     return ExploreQuery(
         node=params.get("node") or None, direction=direction,  # type: ignore[arg-type]
         depth=_int(params, "depth", DEFAULT_DEPTH, 1, MAX_DEPTH), as_of=as_of,
-        as_of_text=as_of_text, hide_system=params.get("system", "hide") != "show",
+        as_of_text=as_of_text, since=since, since_text=since_text, until=until,
+        until_text=until_text, hide_system=params.get("system", "hide") != "show",
         noise=params.get("noise", ""), cap=_int(params, "cap", cap, 10, MAX_CAP),
         q=params.get("q", ""))
 
 
-def walk(store: GraphStore, root: str, direction: str, depth: int,
-         as_of: int | None) -> tuple[list[LineageNode], list[LineageEdge]]:
-    """The lineage of ``root`` in one direction or both, merged."""
+def walk(store: GraphStore, root: str, direction: str, depth: int, as_of: int | None,
+         since: int | None = None, until: int | None = None
+         ) -> tuple[list[LineageNode], list[LineageEdge]]:
+    """The lineage of ``root`` in one direction or both, merged, within the time window
+    [``since``, ``until``] when one is given (:func:`within`)."""
     nodes: dict[str, LineageNode] = {}
     edges: dict[tuple[str, str, str], LineageEdge] = {}
     directions: tuple[Literal["up", "down"], ...] = (
@@ -99,13 +117,40 @@ def walk(store: GraphStore, root: str, direction: str, depth: int,
             nodes.setdefault(n.id, n)
         for e in result.edges:
             edges.setdefault((e.source, e.target, e.kind), e)
-    return list(nodes.values()), list(edges.values())
+    if since is None and until is None:
+        return list(nodes.values()), list(edges.values())
+    return within(root, list(nodes.values()), list(edges.values()), since, until)
+
+
+def within(root: str, nodes: list[LineageNode], edges: list[LineageEdge],
+           since: int | None, until: int | None
+           ) -> tuple[list[LineageNode], list[LineageEdge]]:
+    """The lineage whose edges lie within [``since``, ``until``] (an edge's first and last
+    time both inside; an open end is unbounded): those edges, and the nodes they still
+    connect to ``root`` (the root always stays). A filter after the walk: the walk's
+    time-respecting bounds are unchanged, the window only takes edges away."""
+    low = since if since is not None else -(2**63)
+    high = until if until is not None else 2**63
+    kept = [e for e in edges if low <= e.first and e.last <= high]
+    around: dict[str, list[str]] = defaultdict(list)
+    for e in kept:
+        around[e.source].append(e.target)
+        around[e.target].append(e.source)
+    reached = {root}
+    queue = deque([root])
+    while queue:
+        for m in around[queue.popleft()]:
+            if m not in reached:
+                reached.add(m)
+                queue.append(m)
+    return ([n for n in nodes if n.id in reached],
+            [e for e in kept if e.source in reached and e.target in reached])
 
 
 def explore(store: GraphStore, q: ExploreQuery) -> Prepared:
     """The filtered, laid-out lineage the query asks for."""
     assert q.node is not None
-    nodes, edges = walk(store, q.node, q.direction, q.depth, q.as_of)
+    nodes, edges = walk(store, q.node, q.direction, q.depth, q.as_of, q.since, q.until)
     return prepare(nodes, edges, q.filters, root=q.node)
 
 

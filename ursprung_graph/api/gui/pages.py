@@ -152,7 +152,8 @@ class Gui:
             small = len(prepared.nodes) <= q.cap  # a clustered view shows no file details
             graph = view(prepared, cap=q.cap,
                          versions=versions_of(store, prepared, as_of=q.as_of) if small else {})
-            filters = {k: v for k, v in q.params().items() if k in ("system", "noise", "as_of")}
+            filters = {k: v for k, v in q.params().items()
+                       if k in ("system", "noise", "as_of", "since", "until")}
             context.update(_graph_context(
                 graph, expand_url=_link("/gui/api/expand", {**filters,
                                                             "direction": q.direction}),
@@ -189,7 +190,8 @@ class Gui:
         except BadQuery as exc:
             return PlainTextResponse(str(exc), status_code=400)
         assert q.node is not None
-        nodes, edges = walk(store_of(request), q.node, q.direction, 1, q.as_of)
+        nodes, edges = walk(store_of(request), q.node, q.direction, 1, q.as_of, q.since,
+                            q.until)
         prepared = prepare(nodes, edges, q.filters, root=q.node)
         return _json(step(prepared, versions=versions_of(store_of(request), prepared,
                                                            as_of=q.as_of)))
