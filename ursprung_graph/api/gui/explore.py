@@ -3,9 +3,10 @@
 Every part of the question is a query parameter, so the page's URL is the shareable link:
 ``node`` (the key of the start node), ``direction`` (up, down, both), ``depth``, ``as_of``
 (a time: the lineage as it was then), ``since`` and ``until`` (a time window: only edges
-that lie within it, and what they still connect to the node), ``system`` (hide or show system files), ``noise``
-(comma-separated fnmatch patterns to leave out), ``cap`` (the node count past which the graph
-is clustered), and ``q`` (a search). ``t`` (the time slider) is read by the browser only.
+that lie within it, and what they still connect to the node), ``system`` (hide or show
+system files), ``noise`` (comma-separated fnmatch patterns to leave out), ``cap`` (the node
+count past which the graph is clustered), and ``q`` (a search). ``t`` (the time slider) is
+read by the browser only.
 """
 
 from __future__ import annotations

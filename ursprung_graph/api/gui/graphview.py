@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -35,6 +35,8 @@ _COLUMN_GAP = 200
 _ROW_GAP = 56
 #: Nodes per column before a layer wraps into another column.
 _COLUMN_ROWS = 40
+#: Space between the bands of two hosts.
+_BAND_GAP = 90
 
 #: Relationship types whose data flows from the edge's target to its source.
 _REVERSED = {g.READ.name, g.EXECUTED.name}
@@ -199,21 +201,73 @@ def cluster_id(node: LineageNode) -> str:
     return f"cluster:{host_of(node)}:{node.kind}"
 
 
-def layout(ids: Sequence[str], links: Iterable[tuple[str, str]]) -> dict[str, tuple[int, int]]:
-    """Positions (x, y) for ``ids``: layers by longest data path, left to right."""
+def layout(ids: Sequence[str], links: Iterable[tuple[str, str]],
+           bands: Mapping[str, str] | None = None) -> dict[str, tuple[int, int]]:
+    """Positions (x, y) for ``ids``: layers by longest data path, left to right; with
+    ``bands`` (id -> a host), each host's nodes in a horizontal band of their own across
+    every layer, so a host is one box."""
     succ: dict[str, list[str]] = defaultdict(list)
     indeg = dict.fromkeys(ids, 0)
     for a, b in links:
         if a in indeg and b in indeg and a != b:
             succ[a].append(b)
             indeg[b] += 1
+    level = _levels(ids, succ, indeg)
+    preds: dict[str, list[str]] = defaultdict(list)
+    for a, bs in succ.items():
+        for b in bs:
+            preds[b].append(a)
+    band_of = {i: (bands or {}).get(i, "") for i in ids}
+    layers: dict[int, list[str]] = defaultdict(list)
+    for i in ids:
+        layers[level[i]].append(i)
+    columns = {lv: max(1, math.ceil(len(layer) / _COLUMN_ROWS)) for lv, layer in layers.items()}
+    counts: dict[tuple[int, str], int] = defaultdict(int)
+    for i in ids:
+        counts[(level[i], band_of[i])] += 1
+    height: dict[str, int] = defaultdict(int)  # rows of each band: its tallest layer
+    for (lv, band), n in counts.items():
+        height[band] = max(height[band], math.ceil(n / columns[lv]))
+    top: dict[str, float] = {}
+    y = 0.0
+    for band in sorted(height):
+        top[band] = y
+        y += height[band] * _ROW_GAP + (_BAND_GAP if bands else 0)
+    middle = (y - (_BAND_GAP if bands else 0) - _ROW_GAP) / 2
+    pos: dict[str, tuple[int, int]] = {}
+    x = 0
+    for lv in sorted(layers):
+
+        def weight(n: str) -> float:
+            ys = [pos[p][1] for p in preds[n] if p in pos]
+            return sum(ys) / len(ys) if ys else 0.0
+
+        cols = columns[lv]
+        by_band: dict[str, list[str]] = defaultdict(list)
+        for key in layers[lv]:
+            by_band[band_of[key]].append(key)
+        for band, keys in by_band.items():
+            keys.sort(key=weight)
+            rows = math.ceil(len(keys) / cols)
+            offset = top[band] + (height[band] - rows) * _ROW_GAP / 2
+            for rank, key in enumerate(keys):
+                col, row = divmod(rank, rows)
+                pos[key] = (x + col * _COLUMN_GAP, int(offset + row * _ROW_GAP - middle))
+        x += (cols - 1) * _COLUMN_GAP + _LAYER_GAP
+    return pos
+
+
+def _levels(ids: Sequence[str], succ: Mapping[str, list[str]],
+            indeg: Mapping[str, int]) -> dict[str, int]:
+    """Each node's longest data path from a source (a cycle is broken where met)."""
     level = dict.fromkeys(ids, 0)
     queue = deque(i for i in ids if indeg[i] == 0)
     done: set[str] = set()
     remaining = dict(indeg)
+    pending = iter(ids)
     while len(done) < len(ids):
         if not queue:  # a cycle: take the first node not done yet
-            queue.append(next(i for i in ids if i not in done))
+            queue.append(next(i for i in pending if i not in done))
         n = queue.popleft()
         if n in done:
             continue
@@ -225,30 +279,7 @@ def layout(ids: Sequence[str], links: Iterable[tuple[str, str]]) -> dict[str, tu
             remaining[m] -= 1
             if remaining[m] <= 0:
                 queue.append(m)
-    preds: dict[str, list[str]] = defaultdict(list)
-    for a, bs in succ.items():
-        for b in bs:
-            preds[b].append(a)
-    layers: dict[int, list[str]] = defaultdict(list)
-    for i in ids:
-        layers[level[i]].append(i)
-    pos: dict[str, tuple[int, int]] = {}
-    x = 0
-    for lv in sorted(layers):
-        layer = layers[lv]
-
-        def weight(n: str) -> float:
-            ys = [pos[p][1] for p in preds[n] if p in pos]
-            return sum(ys) / len(ys) if ys else 0.0
-
-        layer.sort(key=weight)
-        columns = max(1, math.ceil(len(layer) / _COLUMN_ROWS))
-        rows = math.ceil(len(layer) / columns)
-        for rank, key in enumerate(layer):
-            col, row = divmod(rank, rows)
-            pos[key] = (x + col * _COLUMN_GAP, int((row - (rows - 1) / 2) * _ROW_GAP))
-        x += (columns - 1) * _COLUMN_GAP + _LAYER_GAP
-    return pos
+    return level
 
 
 @dataclass(slots=True)
@@ -267,7 +298,8 @@ def prepare(nodes: Sequence[LineageNode], edges: Sequence[LineageEdge], filters:
     keep = {n.id: n for n in nodes if n.id == root or not filters.hides(n)}
     kept_edges = [e for e in edges if e.source in keep and e.target in keep]
     ids = sorted(keep, key=lambda k: (keep[k].kind, k))
-    return Prepared(keep, kept_edges, layout(ids, (flow(e) for e in kept_edges)),
+    bands = {k: host_of(n) for k, n in keep.items()}
+    return Prepared(keep, kept_edges, layout(ids, (flow(e) for e in kept_edges), bands),
                     len(nodes) - len(keep), root)
 
 

@@ -34,6 +34,9 @@
   }
 
   function visNode(n) {
+    if (n.host && !(n.host in hostColor)) {  // a host an expansion brought in
+      hostColor[n.host] = PALETTE[Object.keys(hostColor).length % PALETTE.length];
+    }
     const fill = n.mark ? MARKS[n.mark] : (COLORS[n.kind] || "#999");
     return {
       id: n.id, label: n.label, x: n.x, y: n.y, shape: SHAPES[n.kind] || "dot",
@@ -66,12 +69,48 @@
     nodes: { widthConstraint: { maximum: 220 } },
     interaction: { hover: true, tooltipDelay: 120, hideEdgesOnDrag: big, hideEdgesOnZoom: big },
   });
+  // Host boxes: the extent of each host's shown nodes, drawn under the graph.
+  let boxes = {};
+  function hostBoxes() {
+    const pos = network.getPositions();
+    const out = {};
+    nodes.forEach(function (n) {
+      const p = pos[n.id];
+      if (n.hidden || !p) return;
+      const h = n._data.host || "?";
+      const w = n._data.members ? 150 : 120, t = n._data.members ? 50 : 34;
+      const b = out[h] || (out[h] = { x0: Infinity, y0: Infinity, x1: -Infinity, y1: -Infinity });
+      b.x0 = Math.min(b.x0, p.x - w); b.x1 = Math.max(b.x1, p.x + w);
+      b.y0 = Math.min(b.y0, p.y - t - 22); b.y1 = Math.max(b.y1, p.y + t);
+    });
+    return out;
+  }
+  network.on("beforeDrawing", function (ctx) {
+    boxes = hostBoxes();
+    Object.keys(boxes).forEach(function (h) {
+      const b = boxes[h], color = hostColor[h] || "#999";
+      ctx.save();
+      ctx.globalAlpha = 0.07;
+      ctx.fillStyle = color;
+      ctx.fillRect(b.x0, b.y0, b.x1 - b.x0, b.y1 - b.y0);
+      ctx.globalAlpha = 0.9;
+      ctx.strokeStyle = color;
+      ctx.lineWidth = 2;
+      ctx.setLineDash([8, 4]);
+      ctx.strokeRect(b.x0, b.y0, b.x1 - b.x0, b.y1 - b.y0);
+      ctx.fillStyle = color;
+      ctx.font = "600 15px system-ui, sans-serif";
+      ctx.fillText("host " + h, b.x0 + 8, b.y0 + 17);
+      ctx.restore();
+    });
+  });
   network.fit({ animation: false });
   network.once("afterDrawing", function () {
     window.graphReadyAt = performance.now();
     document.body.dataset.graphReady = "1";
   });
-  window.ursprungGraph = { network: network, nodes: nodes, edges: edges };
+  window.ursprungGraph = { network: network, nodes: nodes, edges: edges,
+    boxes: function () { return boxes; } };
 
   const details = document.getElementById("details");
   function showDetails(n) {
