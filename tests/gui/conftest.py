@@ -47,6 +47,7 @@ class World:
     content: ContentStore
     runs: list[str]  # the two traced runs of the example pipeline
     hostile_run: str
+    hostile_run2: str  # the same hostile command on changed data: its output changed
     work: Path
     big_root: str
     diff_pair: tuple[str, str]  # sha256 of the hostile run's raw input and of its output
@@ -86,17 +87,23 @@ def world(store_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 fh.write("6,12.2\n")
         runs.append(_traced(settings, d, "sh", str(EXAMPLE / "run.sh"), "--lr", lr,
                             "--python", sys.executable))
-    hostile = work / "hostile"
-    shutil.copytree(EXAMPLE / "data", hostile / "data")
-    hostile_run = _traced(settings, hostile, "sh", "-c",
-                          f"cat data/raw.csv > '{HOSTILE_FILE}'; "
-                          f"echo '{HOSTILE_SCRIPT}' >> '{HOSTILE_FILE}'; echo '{HOSTILE_SCRIPT}'")
+    hostile_runs = []
+    for name in ("hostile", "hostile2"):
+        hostile = work / name
+        shutil.copytree(EXAMPLE / "data", hostile / "data")
+        if name == "hostile2":
+            with open(hostile / "data" / "raw.csv", "a", encoding="utf-8") as fh:
+                fh.write("7,13.9\n")
+        hostile_runs.append(_traced(
+            settings, hostile, "sh", "-c", f"cat data/raw.csv > '{HOSTILE_FILE}'; "
+            f"echo '{HOSTILE_SCRIPT}' >> '{HOSTILE_FILE}'; echo '{HOSTILE_SCRIPT}'"))
+    hostile_run = hostile_runs[0]
     facts = run_facts(store, hostile_run)
     raw = next(f.sha256 for f in facts.inputs if f.rel == "data/raw.csv")
     made = next(f.sha256 for f in facts.outputs if f.rel == HOSTILE_FILE)
     big_root = big_lineage(lambda events: write_events(store, events), nodes=5000)
     yield World(settings, store, ContentStore(store_home / "content"), runs, hostile_run,
-                work, big_root, (str(raw), str(made)))
+                hostile_runs[1], work, big_root, (str(raw), str(made)))
     store.clear()
     store.close()
 

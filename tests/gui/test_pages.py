@@ -4,10 +4,13 @@ how-it-was-made script."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import shlex
 import subprocess
+from collections import Counter
 from urllib.parse import quote
 
 import msgspec
@@ -15,16 +18,26 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.events import Script
-from ursprung_graph.api.gui.explore import shell_script
-from ursprung_graph.api.gui.graphview import Filters, flow, layout, members, prepare, view
+from ursprung_graph.api.gui.explore import shell_script, walk
+from ursprung_graph.api.gui.graphview import (
+    Filters,
+    flow,
+    host_of,
+    layout,
+    members,
+    prepare,
+    view,
+)
+from ursprung_graph.api.gui.reports import ROW_CAP
 from ursprung_graph.pipeline.sinks import write_events
 from ursprung_graph.query.explore import run_graph, search
 from ursprung_graph.query.lineage import lineage
+from ursprung_graph.query.reports import ReportResult, report_csv
 from ursprung_graph.query.types import LineageEdge, ProcessNode
 from ursprung_graph.schema import graph as g
 
 from .app import gui_app
-from .bigraph import big_lineage
+from .bigraph import T0, S, big_lineage
 from .conftest import HOSTILE_FILE, HOSTILE_SCRIPT, World
 
 HOSTILE_PATH = f"/data/{HOSTILE_FILE}"
@@ -221,3 +234,78 @@ def test_a_store_that_cannot_answer_is_one_line_not_a_traceback(tmp_path) -> Non
         r = client.get(path)
         assert r.status_code == 503, path
         assert "the graph store cannot answer" in r.text and "Traceback" not in r.text
+
+
+def test_report_csv_neutralises_formulas_and_escapes_names() -> None:
+    result = ReportResult("r", ("a", "b"), [
+        ('=HYPERLINK("http://x")', -5), ("+1", "@SUM(A1)"), ("-2", "line\nbreak"),
+        (HOSTILE_FILE, "bad\\xff.csv"), (None, ["=x"])])
+    text = report_csv(result)
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows == [["a", "b"], ["'=HYPERLINK(\"http://x\")", "-5"], ["'+1", "'@SUM(A1)"],
+                    ["'-2", "line\\x0abreak"], [HOSTILE_FILE, "bad\\xff.csv"],
+                    ["", '["=x"]']]
+    assert len(text.splitlines()) == len(rows)  # no name forged a row
+
+
+def test_report_page_types_parameters_caps_rows_and_refuses_bad_ones(world: World) -> None:
+    client = TestClient(gui_app(world.store, world.content))
+    listing = client.get("/gui/reports").text
+    assert 'href="/gui/reports/sensitive_reads"' in listing
+    # every read of the 5,000-node lineage's inputs: more rows than the page shows
+    r = client.get("/gui/reports/sensitive_reads", params={"path_contains": "/data/big/"})
+    assert r.status_code == 200
+    assert f"Showing the first {ROW_CAP} of " in r.text
+    assert r.text.count("<tr><td>") == ROW_CAP
+    download = client.get("/gui/reports/sensitive_reads.csv",
+                          params={"path_contains": "/data/big/"})
+    assert download.headers["content-disposition"] == \
+        'attachment; filename="sensitive_reads.csv"'
+    assert len(download.text.splitlines()) > ROW_CAP + 1  # the CSV has every row
+    # a parameter that does not convert: one line naming it, the field marked, no traceback
+    bad = client.get("/gui/reports/sensitive_reads", params={"since": "yesterday"})
+    assert bad.status_code == 400 and "Traceback" not in bad.text
+    assert "parameter since: expected an integer, got &#39;yesterday&#39;" in bad.text
+    assert re.search(r'<label class="bad">since', bad.text)
+    assert 'value="yesterday"' in bad.text  # the form keeps what was typed
+    assert client.get("/gui/reports/sensitive_reads.csv", params={"since": "x"}).text == \
+        "report sensitive_reads: parameter since: expected an integer, got 'x'\n"
+    unknown = client.get("/gui/reports/sensitive_reads", params={"sinse": "1"})
+    assert unknown.status_code == 400 and "has no parameter sinse" in unknown.text
+    assert client.get("/gui/reports/nope").status_code == 404
+    # hostile names in the table are text
+    target = str(world.work / "hostile" / HOSTILE_FILE)
+    page = client.get("/gui/reports/file_lineage", params={"path": target}).text
+    assert "<img src=x" not in page and "<script>alert" not in page
+    assert HOSTILE_SCRIPT.replace("<", "&lt;").replace(">", "&gt;") in page
+
+
+def test_hosts_lie_in_bands_of_their_own(store) -> None:
+    root = big_lineage(lambda ev: write_events(store, ev), nodes=300, tag="band")
+    up = lineage(store, root, depth=6)
+    p = prepare(up.nodes, up.edges, Filters(), root=root)
+    spans: dict[str, list[int]] = {}
+    for key, n in p.nodes.items():
+        spans.setdefault(host_of(n), []).append(p.pos[key][1])
+    assert len(spans) == 5  # four hosts and the shared file system
+    ranges = sorted((min(ys), max(ys)) for ys in spans.values())
+    assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:], strict=False)), ranges
+    assert all(p.pos[i][0] < p.pos[root][0] for i in p.nodes if i != root)  # still layered
+
+
+def test_a_time_window_keeps_the_edges_inside_it(store) -> None:
+    root = big_lineage(lambda ev: write_events(store, ev), nodes=300, tag="win")
+    everything, _ = walk(store, root, "up", 6, None)
+    nodes, edges = walk(store, root, "up", 6, None, since=T0 + 100 * S)
+    kinds = Counter(n.kind for n in nodes)
+    assert kinds == {"file": 1 + 12, "process": 1}  # the result, the parts and combine.py
+    assert edges and all(e.first >= T0 + 100 * S for e in edges)
+    early, _ = walk(store, root, "up", 6, None, until=T0 + 100 * S)
+    assert [n.id for n in early] == [root]  # nothing that made it lies before
+    assert len(everything) > 250
+    client = TestClient(gui_app(store))
+    r = client.get("/gui/explore", params={"node": root, "depth": "6",
+                                            "since": str(T0 + 100 * S)})
+    assert r.status_code == 200 and "14 nodes" in r.text
+    assert client.get("/gui/explore", params={"node": root, "since": "2", "until": "1"}
+                      ).status_code == 400

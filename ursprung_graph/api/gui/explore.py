@@ -12,7 +12,9 @@ read by the browser only.
 from __future__ import annotations
 
 import shlex
-from collections import defaultdict, deque
+import threading
+import time
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -148,11 +150,51 @@ def within(root: str, nodes: list[LineageNode], edges: list[LineageEdge],
             [e for e in kept if e.source in reached and e.target in reached])
 
 
-def explore(store: GraphStore, q: ExploreQuery) -> Prepared:
-    """The filtered, laid-out lineage the query asks for."""
+def explore(store: GraphStore, q: ExploreQuery,
+            timings: dict[str, float] | None = None) -> Prepared:
+    """The filtered, laid-out lineage the query asks for; ``timings`` gets the seconds of
+    the walk and of filtering and layout (``walk``, ``layout``)."""
     assert q.node is not None
+    t0 = time.perf_counter()
     nodes, edges = walk(store, q.node, q.direction, q.depth, q.as_of, q.since, q.until)
-    return prepare(nodes, edges, q.filters, root=q.node)
+    t1 = time.perf_counter()
+    prepared = prepare(nodes, edges, q.filters, root=q.node)
+    if timings is not None:
+        timings.update(walk=t1 - t0, layout=time.perf_counter() - t1)
+    return prepared
+
+
+class Recent:
+    """The last few graphs the explorer built, for the requests that follow a page
+    (opening one of its clusters, its script) to reuse instead of walking again; each is
+    kept ``seconds`` (a cluster then opens as the page showed it)."""
+
+    def __init__(self, size: int = 8, seconds: float = 120.0) -> None:
+        self.size, self.seconds = size, seconds
+        self._items: OrderedDict[tuple[object, ...], tuple[float, Prepared]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(store: GraphStore, q: ExploreQuery) -> tuple[object, ...]:
+        return (id(store), q.node, q.direction, q.depth, q.as_of, q.since, q.until,
+                q.hide_system, q.noise)
+
+    def explore(self, store: GraphStore, q: ExploreQuery,
+                timings: dict[str, float] | None = None) -> Prepared:
+        """:func:`explore`, from the recent graphs when one answers the same query."""
+        key = self._key(store, q)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and now - hit[0] < self.seconds:
+                self._items.move_to_end(key)
+                return hit[1]
+        prepared = explore(store, q, timings)
+        with self._lock:
+            self._items[key] = (now, prepared)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return prepared
 
 
 def versions_of(store: GraphStore, p: Prepared, keys: Iterable[str] | None = None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from ...content.store import ContentStore
 from ...query.compare import compare
+from ...query.explain import explain
 from ...query.explore import run_graph, search
 from ...query.reports import (
     Report,
@@ -46,10 +48,12 @@ from ...query.types import (
     ValueEntry,
 )
 from ...store.base import GraphStore, StoreError
+from .explained import OutputWhy, explained
 from .explore import (
+    MAX_CAP,
     BadQuery,
     ExploreQuery,
-    explore,
+    Recent,
     parse_query,
     producers,
     shell_script,
@@ -77,6 +81,8 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline';
        "img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; "
        "form-action 'self'; frame-ancestors 'none'")
 PAGE_SIZE = 25
+#: Time the compare page gives the explanations' walks.
+EXPLAIN_SECONDS = 10.0
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
@@ -103,9 +109,16 @@ def script_json(value: object) -> Markup:
     return Markup(text)
 
 
-def render(template: str, page: str, status: int = 200, **context: Any) -> HTMLResponse:
+def render(template: str, page: str, status: int = 200,
+           timings: Mapping[str, float] | None = None, **context: Any) -> HTMLResponse:
+    """The page; ``timings`` (seconds by step) go out as a Server-Timing header, with the
+    template's own, for the browser's and the benchmark's breakdown of a page's time."""
+    t0 = time.perf_counter()
     html = _env.get_template(template).render(page=page, **context)
-    return HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
+    steps = {**(timings or {}), "render": time.perf_counter() - t0}
+    timing = ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in steps.items())
+    return HTMLResponse(html, status_code=status,
+                        headers={"Content-Security-Policy": CSP, "Server-Timing": timing})
 
 
 def _link(path: str, params: Mapping[str, str]) -> str:
@@ -124,6 +137,7 @@ class Gui:
 
     def __init__(self, cap: int = DEFAULT_CAP) -> None:
         self.cap = cap
+        self.recent = Recent()
 
     # ------------------------------------------------------------------ explore
 
@@ -143,15 +157,18 @@ class Gui:
 
         context: dict[str, Any] = {"q": q, "hits": search(store, q.q) if q.q else None,
                                    "explore_link": explore_link}
+        timings: dict[str, float] = {}
         if q.node:
-            prepared = explore(store, q)
+            prepared = self.recent.explore(store, q, timings)
             if q.node not in prepared.nodes:
                 return render("explore.html", "explore", 404, **context,
                               error=f"no node {q.node} in the graph")
             root = prepared.nodes[q.node]
             small = len(prepared.nodes) <= q.cap  # a clustered view shows no file details
+            t0 = time.perf_counter()
             graph = view(prepared, cap=q.cap,
                          versions=versions_of(store, prepared, as_of=q.as_of) if small else {})
+            timings["view"] = time.perf_counter() - t0
             filters = {k: v for k, v in q.params().items()
                        if k in ("system", "noise", "as_of", "since", "until")}
             context.update(_graph_context(
@@ -163,14 +180,14 @@ class Gui:
                 or label_of(root),
                 producers=producers(prepared),
                 script_url=_link("/gui/explore/script.sh", q.params()))
-        return render("explore.html", "explore", **context)
+        return render("explore.html", "explore", timings=timings, **context)
 
     def script(self, request: Request) -> Response:
         try:
             q = self._query(request)
         except BadQuery as exc:
             return PlainTextResponse(str(exc), status_code=400)
-        prepared = explore(store_of(request), q)
+        prepared = self.recent.explore(store_of(request), q)
         assert q.node is not None
         return PlainTextResponse(shell_script(q.node, producers(prepared)),
                                  media_type="text/x-shellscript",
@@ -203,7 +220,7 @@ class Gui:
         except BadQuery as exc:
             return PlainTextResponse(str(exc), status_code=400)
         store = store_of(request)
-        prepared = explore(store, q)
+        prepared = self.recent.explore(store, q)
         cluster = request.query_params.get("cluster", "")
         inside = [k for k, n in prepared.nodes.items() if cluster_id(n) == cluster]
         return _json(members(prepared, cluster,
@@ -268,8 +285,11 @@ class Gui:
         nodes, edges, marks = overlay(ga, gb, cmp)
         prepared = prepare(nodes, edges, Filters(hide_system=True))
         graph = view(prepared, cap=self.cap, marks=marks)
+        found = explain(store, fa, fb, cmp, max_nodes=MAX_CAP,
+                        deadline=time.monotonic() + EXPLAIN_SECONDS)
+        whys = explained(found, cmp, nodes)
         content = content_of(request)
-        context.update(cmp=cmp, sections=_sections(cmp, content), explanations=None,
+        context.update(cmp=cmp, sections=_sections(cmp, content, whys), found=found,
                        **_graph_context(graph, marks=True))
         return render("compare.html", "compare", **context)
 
@@ -411,6 +431,8 @@ class CompareRow:
     note: str
     status: str
     diff: str = ""
+    why: OutputWhy | None = None  # a changed output's explanation
+    node: str = ""  # the overlay node of a fact that explains an output
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,7 +456,9 @@ def _diff_link(e: FileEntry, content: ContentStore | None) -> str:
     return _link("/gui/diff", {"a": a, "b": b, "name": e.name})
 
 
-def _sections(cmp: Comparison, content: ContentStore | None) -> list[CompareSection]:
+def _sections(cmp: Comparison, content: ContentStore | None,
+              whys: Mapping[str, OutputWhy]) -> list[CompareSection]:
+    nodes = {(f.section, f.name): f.node for w in whys.values() for f in w.facts}
     out = []
     for name, section in cmp.sections():
         rows: list[CompareRow] = []
@@ -444,15 +468,19 @@ def _sections(cmp: Comparison, content: ContentStore | None) -> list[CompareSect
                     rows.append(CompareRow(e.name, _file_text(e.a), _file_text(e.b),
                                            f"{e.basis}, matched by {e.match}", status,
                                            _diff_link(e, content) if status == "changed"
-                                           else ""))
+                                           else "", whys.get(e.name) if name == "outputs"
+                                           and status == "changed" else None,
+                                           nodes.get((name, e.name), "")))
                 elif isinstance(e, ValueEntry):
-                    rows.append(CompareRow(e.name, str(e.a), str(e.b), "", status))
+                    rows.append(CompareRow(e.name, str(e.a), str(e.b), "", status,
+                                           node=nodes.get((name, e.name), "")))
         for status, ones in (("only_a", section.only_a), ("only_b", section.only_b)):
             for o in ones:
                 text = (_file_text(o.value) if isinstance(o, OneSidedFile)
                         else str(o.value) if isinstance(o, OneSidedValue) else "")
                 a, b = (text, "—") if status == "only_a" else ("—", text)
-                rows.append(CompareRow(o.name, a, b, status.replace("_", " "), status))
+                rows.append(CompareRow(o.name, a, b, status.replace("_", " "), status,
+                                       node=nodes.get((name, o.name), "")))
         counts = (f"{len(section.same)} same, {len(section.changed)} changed, "
                   f"{len(section.only_a)} only A, {len(section.only_b)} only B")
         order = {"changed": 0, "only_a": 1, "only_b": 2, "same": 3}

@@ -6,6 +6,7 @@
 (function () {
   const container = document.getElementById("graph");
   if (!container || typeof vis === "undefined") return;
+  window.graphScriptAt = performance.now();  // vis-network loaded and run; drawing starts
   const data = JSON.parse(document.getElementById("graph-data").textContent);
   const COLORS = { process: "#4e79a7", file: "#59a14f", pipe: "#f28e2b", endpoint: "#e15759" };
   const MARKS = { same: "#bab0ac", changed: "#f28e2b", only_a: "#4e79a7", only_b: "#b07aa1" };
@@ -196,6 +197,24 @@
     showDetails(n._data);
     const job = n._data.members ? openCluster(n.id) : expand(n.id);
     job.catch(function (err) { details.replaceChildren(table([["error", String(err)]])); });
+  });
+
+  // Links from the page to a node of the graph (the compare page's facts and outputs).
+  document.querySelectorAll("a.node-link[data-node]").forEach(function (a) {
+    a.addEventListener("click", function (ev) {
+      ev.preventDefault();
+      const id = a.dataset.node;
+      const n = nodes.get(id);
+      if (!n) {
+        details.replaceChildren(table([["not drawn", "open its cluster to see it"]]));
+        return;
+      }
+      network.selectNodes([id]);
+      network.focus(id, { scale: 1.2, animation: false });
+      showDetails(n._data);
+      container.dataset.focused = id;
+      container.scrollIntoView({ block: "center" });
+    });
   });
 
   const slider = document.getElementById("asof-slider");
