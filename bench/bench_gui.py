@@ -81,7 +81,7 @@ def run(server: EmbeddedServer, sizes: list[int], rounds: int) -> None:
                     page = browser.new_page()
                     page.goto(f"http://127.0.0.1:{port}/gui/explore?depth=5&node="
                               + quote(roots[n]), timeout=120_000)
-                    page.wait_for_function("document.body.dataset.graphReady === '1'",
+                    page.wait_for_selector("body[data-graph-ready='1']", state="attached",
                                            timeout=120_000)
                     first, ready = page.evaluate(
                         "[performance.timing.responseStart - performance.timing.navigationStart,"
