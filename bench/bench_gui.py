@@ -2,9 +2,11 @@
 nodes, in headless Debian Chromium (Playwright with executable_path).
 
 Side by side in one run, interleaved over rounds (the machine's speed drifts): the anchor, the
-query layer's lineage walk alone (``query.lineage.lineage``, in this process); the page's
-first byte (server: walk, filter, layout, cluster, render); and interactive (the graph drawn
-and answering clicks: the page's ``graphReadyAt``, from navigation start). Medians.
+query layer's lineage walk alone (``query.lineage.lineage``, in this process); the server's
+steps for the page (its walk, and filtering + layout + clustering, as the page reports them);
+the page done (its last byte: the head with the deferred scripts goes out first, the graph
+when built); and interactive (the graph drawn and answering clicks: the page's
+``graphReadyAt``, from navigation start). Medians.
 
     .venv/bin/python bench/bench_gui.py [--rounds 5] [--sizes 100,1000,5000]
 """
@@ -69,7 +71,8 @@ def run(server: EmbeddedServer, sizes: list[int], rounds: int) -> None:
     while not web.started:
         time.sleep(0.05)
     times: dict[int, dict[str, list[float]]] = {
-        n: {"query": [], "first byte": [], "interactive": []} for n in sizes}
+        n: {"query": [], "walk": [], "layout": [], "page done": [], "interactive": []}
+        for n in sizes}
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
@@ -83,13 +86,16 @@ def run(server: EmbeddedServer, sizes: list[int], rounds: int) -> None:
                               + quote(roots[n]), timeout=120_000)
                     page.wait_for_selector("body[data-graph-ready='1']", state="attached",
                                            timeout=120_000)
-                    first, ready = page.evaluate(
-                        "[performance.timing.responseStart - performance.timing.navigationStart,"
+                    steps, done, ready = page.evaluate(
+                        "[JSON.parse(document.getElementById('graph').dataset.timing),"
+                        " performance.getEntriesByType('navigation')[0].responseEnd,"
                         " window.graphReadyAt]")
                     page.close()
                     if r:
                         times[n]["query"].append(query)
-                        times[n]["first byte"].append(first / 1000)
+                        times[n]["walk"].append(steps["walk"] / 1000)
+                        times[n]["layout"].append((steps["layout"] + steps["view"]) / 1000)
+                        times[n]["page done"].append(done / 1000)
                         times[n]["interactive"].append(ready / 1000)
             browser.close()
     finally:
@@ -98,13 +104,13 @@ def run(server: EmbeddedServer, sizes: list[int], rounds: int) -> None:
         store.clear()
         store.close()
     print(f"GUI explore page, medians of {rounds} interleaved rounds (seconds)")
-    print(f"{'nodes':>7} {'lineage query (anchor)':>23} {'first byte':>11} {'interactive':>12}"
-          "  drawn as")
+    print(f"{'nodes':>7} {'lineage query (anchor)':>23} {'page walk':>10} "
+          f"{'filter+layout+cluster':>22} {'page done':>10} {'interactive':>12}  drawn as")
     for n in sizes:
         m = {k: statistics.median(v) for k, v in times[n].items()}
         drawn = "clustered" if counts[n] > 1000 else "every node"
-        print(f"{counts[n]:>7} {m['query']:>23.3f} {m['first byte']:>11.3f} "
-              f"{m['interactive']:>12.3f}  {drawn}")
+        print(f"{counts[n]:>7} {m['query']:>23.3f} {m['walk']:>10.3f} {m['layout']:>22.3f} "
+              f"{m['page done']:>10.3f} {m['interactive']:>12.3f}  {drawn}")
 
 
 if __name__ == "__main__":

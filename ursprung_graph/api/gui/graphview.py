@@ -112,6 +112,8 @@ class Filters:
         if self.hide_system and isinstance(node, FileNode) and node.path \
                 and self.classifier.environment(node.path):
             return True
+        if not self.noise:
+            return False
         noise = matcher(self.noise)
         return any(noise.match(t) for t in _texts(node))
 

@@ -13,7 +13,7 @@ import functools
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,13 @@ import jinja2
 import msgspec
 from markupsafe import Markup
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 
 from ...content.store import ContentStore
 from ...query.compare import compare
 from ...query.explain import explain
 from ...query.explore import run_graph, search
+from ...query.lineage import label_of_key, load_nodes
 from ...query.reports import (
     Report,
     ReportError,
@@ -121,6 +122,32 @@ def render(template: str, page: str, status: int = 200,
                         headers={"Content-Security-Policy": CSP, "Server-Timing": timing})
 
 
+#: Where a streamed page goes out in two parts (:func:`stream`).
+FLUSH = "<!--flush-->"
+
+
+def stream(template: str, page: str, **context: Any) -> StreamingResponse:
+    """The page sent in two parts: everything before the template's :data:`FLUSH` mark
+    at once, the rest when it is rendered (the template asks for the slow part after
+    the mark)."""
+    chunks = _env.get_template(template).generate(page=page, **context)
+
+    def parts() -> Iterator[str]:
+        buffer: list[str] = []
+        for chunk in chunks:
+            if FLUSH in chunk:
+                before, after = chunk.split(FLUSH, 1)
+                buffer.append(before)
+                yield "".join(buffer)
+                buffer = [after]
+            else:
+                buffer.append(chunk)
+        yield "".join(buffer)
+
+    return StreamingResponse(parts(), media_type="text/html; charset=utf-8",
+                             headers={"Content-Security-Policy": CSP})
+
+
 def _link(path: str, params: Mapping[str, str]) -> str:
     query = urlencode({k: v for k, v in params.items() if v})
     return f"{path}?{query}" if query else path
@@ -130,6 +157,45 @@ def _graph_context(graph: GraphView, *, expand_url: str = "", cluster_url: str =
                    marks: bool = False) -> dict[str, Any]:
     return {"view": graph, "graph_json": script_json(graph), "expand_url": expand_url,
             "cluster_url": cluster_url, "marks": marks}
+
+
+class ExploreGraph:
+    """The explore page's graph, built when the template first asks for it: after the
+    page's head (with its deferred scripts) has gone out, so the browser loads and compiles
+    vis-network while the server walks. A store that fails then is one line on the page."""
+
+    def __init__(self, gui: Gui, store: GraphStore, q: ExploreQuery) -> None:
+        self.gui, self.store, self.q = gui, store, q
+
+    @functools.cached_property
+    def context(self) -> dict[str, Any]:
+        q, store = self.q, self.store
+        assert q.node is not None
+        timings: dict[str, float] = {}
+        try:
+            prepared = self.gui.recent.explore(store, q, timings)
+            root = prepared.nodes[q.node]
+            small = len(prepared.nodes) <= q.cap  # a clustered view shows no file details
+            t0 = time.perf_counter()
+            graph = view(prepared, cap=q.cap,
+                         versions=versions_of(store, prepared, as_of=q.as_of) if small else {})
+            timings["view"] = time.perf_counter() - t0
+        except StoreError as exc:
+            return {"error": f"the graph store cannot answer: {exc}"}
+        filters = {k: v for k, v in q.params().items()
+                   if k in ("system", "noise", "as_of", "since", "until")}
+        return {
+            **_graph_context(graph, expand_url=_link("/gui/api/expand",
+                                                     {**filters, "direction": q.direction}),
+                             cluster_url=_link("/gui/api/cluster", q.params())),
+            "root_label": getattr(root, "path", None) or getattr(root, "cmdline", None)
+            or label_of(root),
+            "producers": producers(prepared),
+            "script_url": _link("/gui/explore/script.sh", q.params()),
+            "timing": msgspec.json.encode(  # ms by step, for the page's breakdown
+                {k: round(v * 1000, 1) for k, v in timings.items()}).decode(),
+            "error": None,
+        }
 
 
 class Gui:
@@ -157,30 +223,12 @@ class Gui:
 
         context: dict[str, Any] = {"q": q, "hits": search(store, q.q) if q.q else None,
                                    "explore_link": explore_link}
-        timings: dict[str, float] = {}
-        if q.node:
-            prepared = self.recent.explore(store, q, timings)
-            if q.node not in prepared.nodes:
-                return render("explore.html", "explore", 404, **context,
-                              error=f"no node {q.node} in the graph")
-            root = prepared.nodes[q.node]
-            small = len(prepared.nodes) <= q.cap  # a clustered view shows no file details
-            t0 = time.perf_counter()
-            graph = view(prepared, cap=q.cap,
-                         versions=versions_of(store, prepared, as_of=q.as_of) if small else {})
-            timings["view"] = time.perf_counter() - t0
-            filters = {k: v for k, v in q.params().items()
-                       if k in ("system", "noise", "as_of", "since", "until")}
-            context.update(_graph_context(
-                graph, expand_url=_link("/gui/api/expand", {**filters,
-                                                            "direction": q.direction}),
-                cluster_url=_link("/gui/api/cluster", q.params())))
-            context.update(
-                root_label=getattr(root, "path", None) or getattr(root, "cmdline", None)
-                or label_of(root),
-                producers=producers(prepared),
-                script_url=_link("/gui/explore/script.sh", q.params()))
-        return render("explore.html", "explore", timings=timings, **context)
+        if not q.node:
+            return render("explore.html", "explore", **context)
+        if not load_nodes(store, {q.node: label_of_key(q.node)}):
+            return render("explore.html", "explore", 404, **context,
+                          error=f"no node {q.node} in the graph")
+        return stream("explore.html", "explore", g=ExploreGraph(self, store, q), **context)
 
     def script(self, request: Request) -> Response:
         try:
