@@ -18,7 +18,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.events import Script
-from ursprung_graph.api.gui.explore import shell_script, walk
+from ursprung_graph.api.gui.explore import parse_query, shell_script, walk
 from ursprung_graph.api.gui.graphview import (
     Filters,
     flow,
@@ -28,6 +28,7 @@ from ursprung_graph.api.gui.graphview import (
     prepare,
     view,
 )
+from ursprung_graph.api.gui.pages import ExploreGraph, Gui
 from ursprung_graph.api.gui.reports import ROW_CAP
 from ursprung_graph.pipeline.sinks import write_events
 from ursprung_graph.query.explore import run_graph, search
@@ -230,10 +231,14 @@ def test_a_store_that_cannot_answer_is_one_line_not_a_traceback(tmp_path) -> Non
     finally:
         server.stop()  # the store's server is gone before the pages ask it anything
     client = TestClient(gui_app(gone), raise_server_exceptions=False)
-    for path in ("/gui/runs", "/gui/explore?q=x", "/gui/api/expand?node=f:h:/x"):
+    for path in ("/gui/runs", "/gui/explore?q=x", "/gui/api/expand?node=f:h:/x",
+                 "/gui/explore?node=f:h:/x", "/gui/reports/files_deleted"):
         r = client.get(path)
         assert r.status_code == 503, path
         assert "the graph store cannot answer" in r.text and "Traceback" not in r.text
+    # a store that fails once the explore page's head has gone out: one line on the page
+    late = ExploreGraph(Gui(), gone, parse_query({"node": "f:h:/x"}))
+    assert late.context["error"].startswith("the graph store cannot answer")
 
 
 def test_report_csv_neutralises_formulas_and_escapes_names() -> None:

@@ -289,7 +289,7 @@ def cell_text(value: object) -> str:
         return ""
     if isinstance(value, str):
         return printable(value)
-    return printable(json.dumps(value))
+    return printable(json.dumps(value, default=str))
 
 
 def report_csv(result: ReportResult) -> str:
