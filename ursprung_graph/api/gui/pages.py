@@ -110,16 +110,9 @@ def script_json(value: object) -> Markup:
     return Markup(text)
 
 
-def render(template: str, page: str, status: int = 200,
-           timings: Mapping[str, float] | None = None, **context: Any) -> HTMLResponse:
-    """The page; ``timings`` (seconds by step) go out as a Server-Timing header, with the
-    template's own, for the browser's and the benchmark's breakdown of a page's time."""
-    t0 = time.perf_counter()
+def render(template: str, page: str, status: int = 200, **context: Any) -> HTMLResponse:
     html = _env.get_template(template).render(page=page, **context)
-    steps = {**(timings or {}), "render": time.perf_counter() - t0}
-    timing = ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in steps.items())
-    return HTMLResponse(html, status_code=status,
-                        headers={"Content-Security-Policy": CSP, "Server-Timing": timing})
+    return HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
 
 
 #: Where a streamed page goes out in two parts (:func:`stream`).
@@ -161,8 +154,10 @@ def _graph_context(graph: GraphView, *, expand_url: str = "", cluster_url: str =
 
 class ExploreGraph:
     """The explore page's graph, built when the template first asks for it: after the
-    page's head (with its deferred scripts) has gone out, so the browser loads and compiles
-    vis-network while the server walks. A store that fails then is one line on the page."""
+    page's head (vis-network async, graph.js deferred) has gone out, so the browser loads
+    and runs vis-network while the server walks. A store that fails then is one line on
+    the page. ``context["timing"]``: the server's steps in ms, as JSON, for the page's
+    breakdown (``#graph``'s ``data-timing``)."""
 
     def __init__(self, gui: Gui, store: GraphStore, q: ExploreQuery) -> None:
         self.gui, self.store, self.q = gui, store, q
