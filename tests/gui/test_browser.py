@@ -380,7 +380,8 @@ def test_hostile_names_render_as_text(page, world: World) -> None:
 BREAKDOWN = """() => { const n = performance.getEntriesByType('navigation')[0];
   return {server_steps: JSON.parse(document.getElementById('graph').dataset.timing),
           head_sent: n.responseStart, page_done: n.responseEnd,
-          scripts_run: window.graphScriptAt, interactive: window.graphReadyAt}; }"""
+          scripts_run: window.graphScriptAt, drawing_steps: window.graphSteps,
+          interactive: window.graphReadyAt}; }"""
 
 
 def test_large_lineage_is_clustered_and_interactive_within_5s(page, world: World) -> None:

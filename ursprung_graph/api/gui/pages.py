@@ -78,7 +78,7 @@ from .reports import ROW_CAP, read_query
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = "/gui/static"
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; "
        "img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; "
        "form-action 'self'; frame-ancestors 'none'")
 PAGE_SIZE = 25

@@ -66,9 +66,17 @@
       };
     }
 
+    const steps = window.graphSteps = {};  // ms of each drawing step, for the breakdown
+    let stepStart = performance.now();
+    function timed(name) {
+      const now = performance.now();
+      steps[name] = now - stepStart;
+      stepStart = now;
+    }
     const nodes = new vis.DataSet(data.nodes.map(visNode));
     const edges = new vis.DataSet(data.edges.map(visEdge));
     const big = data.nodes.length > 300;
+    timed("data");
     const network = new vis.Network(container, { nodes: nodes, edges: edges }, {
       physics: false,
       layout: { improvedLayout: false },
@@ -111,8 +119,10 @@
         ctx.restore();
       });
     });
+    timed("network");
     network.fit({ animation: false });
     network.once("afterDrawing", function () {
+      timed("draw");
       window.graphReadyAt = performance.now();
       document.body.dataset.graphReady = "1";
     });
