@@ -6,9 +6,8 @@ query layer's lineage walk alone (``query.lineage.lineage``, in this process); t
 steps for the page (its walk, and filtering + layout + clustering, as the page reports them);
 the page done (its last byte: the head with the deferred scripts goes out first, the graph
 when built); and interactive (the graph drawn and answering clicks: the page's
-``graphReadyAt``, from navigation start). Medians. Each visit asks "as of" a distinct
-far-future time (the same graph), so the GUI's cache of recent graphs never answers: every
-number is a first visit's.
+``graphReadyAt``, from navigation start). Medians. (Each visit asks "as of" a distinct
+far-future time, the same graph: the page always walks afresh anyway.)
 
     .venv/bin/python bench/bench_gui.py [--rounds 5] [--sizes 100,1000,5000]
 """

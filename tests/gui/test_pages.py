@@ -314,3 +314,24 @@ def test_a_time_window_keeps_the_edges_inside_it(store) -> None:
     assert r.status_code == 200 and "14 nodes" in r.text
     assert client.get("/gui/explore", params={"node": root, "since": "2", "until": "1"}
                       ).status_code == 400
+
+
+def test_a_cluster_opens_as_the_page_showed_it_and_a_reload_is_fresh(store) -> None:
+    from ursprung_graph.schema.event import SCHEMA_VERSION, Event, FileRef, Kind, ProcessInfo
+
+    root = big_lineage(lambda ev: write_events(store, ev), nodes=300, tag="fresh")
+    client = TestClient(gui_app(store))
+    params = {"node": root, "depth": "6", "cap": "100"}
+    page = client.get("/gui/explore", params=params).text
+    total = int(re.search(r"(\d+) nodes are more than", page).group(1))
+    # one more input of the first part's process, recorded after the page was built
+    argv = ["/usr/bin/python3", "make_part.py", "0"]
+    proc = ProcessInfo(pid=1000, start=T0, exe=argv[0], argv=argv, cwd="/work/fresh")
+    write_events(store, [Event(v=SCHEMA_VERSION, source="test", host="fresh-node00",
+                               ts=T0 + 10, seq="late", kind=Kind.READ, proc=proc,
+                               file=FileRef("/data/fresh/late.csv"))])
+    opened = client.get("/gui/api/cluster", params={**params,
+                                                    "cluster": "cluster:fresh-node00:file"})
+    assert "/data/fresh/late.csv" not in opened.text  # the graph the page showed
+    again = client.get("/gui/explore", params=params).text
+    assert f"{total + 1} nodes are more than" in again  # a reload walks afresh

@@ -167,7 +167,8 @@ def explore(store: GraphStore, q: ExploreQuery,
 class Recent:
     """The last few graphs the explorer built, for the requests that follow a page
     (opening one of its clusters, its script) to reuse instead of walking again; each is
-    kept ``seconds`` (a cluster then opens as the page showed it)."""
+    kept ``seconds`` (a cluster then opens as the page showed it). The page itself always
+    walks afresh (``fresh``), so a reload shows what was recorded since."""
 
     def __init__(self, size: int = 8, seconds: float = 120.0) -> None:
         self.size, self.seconds = size, seconds
@@ -180,13 +181,14 @@ class Recent:
                 q.hide_system, q.noise)
 
     def explore(self, store: GraphStore, q: ExploreQuery,
-                timings: dict[str, float] | None = None) -> Prepared:
-        """:func:`explore`, from the recent graphs when one answers the same query."""
+                timings: dict[str, float] | None = None, *, fresh: bool = False) -> Prepared:
+        """:func:`explore`, from the recent graphs when one answers the same query (unless
+        ``fresh``); what is built is kept."""
         key = self._key(store, q)
         now = time.monotonic()
         with self._lock:
             hit = self._items.get(key)
-            if hit is not None and now - hit[0] < self.seconds:
+            if not fresh and hit is not None and now - hit[0] < self.seconds:
                 self._items.move_to_end(key)
                 return hit[1]
         prepared = explore(store, q, timings)

@@ -168,7 +168,7 @@ class ExploreGraph:
         assert q.node is not None
         timings: dict[str, float] = {}
         try:
-            prepared = self.gui.recent.explore(store, q, timings)
+            prepared = self.gui.recent.explore(store, q, timings, fresh=True)
             root = prepared.nodes[q.node]
             small = len(prepared.nodes) <= q.cap  # a clustered view shows no file details
             t0 = time.perf_counter()
