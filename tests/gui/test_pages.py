@@ -296,6 +296,15 @@ def test_hosts_lie_in_bands_of_their_own(store) -> None:
     ranges = sorted((min(ys), max(ys)) for ys in spans.values())
     assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:], strict=False)), ranges
     assert all(p.pos[i][0] < p.pos[root][0] for i in p.nodes if i != root)  # still layered
+    # clustered, each host's clusters stay in its band
+    clustered = view(p, cap=100)
+    places: dict[str, list[int]] = {}
+    for n in clustered.nodes:
+        if n.members:
+            places.setdefault(n.host or "?", []).append(n.y)
+    assert set(places) == set(spans)
+    bands = sorted((min(ys), max(ys)) for ys in places.values())
+    assert all(a[1] < b[0] for a, b in zip(bands, bands[1:], strict=False)), bands
 
 
 def test_a_time_window_keeps_the_edges_inside_it(store) -> None:

@@ -394,7 +394,8 @@ _CLUSTER_GAP = 110
 
 
 def _cluster_places(p: Prepared, groups: dict[str, list[str]]) -> dict[str, tuple[int, int]]:
-    """Each cluster at the centre of its members, clusters of one column spread apart."""
+    """Each cluster at the centre of its members (so in its host's band), clusters of one
+    column pushed apart downwards where they would overlap."""
     centres: dict[str, tuple[int, int]] = {}
     for c, keys in groups.items():
         centres[c] = (sum(p.pos[k][0] for k in keys) // len(keys),
@@ -408,9 +409,11 @@ def _cluster_places(p: Prepared, groups: dict[str, list[str]]) -> dict[str, tupl
     places: dict[str, tuple[int, int]] = {}
     for column in columns:
         column.sort(key=lambda c: (centres[c][1], c))
-        middle = sum(centres[c][1] for c in column) // len(column)
-        for i, c in enumerate(column):
-            places[c] = (centres[c][0], middle + int((i - (len(column) - 1) / 2) * _CLUSTER_GAP))
+        below = -math.inf
+        for c in column:
+            y = max(centres[c][1], below + _CLUSTER_GAP)
+            places[c] = (centres[c][0], int(y))
+            below = y
     return places
 
 
