@@ -11,9 +11,18 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from ...schema.event import SCHEMA_VERSION, DeadLetter, Event, Kind, ProcessInfo, raw_text
+from ...schema.event import (
+    SCHEMA_VERSION,
+    DeadLetter,
+    Event,
+    GapWindow,
+    Kind,
+    ProcessInfo,
+    raw_text,
+)
 from ..os_model import OSModel
 from ..source import Chunk, Point
+from .daemon import DaemonRecord, daemon_lines, record_time
 from .records import AuditEvent, AuditParser, CaptureGap, Completed, Output, Rejected, line_blocks
 
 SOURCE = "auditd"
@@ -39,7 +48,7 @@ def dead_letter(raw: Rejected, where: str) -> DeadLetter:
     return DeadLetter(
         source=SOURCE, reason=raw.reason,
         raw=raw_text(raw.raw),
-        where=f"{where}:{raw.offset}",
+        where=f"{where}:{raw.offset}", ts=record_time(raw.raw[:200]),
     )
 
 
@@ -78,16 +87,19 @@ class AuditdSource:
 
     def _parse(self, data: bytes, offset: int) -> list[Completed]:
         """The parser's completed groups for a block; a last line without a newline (the
-        end of the input, cut off) is fed as it is."""
+        end of the input, cut off) is fed as it is. auditd's own records (which the parser
+        skips) join the group of the first line at or after theirs."""
         parser = self.parser
         if data[-1:] == b"\n":
-            return parser.feed_block(data, offset)
-        body = data.rfind(b"\n") + 1
-        done = parser.feed_block(data[:body], offset) if body else []
-        items = parser.feed(data[body:], offset + body)
-        if items:
-            done.append((offset + len(data), parser.pending, parser.records, items))
-        return done
+            done = parser.feed_block(data, offset)
+        else:
+            body = data.rfind(b"\n") + 1
+            done = parser.feed_block(data[:body], offset) if body else []
+            items = parser.feed(data[body:], offset + body)
+            if items:
+                done.append((offset + len(data), parser.pending, parser.records, items))
+        daemon = list(daemon_lines(data, offset))
+        return _with_daemon(done, daemon, offset + len(data), parser) if daemon else done
 
     def take(self, items: list[Output], chunk: Chunk | ResumableChunk, where: str) -> None:
         """Parsed items into ``chunk``."""
@@ -101,6 +113,8 @@ class AuditdSource:
                 chunk.dead.append(dead_letter(item, where))
             elif isinstance(item, CaptureGap):  # follows its event, whose events are `made`
                 events.append(self._gap(item, len(made)))
+            elif isinstance(item, DaemonRecord):
+                events.append(self._daemon(item))
 
     def _gap(self, gap: CaptureGap, after: int) -> Event:
         """A capture gap as an event of the process the incomplete syscall belongs to."""
@@ -111,7 +125,19 @@ class AuditdSource:
                 else ProcessInfo(pid=sc.pid, ppid=sc.ppid))
         return Event(v=SCHEMA_VERSION, source=SOURCE, host=host, ts=sc.ts,
                      seq=f"{sc.serial}.{after}", kind=Kind.GAP, proc=info,
-                     gap=f"{gap.reason} ({sc.syscall})")
+                     gap=f"{gap.reason} ({sc.syscall})",
+                     window=GapWindow(source="truncated-event", end=sc.ts))
+
+    def _daemon(self, record: DaemonRecord) -> Event:
+        """auditd stopped (a gap, open until it records again), resumed (the end of its
+        host's open gaps) or rotated its log (a note)."""
+        host = record.node or self.model.default_host
+        window = GapWindow(source="auditd-daemon", note=record.kind == "note",
+                           resumes=record.kind == "resume",
+                           end=record.ts if record.kind == "note" else None)
+        return Event(v=SCHEMA_VERSION, source=SOURCE, host=host, ts=record.ts,
+                     seq=f"daemon.{record.end}", kind=Kind.GAP, proc=ProcessInfo(pid=0),
+                     gap=record.what, window=window)
 
     def chunks(self, lines: Iterable[bytes], offset: int, where: str,
                min_events: int = 5000) -> Iterator[ResumableChunk]:
@@ -136,6 +162,25 @@ class AuditdSource:
         chunk.records = self.parser.records - records_before
         chunk.offset = offset
         yield chunk
+
+
+def _with_daemon(done: list[Completed], daemon: list[DaemonRecord], block_end: int,
+                 parser: AuditParser) -> list[Completed]:
+    """``done`` with each DAEMON_* record in the group of the first line at or after it, or
+    in a group at the end of the block (where the parser's counts are exact)."""
+    out: list[Completed] = []
+    i = 0
+    for end, pending, records, items in done:
+        if i < len(daemon) and daemon[i].end <= end:
+            first: list[Output] = []
+            while i < len(daemon) and daemon[i].end <= end:
+                first.append(daemon[i])
+                i += 1
+            items = first + items
+        out.append((end, pending, records, items))
+    if i < len(daemon):
+        out.append((block_end, parser.pending, parser.records, list(daemon[i:])))
+    return out
 
 
 def _blocks(lines: Iterable[bytes]) -> Iterator[bytes]:
