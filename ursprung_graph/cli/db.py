@@ -7,8 +7,10 @@ import sys
 import click
 
 from ..config import load_settings
+from ..query.gaps import gap_summary
 from ..store import StoreError, embedded_server
 from .common import open_graph
+from .gaps_text import print_summary
 
 
 @click.group()
@@ -37,11 +39,16 @@ def db_stop() -> None:
 
 @db.command("status")
 def db_status() -> None:
-    """Say whether the embedded server runs, and where."""
+    """Say whether the embedded server runs, and where; the capture gaps per host."""
     settings = load_settings()
     server = embedded_server(settings)
     if server.is_running():
         click.echo(f"running: pid {server.pid()}, socket {server.socket}, data {server.data_dir}")
+        store = open_graph(settings)
+        try:
+            print_summary(gap_summary(store))
+        finally:
+            store.close()
     else:
         click.echo(f"not running (data {server.data_dir})")
         sys.exit(3)

@@ -23,13 +23,14 @@ _FIELDS = (
     "x.key AS key, x.host AS host, x.source AS source, x.start AS start, x.end AS end, "
     "x.count AS count, x.reason AS reason, x.run AS run"
 )
-_OVERLAPS = "x.start <= $until AND (x.end IS NULL OR x.end >= $since) AND (x.note IS NULL OR x.note = false)"
+_NOT_NOTE = "(x.note IS NULL OR x.note = false)"
+_OVERLAPS = f"x.start <= $until AND (x.end IS NULL OR x.end >= $since) AND {_NOT_NOTE}"
 
 GAPS_OF_HOSTS = Cypher(
     f"UNWIND $hosts AS h MATCH (x:{g.GAP} {{host: h}}) WHERE {_OVERLAPS} RETURN {_FIELDS}"
 )
 GAPS_OF_RUN = Cypher(
-    f"MATCH (x:{g.GAP}) WHERE x.run = $run AND (x.note IS NULL OR x.note = false) RETURN {_FIELDS}"
+    f"MATCH (x:{g.GAP}) WHERE x.run = $run AND {_NOT_NOTE} RETURN {_FIELDS}"
 )
 #: The root of a lineage without edges: its host and when it was seen.
 NODE_SPAN: dict[str, Cypher] = {
@@ -73,25 +74,41 @@ def gaps_of_hosts(store: GraphStore, hosts: list[str], since: int, until: int) -
 
 
 def _window(store: GraphStore, lineage: Lineage, as_of: int | None) -> tuple[int, int] | None:
-    if lineage.edges:
-        since = min(e.first for e in lineage.edges)
-        until = max(e.last for e in lineage.edges)
-    else:
-        for statement in NODE_SPAN.values():
-            rows = store.read(statement, {"key": lineage.root})
-            if rows and rows[0]["first"] is not None:
-                since, until = rows[0]["first"], rows[0]["last"]
-                break
+    """[since, until] of what the answer depends on. Upstream, everything it walked happened
+    between the earliest edge and the root's last edge (the last write of a file: a walked
+    edge's later reads do not reach it); downstream, between the root's first edge and the
+    latest edge. No edges: the root's own first and last times. ``as_of`` widens the
+    window to the bound (a missed write before it, a missed read after it)."""
+    root = lineage.root
+    at_root = [e for e in lineage.edges if root in (e.source, e.target)]
+    if at_root:
+        if lineage.direction == "up":
+            since = min(e.first for e in lineage.edges)
+            until = max(e.last for e in at_root)
         else:
+            since = min(e.first for e in at_root)
+            until = max(e.last for e in lineage.edges)
+    else:
+        span = _node_span(store, root)
+        if span is None:
             if as_of is None:
                 return None
-            since = until = as_of
+            span = (as_of, as_of)
+        since, until = span
     if as_of is not None:
         if lineage.direction == "up":
             until = max(until, as_of)
         else:
             since = min(since, as_of)
     return since, until
+
+
+def _node_span(store: GraphStore, key: str) -> tuple[int, int] | None:
+    for statement in NODE_SPAN.values():
+        rows = store.read(statement, {"key": key})
+        if rows and rows[0]["first"] is not None:
+            return rows[0]["first"], rows[0]["last"]
+    return None
 
 
 def lineage_gaps(store: GraphStore, lineage: Lineage, as_of: int | None = None) -> list[GapInfo]:
@@ -124,7 +141,7 @@ def run_gaps(store: GraphStore, run: RunSummary) -> list[GapInfo]:
 
 def gap_summary(store: GraphStore) -> list[GapSummary]:
     """Gaps per host and source (notes apart)."""
-    return [GapSummary(host=r["host"], source=r["source"], gaps=r["gaps"], lost=r["lost"] or 0,
-                       first=r["first"], last=r["last"], open=r["open"],
-                       note=bool(r["note"]))
+    return [GapSummary(host=r["host"], source=r["source"], gaps=int(r["gaps"]),
+                       lost=int(r["lost"] or 0), first=r["first"], last=r["last"],
+                       open=int(r["open"] or 0), note=bool(r["note"]))
             for r in store.read(GAP_SUMMARY)]

@@ -8,8 +8,9 @@ The parser's ``AuditEvent`` is a syscall record of the shape the shared OS model
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from ...schema.event import (
     SCHEMA_VERSION,
@@ -26,6 +27,11 @@ from .daemon import DaemonRecord, daemon_lines, record_time
 from .records import AuditEvent, AuditParser, CaptureGap, Completed, Output, Rejected, line_blocks
 
 SOURCE = "auditd"
+
+#: What the source takes from a block: the parser's outputs and auditd's own records, per
+#: (offset after a line, events pending there, records so far) as the parser groups them.
+Item = Output | DaemonRecord
+Group = tuple[int, int, int, list[Item]]
 
 #: Cut a chunk after this much input even if an event is still open (a pathological log
 #: that never pauses between events): memory stays bounded, at the price of that event.
@@ -85,7 +91,7 @@ class AuditdSource:
     def flush(self, where: str, out: Chunk) -> None:
         self.take(self.parser.flush(), out, where)
 
-    def _parse(self, data: bytes, offset: int) -> list[Completed]:
+    def _parse(self, data: bytes, offset: int) -> list[Group]:
         """The parser's completed groups for a block; a last line without a newline (the
         end of the input, cut off) is fed as it is. auditd's own records (which the parser
         skips) join the group of the first line at or after theirs."""
@@ -99,9 +105,11 @@ class AuditdSource:
             if items:
                 done.append((offset + len(data), parser.pending, parser.records, items))
         daemon = list(daemon_lines(data, offset))
-        return _with_daemon(done, daemon, offset + len(data), parser) if daemon else done
+        if not daemon:
+            return cast(list[Group], done)  # a list of Output is a list of Item
+        return _with_daemon(done, daemon, offset + len(data), parser.pending, parser.records)
 
-    def take(self, items: list[Output], chunk: Chunk | ResumableChunk, where: str) -> None:
+    def take(self, items: Sequence[Item], chunk: Chunk | ResumableChunk, where: str) -> None:
         """Parsed items into ``chunk``."""
         apply, events = self.model.apply, chunk.events
         made: list[Event] = []
@@ -165,21 +173,19 @@ class AuditdSource:
 
 
 def _with_daemon(done: list[Completed], daemon: list[DaemonRecord], block_end: int,
-                 parser: AuditParser) -> list[Completed]:
+                 pending: int, records: int) -> list[Group]:
     """``done`` with each DAEMON_* record in the group of the first line at or after it, or
-    in a group at the end of the block (where the parser's counts are exact)."""
-    out: list[Completed] = []
+    in a group at the end of the block (where the parser's counts, given, are exact)."""
+    out: list[Group] = []
     i = 0
-    for end, pending, records, items in done:
-        if i < len(daemon) and daemon[i].end <= end:
-            first: list[Output] = []
-            while i < len(daemon) and daemon[i].end <= end:
-                first.append(daemon[i])
-                i += 1
-            items = first + items
-        out.append((end, pending, records, items))
+    for end, at_end, count, items in done:
+        first: list[Item] = []
+        while i < len(daemon) and daemon[i].end <= end:
+            first.append(daemon[i])
+            i += 1
+        out.append((end, at_end, count, [*first, *items]))
     if i < len(daemon):
-        out.append((block_end, parser.pending, parser.records, list(daemon[i:])))
+        out.append((block_end, pending, records, list(daemon[i:])))
     return out
 
 
