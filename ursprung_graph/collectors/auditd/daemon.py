@@ -39,6 +39,7 @@ class DaemonRecord:
     kind: str
     rtype: str
     ts: int
+    serial: int
     node: str | None
     what: str
     end: int
@@ -59,12 +60,12 @@ def parse_daemon(line: bytes, end: int = -1) -> DaemonRecord | None:
         kind = "note"
     else:
         return None
-    ts, _ = _ts_serial(stamp)
+    ts, serial = _ts_serial(stamp)
     fields = {k.decode(): v.strip(b'"').decode("ascii", "replace")
               for k, v in _FIELD.findall(body)}
     detail = ", ".join(f"{k}={fields[k]}" for k in ("op", "reason", "res") if k in fields)
     what = f"auditd {rtype.decode()[7:].lower()}" + (f" ({detail})" if detail else "")
-    return DaemonRecord(kind, rtype.decode(), ts, node.decode("ascii", "replace")
+    return DaemonRecord(kind, rtype.decode(), ts, serial, node.decode("ascii", "replace")
                         if node else None, what, end)
 
 

@@ -144,7 +144,7 @@ class AuditdSource:
                            resumes=record.kind == "resume",
                            end=record.ts if record.kind == "note" else None)
         return Event(v=SCHEMA_VERSION, source=SOURCE, host=host, ts=record.ts,
-                     seq=f"daemon.{record.end}", kind=Kind.GAP, proc=ProcessInfo(pid=0),
+                     seq=f"daemon.{record.serial}", kind=Kind.GAP, proc=ProcessInfo(pid=0),
                      gap=record.what, window=window)
 
     def chunks(self, lines: Iterable[bytes], offset: int, where: str,
