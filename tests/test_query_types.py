@@ -41,7 +41,7 @@ def test_run_facts_json_lists_the_summary_first():
     summary = list(RunSummary.__struct_fields__)
     assert keys[:len(summary)] == summary
     assert keys[len(summary):] == ["inputs", "outputs", "intermediates", "programs",
-                                   "environment_files", "processes"]
+                                   "environment_files", "processes", "complete", "gaps"]
 
 
 def test_one_rule_for_system_files():

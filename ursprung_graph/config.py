@@ -109,6 +109,9 @@ class CollectConfig(_Section):
     ebpf_uids: list[int] = msgspec.field(default_factory=list)
     ebpf_cgroups: list[str] = msgspec.field(default_factory=list)
     ebpf_commands: list[str] = msgspec.field(default_factory=list)
+    #: `collect auditd --follow` (or on stdin): sample the kernel's lost-events counter
+    #: (`auditctl -s`) this often; a growth is a capture gap. 0: never.
+    lost_sample_seconds: float = 10.0
 
 
 class IngestConfig(_Section):

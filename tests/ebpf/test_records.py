@@ -130,10 +130,11 @@ def test_a_name_cut_by_the_kernel_is_marked():
 
 def test_gaps_become_gap_events_of_the_root():
     from ursprung_graph.collectors.ebpf.adapter import CallConverter
-    from ursprung_graph.schema.event import Kind
+    from ursprung_graph.schema.event import GapWindow, Kind
 
     conv = CallConverter("h", root=42, cwd="/", parent_pid=1)
     conv.adopt_root(7)
-    ev = conv.gap(99, "3 records lost")
-    assert (ev.kind, ev.proc.pid, ev.proc.start, ev.ts, ev.gap, ev.source) == (
-        Kind.GAP, 42, 7, 99, "3 records lost", "ebpf")
+    window = GapWindow(source="ebpf-lost", end=99, count=3)
+    ev = conv.gap(99, "3 records lost", window)
+    assert (ev.kind, ev.proc.pid, ev.proc.start, ev.ts, ev.gap, ev.source, ev.window) == (
+        Kind.GAP, 42, 7, 99, "3 records lost", "ebpf", window)

@@ -15,7 +15,7 @@ graph ``key``.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, NewType, TypeVar
+from typing import Annotated, TypeVar
 
 import strawberry
 from msgspec import UnsetType
@@ -55,7 +55,9 @@ from ..query.types import (
 from ..schema.times import TimeError, parse_time
 from .context import Context
 from .errors import ApiError
+from .gaps import CaptureGap, capture_gaps
 from .limits import Limits, limits_rule
+from .scalars import Time
 
 T = TypeVar("T")
 
@@ -75,7 +77,6 @@ def _parse_time(value: object) -> int:
         raise ValueError(str(exc)) from exc
 
 
-Time = NewType("Time", int)
 
 TIME_SCALAR = strawberry.scalar(
     name="Time",
@@ -317,6 +318,9 @@ class Lineage:
     truncated: bool = strawberry.field(
         description="True when the walk stopped early (depth, node cap, time budget).")
     reason: str | None = strawberry.field(description="Why it stopped early, if it did.")
+    complete: bool = strawberry.field(
+        description="False when the walk crosses capture gaps: events may be missing.")
+    gaps: list[CaptureGap] = strawberry.field(description="The capture gaps it crosses.")
 
     @classmethod
     def of(cls, ctx: Context, view: LineageView) -> Lineage:
@@ -327,7 +331,7 @@ class Lineage:
         return cls(root_key=view.root, direction=Direction(view.direction),
                    nodes=[graph_node(n) for n in view.nodes],
                    edges=[Edge.of(e, kinds) for e in view.edges], truncated=view.truncated,
-                   reason=view.reason)
+                   reason=view.reason, complete=view.complete, gaps=capture_gaps(view.gaps))
 
     @strawberry.field(description="The node it starts from (null for a run's lineage).")
     async def root(self, info: Info) -> GraphNode | None:
@@ -450,6 +454,15 @@ class Run(Node):
     async def processes(self, info: Info) -> list[RunStep]:
         facts = await info.context.run_facts(self.summary)
         return [RunStep.of(p) for p in facts.processes]
+
+    @strawberry.field(description="False when events of the run may be missing (capture "
+                                  "gaps of the run or of its host while it ran).")
+    async def complete(self, info: Info) -> bool:
+        return (await info.context.run_facts(self.summary)).complete
+
+    @strawberry.field(description="The capture gaps of the run, by start.")
+    async def gaps(self, info: Info) -> list[CaptureGap]:
+        return capture_gaps((await info.context.run_facts(self.summary)).gaps)
 
     @strawberry.field(description="How it made its outputs: their upstream through its own "
                                   "processes.")

@@ -82,12 +82,20 @@ def collect_auditd(log_path: str, host: str | None, to: str, config_path: str | 
                    follow: bool, verbose: bool) -> None:
     """Publish an audit log (or auditd's stream on stdin, as an audisp plugin)."""
     from ..collectors.auditd import AuditdSource
+    from ..pipeline.gap_watch import GapWatch, LostCounter
 
     setup_logging(verbose)
     config = config_or_fail(config_path)
     name = host or config.collect.host or default_host()
-    _run(log_path, lambda state: AuditdSource(name, state), "auditd", name, to, config,
-         follow, stop_on_signals())
+    every = config.collect.lost_sample_seconds
+    live = follow or log_path == "-"  # gaps are about the live stream, not a file read once
+
+    def source(state: bytes | None) -> GapWatch:
+        # No state: no checkpoint to resume from (stdin never has one).
+        return GapWatch(AuditdSource(name, state), name, restart=live and state is None,
+                        lost=LostCounter(name, every) if live and every > 0 else None)
+
+    _run(log_path, source, "auditd", name, to, config, follow, stop_on_signals())
 
 
 @collect.command("ebpf")

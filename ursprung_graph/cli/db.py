@@ -7,8 +7,10 @@ import sys
 import click
 
 from ..config import load_settings
+from ..query.gaps import gap_summary
 from ..store import StoreError, embedded_server
-from .common import open_graph
+from .common import config_or_fail, open_graph
+from .gaps_text import print_summary
 
 
 @click.group()
@@ -36,15 +38,41 @@ def db_stop() -> None:
 
 
 @db.command("status")
-def db_status() -> None:
-    """Say whether the embedded server runs, and where."""
+@click.option("--kafka", "kafka_url", default=None, metavar="kafka://HOST:PORT",
+              help="Also say how far ingest is behind this broker (the ingest group's "
+                   "committed offsets on the events topic against its end).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="ursprung.toml [default: $URSPRUNG_CONFIG or ./ursprung.toml].")
+def db_status(kafka_url: str | None, config_path: str | None) -> None:
+    """Say whether the embedded server runs, and where; the capture gaps per host."""
     settings = load_settings()
     server = embedded_server(settings)
+    if kafka_url is not None:
+        _print_lag(kafka_url, config_path)
     if server.is_running():
         click.echo(f"running: pid {server.pid()}, socket {server.socket}, data {server.data_dir}")
+        store = open_graph(settings)
+        try:
+            print_summary(gap_summary(store))
+        finally:
+            store.close()
     else:
         click.echo(f"not running (data {server.data_dir})")
         sys.exit(3)
+
+
+def _print_lag(url: str, config_path: str | None) -> None:
+    from ..ingest.bus import BusError, open_bus
+    from ..ingest.lag import ingest_lag
+
+    config = config_or_fail(config_path)
+    try:
+        lag = ingest_lag(open_bus(url, config), config.ingest.group, config.kafka.events_topic)
+    except BusError as exc:
+        raise click.ClickException(f"cannot read the ingest lag from {url}: {exc}") from exc
+    state = "up to date" if lag.messages == 0 else \
+        f"{lag.messages:,} messages not yet in the store (answers may miss their events)"
+    click.echo(f"ingest lag ({lag.group} on {lag.topic}, {lag.partitions} partitions): {state}")
 
 
 @db.command("reset")

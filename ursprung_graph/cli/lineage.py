@@ -14,6 +14,7 @@ from ..query.types import EndpointNode, FileNode, Lineage, ProcessNode
 from ..schema.names import name_from_os
 from ..schema.times import TimeError, parse_time
 from .common import classifier, open_graph, printable, to_json
+from .gaps_text import print_gaps
 
 
 @click.command("lineage")
@@ -23,7 +24,8 @@ from .common import classifier, open_graph, printable, to_json
               show_default=True, help="up: where it came from; down: what it went into.")
 @click.option("--depth", type=click.IntRange(1, 1000), default=DEFAULT_DEPTH,
               show_default=True, help="Maximum number of hops.")
-@click.option("--json", "as_json", is_flag=True, help="Print {root, nodes, edges} as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print {root, nodes, edges, complete, gaps} as JSON.")
 @click.option("--all", "show_all", is_flag=True,
               help="Also list system files (libraries, interpreters, caches).")
 @click.option("--as-of", "as_of", default=None, metavar="TIME",
@@ -97,3 +99,4 @@ def _print_lineage(path: str, result: Lineage, hide: Classifier | None) -> None:
         for o in other:
             label = f"{o.address}:{o.port}" if isinstance(o, EndpointNode) else o.id
             click.echo(f"  {o.kind} {printable(label)}")
+    print_gaps("this lineage", result.complete, result.gaps)

@@ -16,6 +16,7 @@ from ..query.types import RunSummary
 from ..store.base import GraphStore
 from .common import classifier, open_graph, printable, to_json
 from .compare_text import render, render_explanations
+from .gaps_text import print_gaps
 
 
 @click.group("runs")
@@ -124,6 +125,7 @@ def show_cmd(run_id: str, as_json: bool) -> None:
             click.echo(f"  {_text(digest):12}  {_text(f.rel or f.path)}")
     click.echo(f"\nprocesses ({len(facts.processes)}); "
                f"{facts.environment_files} files of the software environment read")
+    print_gaps("this run", facts.complete, facts.gaps)
 
 
 @runs.command("compare")

@@ -15,6 +15,7 @@ from typing import Any
 from ..schema import graph as g
 from ..schema.event import DeadLetter, Event, Kind
 from ..store.cypher import Cypher
+from .gaps import GapRows
 from .rows import chunked
 from .runs import RunRows
 
@@ -145,6 +146,7 @@ class Batch:
         self.edges: dict[tuple[g.EdgeType, str, str], list[int]] = {}
         self.dead: dict[str, dict[str, Any]] = {}
         self.runs = RunRows()  # pipeline runs and file versions (ingest/runs.py)
+        self.gaps = GapRows()  # capture gaps (ingest/gaps.py)
         self.events = 0
 
     def __len__(self) -> int:
@@ -159,11 +161,9 @@ class Batch:
             return
         host, ts = ev.host, ev.ts
         if ev.kind is Kind.GAP:
-            # A capture gap is kept beside the dead letters (what could not be read) and
-            # makes no node: its process may be one the collector never saw act.
-            key = f"gap:{ev.source}:{host}:{ev.seq}"
-            self.dead[key] = {"key": key, "source": ev.source, "reason": f"capture gap: {ev.gap}",
-                              "raw": "", "where": f"pid {ev.proc.pid} at {ts}", "host": host}
+            # A capture gap is a Gap node of its host and window; it makes no process
+            # node: its process may be one the collector never saw act.
+            self.gaps.add(ev)
             return
         proc = self._process(host, ev.proc, ts, ev)
         kind = ev.kind
@@ -193,6 +193,7 @@ class Batch:
         key = f"{dead.source}:{host}:{dead.where}"
         self.dead[key] = {"key": key, "source": dead.source, "reason": dead.reason,
                           "raw": dead.raw, "where": dead.where, "host": host}
+        self.gaps.add_dead(dead, host)
 
     def _process(self, host: str, info: Any, ts: int, ev: Event, *,
                  child: bool = False) -> str:
@@ -257,7 +258,7 @@ class Batch:
 
     def statements(self) -> list[tuple[Cypher, dict[str, Any]]]:
         """Nodes before the edges that MATCH them; each list cut into bounded statements."""
-        out: list[tuple[Cypher, dict[str, Any]]] = []
+        out: list[tuple[Cypher, dict[str, Any]]] = self.gaps.statements()
         node_rows = [
             (UPSERT_PROCESSES, self.processes), (UPDATE_PROCESS_INFO, self.info),
             (UPDATE_PROCESS_END, self.ends), (UPSERT_FILES, self.files),

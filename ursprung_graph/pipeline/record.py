@@ -37,7 +37,16 @@ from ..content import ContentStore, hash_file
 from ..ingest.runs import params_of
 from ..query.classify import Classifier
 from ..query.runs import RunFiles
-from ..schema.event import SCHEMA_VERSION, Event, FileRef, Kind, ProcessInfo, RunInfo, VersionInfo
+from ..schema.event import (
+    SCHEMA_VERSION,
+    Event,
+    FileRef,
+    GapWindow,
+    Kind,
+    ProcessInfo,
+    RunInfo,
+    VersionInfo,
+)
 from ..schema.names import name_from_os
 from ..store.base import GraphStore
 from .environment import environment_of
@@ -123,6 +132,9 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
     # (with its environment: the interpreters are asked for their versions while the files
     # are hashed), then the versions it observed, in chunks as they are hashed.
     cache = cache_dir / "interpreters.json" if cache_dir is not None else None
+    gaps = run_gaps(result, run_id, source, host, root)
+    if gaps:
+        tracing.put(gaps)
     try:
         versions, stored = _queue_facts(tracing, files, config, content_root, run_id, event,
                                         info, cache)
@@ -148,6 +160,17 @@ def capture_gap(result: TraceResult) -> dict[str, str]:
     first, last = min(ts for ts, _ in result.gaps), max(ts for ts, _ in result.gaps)
     return {CAPTURE_GAP: f"{result.lost} records lost in {len(result.gaps)} gaps between "
                          f"{first} and {last} (epoch ns)"}
+
+
+def run_gaps(result: TraceResult, run_id: str, source: str, host: str,
+             root: ProcessInfo) -> list[Event]:
+    """The records the tracer lost, as capture gaps of the run (the eBPF tracer reported
+    them as it went: the same gaps, now linked to the run)."""
+    kind = "ebpf-lost" if source == "ebpf" else "trace-lost"
+    return [Event(v=SCHEMA_VERSION, source=source, host=host, ts=ts, seq=f"run:{run_id}:gap:{i}",
+                  kind=Kind.GAP, proc=root, gap=f"{count} records lost by the tracer",
+                  window=GapWindow(source=kind, end=ts, count=count, run=run_id))
+            for i, (ts, count) in enumerate(result.gaps)]
 
 
 def _trace(mode: str, argv: Sequence[str], sink: StoreSink,

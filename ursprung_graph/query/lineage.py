@@ -27,6 +27,7 @@ from ..schema import graph as g
 from ..schema.times import FOREVER
 from ..store.base import GraphStore
 from ..store.cypher import Cypher
+from .gaps import with_gaps
 from .types import EndpointNode, FileNode, Lineage, LineageEdge, LineageNode, PipeNode, ProcessNode
 
 DEFAULT_DEPTH = 30
@@ -253,8 +254,8 @@ def walk(store: GraphStore, root: str, *, direction: Literal["up", "down"] = "up
         frontier = reached
     result = Lineage(root=root, direction=direction, nodes=load_nodes(store, labels),
                      edges=sorted(edges.values(), key=lambda e: (e.first, e.source)))
-    return Walk(lineage=result, truncated=reason is not None, reason=reason,
-                distance=distance)
+    return Walk(lineage=with_gaps(store, result, as_of), truncated=reason is not None,
+                reason=reason, distance=distance)
 
 
 def _next_bound(upstream: bool, rel: str, bound: int, first: int, last: int) -> int:

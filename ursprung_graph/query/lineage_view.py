@@ -25,7 +25,7 @@ from ..schema import graph as g
 from ..store.base import GraphStore
 from .classify import Classifier
 from .lineage import DEFAULT_DEPTH, Step, walk
-from .types import LineageEdge, LineageNode
+from .types import GapInfo, LineageEdge, LineageNode
 
 #: Node kinds a lineage can list.
 KINDS = ("file", "process", "pipe", "endpoint")
@@ -40,6 +40,8 @@ class LineageView(msgspec.Struct, frozen=True):
     edges: list[LineageEdge]
     truncated: bool = False
     reason: str | None = None
+    complete: bool = True  # False: the walk crosses capture ``gaps`` (query/gaps.py)
+    gaps: list[GapInfo] = msgspec.field(default_factory=list)
 
 
 def lineage_view(store: GraphStore, root: str, *, direction: Literal["up", "down"] = "up",
@@ -64,4 +66,5 @@ def lineage_view(store: GraphStore, root: str, *, direction: Literal["up", "down
         listed = {n.id for n in nodes}
         edges = [e for e in edges if e.source in listed and e.target in listed]
     return LineageView(root=root, direction=direction, nodes=nodes, edges=edges,
-                       truncated=found.truncated, reason=found.reason)
+                       truncated=found.truncated, reason=found.reason,
+                       complete=found.lineage.complete, gaps=found.lineage.gaps)

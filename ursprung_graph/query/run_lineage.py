@@ -22,7 +22,7 @@ from .classify import Classifier
 from .lineage import DEFAULT_DEPTH, Step, Walk, walk
 from .lineage_view import LineageView
 from .runs import run_files, run_processes
-from .types import LineageEdge, LineageNode, RunProcess, RunSummary
+from .types import GapInfo, LineageEdge, LineageNode, RunProcess, RunSummary
 
 
 class RunGraph(msgspec.Struct, frozen=True):
@@ -65,7 +65,9 @@ def merged(walks: Iterable[Walk], root: str) -> LineageView:
     edges: dict[tuple[str, str, str], LineageEdge] = {}
     reason: str | None = None
     truncated = False
+    gaps: dict[str, GapInfo] = {}
     for w in walks:
+        gaps.update((x.key, x) for x in w.lineage.gaps)
         nodes.update((n.id, n) for n in w.lineage.nodes)
         edges.update(((e.source, e.target, e.kind), e) for e in w.lineage.edges)
         if w.truncated:
@@ -74,7 +76,8 @@ def merged(walks: Iterable[Walk], root: str) -> LineageView:
     return LineageView(root=root, direction="up",
                        nodes=sorted(nodes.values(), key=lambda n: (n.kind, n.id)),
                        edges=sorted(edges.values(), key=lambda e: (e.first, e.source)),
-                       truncated=truncated, reason=reason)
+                       truncated=truncated, reason=reason, complete=not gaps,
+                       gaps=sorted(gaps.values(), key=lambda x: (x.start, x.key)))
 
 
 def run_lineage(store: GraphStore, run: RunSummary, *, classifier: Classifier | None = None,

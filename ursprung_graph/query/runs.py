@@ -34,6 +34,7 @@ from ..schema.times import FOREVER
 from ..store.base import GraphStore, Row
 from ..store.cypher import Cypher
 from .classify import Classifier
+from .gaps import run_gaps
 from .types import (
     CandidateProcess,
     FileVersion,
@@ -435,6 +436,7 @@ def run_facts(store: GraphStore, ref: str | RunSummary,
     procs = run_processes(store, run)
     files = run_files(store, run, classifier, procs)
     cwd = run.cwd
+    gaps = run_gaps(store, run)
     return RunFacts(
         **{name: getattr(run, name) for name in run.__struct_fields__},
         inputs=[f.fact(cwd) for f in files.inputs],
@@ -444,6 +446,7 @@ def run_facts(store: GraphStore, ref: str | RunSummary,
         environment_files=len(files.environment),
         processes=[ProcessFact(pid=p.pid, start=p.start, end=p.end, exit_code=p.exit_code,
                                command=p.cmdline or p.exe, cwd=p.cwd) for p in procs],
+        complete=not gaps, gaps=gaps,
     )
 
 

@@ -68,11 +68,31 @@ class LineageEdge(msgspec.Struct, frozen=True):
     last: int
 
 
+class GapInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A capture gap (``Gap`` node): on ``host`` from ``start`` to ``end`` (None: still
+    open) events may be missing; ``source`` says how it is known (``schema.event.
+    GAP_SOURCES``), ``count`` how many were lost when known, ``run`` the run it happened in."""
+
+    key: str
+    host: str
+    source: str
+    start: int
+    end: int | None = None
+    count: int | None = None
+    reason: str | None = None
+    run: str | None = None
+
+
 class Lineage(msgspec.Struct, frozen=True):
+    """``complete`` is False when the walk crosses capture gaps (``gaps``): a gap on the
+    host of a node of the answer overlapping the answer's time window."""
+
     root: str
     direction: Literal["up", "down"]
     nodes: list[LineageNode] = msgspec.field(default_factory=list)
     edges: list[LineageEdge] = msgspec.field(default_factory=list)
+    complete: bool = True
+    gaps: list[GapInfo] = msgspec.field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- runs
@@ -148,6 +168,10 @@ class RunFacts(RunSummary, frozen=True, kw_only=True):
     programs: list[RunFileFact] = msgspec.field(default_factory=list)
     environment_files: int = 0
     processes: list[ProcessFact] = msgspec.field(default_factory=list)
+    #: False when events of the run may be missing: the capture ``gaps`` of the run or of
+    #: its host during it.
+    complete: bool = True
+    gaps: list[GapInfo] = msgspec.field(default_factory=list)
 
 
 class RunProcess(msgspec.Struct, frozen=True):

@@ -39,7 +39,7 @@ class Kind(StrEnum):
     PIPE_WRITE = "pipe_write"  # proc writes pipe (stdout/stderr is the pipe's write end)
     RUN = "run"  # a pipeline run (``run``) rooted in proc, with its member processes
     VERSION = "version"  # file had content ``version`` when run ``version.run`` observed it
-    GAP = "gap"  # capture gap: records of proc's syscall were lost; ``gap`` says which
+    GAP = "gap"  # capture gap: events were lost; ``gap`` says why, ``window`` where
 
 
 class ProcessInfo(msgspec.Struct, omit_defaults=True, frozen=True):
@@ -105,6 +105,35 @@ class VersionInfo(msgspec.Struct, omit_defaults=True, frozen=True):
     stored: bool = False
 
 
+#: Where capture gaps come from (``GapWindow.source``, the ``Gap`` node's ``source``).
+GAP_SOURCES = (
+    "auditd-lost-counter",  # the kernel's lost counter (`auditctl -s`) grew between samples
+    "auditd-daemon",  # auditd was not recording (DAEMON_END/ABORT until the next START)
+    "truncated-event",  # an event whose records were cut off
+    "dead-letter",  # a record that could not be read, at its time
+    "collector-restart",  # a collector started again without a checkpoint
+    "ebpf-lost",  # bpftrace's buffer overflowed
+    "trace-lost",  # strace lost records of a traced run
+)
+
+
+class GapWindow(msgspec.Struct, omit_defaults=True, frozen=True):
+    """Where a capture gap (a ``gap`` event) lies: from the event's ``ts`` to ``end``
+    (None: still open), on the event's host; ``count`` events lost when known; ``run``: the
+    traced run it happened in. ``note``: recorded but not a gap (a log rotation).
+    ``resumes``: not a gap but its end: the source records again from ``ts`` and closes its
+    open gaps that began before (auditd's DAEMON_START). ``since_last_seen``: the start is
+    not known to the collector: the host's last known time in the store (a restart)."""
+
+    source: str
+    end: int | None = None
+    count: int | None = None
+    run: str | None = None
+    note: bool = False
+    resumes: bool = False
+    since_last_seen: bool = False
+
+
 class Event(msgspec.Struct, omit_defaults=True, frozen=True):
     """One normalized provenance event."""
 
@@ -124,6 +153,7 @@ class Event(msgspec.Struct, omit_defaults=True, frozen=True):
     run: RunInfo | None = None
     version: VersionInfo | None = None
     gap: str | None = None  # Kind.GAP: what was lost, and why it is known
+    window: GapWindow | None = None  # Kind.GAP: where (None: the event's time only)
 
 
 def raw_text(data: bytes) -> str:
@@ -141,6 +171,7 @@ class DeadLetter(msgspec.Struct, omit_defaults=True, frozen=True):
     reason: str
     raw: str
     where: str = ""
+    ts: int | None = None  # when the unreadable record happened, if its header says
 
 
 _encoder = msgspec.msgpack.Encoder()

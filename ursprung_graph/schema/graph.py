@@ -122,18 +122,19 @@ WINNOWER_STATE = "WinnowerState"
 WINNOWER_NEXT = "WINNOWER_NEXT"
 
 RECORD = "Record"  # rules (issue 15): see below
+GAP = "Gap"  # capture gaps (issue 16): a host and time window in which events may be missing
 
 #: Unique keys as (label, property): every MERGE looks one up. Backends index them (Neo4j
 #: with a uniqueness constraint).
 UNIQUE_KEYS = (
     (PROCESS, "key"), (FILE, "key"), (PIPE, "key"), (ENDPOINT, "key"), (HOST, "name"),
     (DEAD_LETTER, "key"), (PIPELINE_RUN, "key"), (VERSION, "key"),
-    (WINNOWER_STATE, "key"), (WINNOWER_MODEL, "name"), (RECORD, "key"),
+    (WINNOWER_STATE, "key"), (WINNOWER_MODEL, "name"), (RECORD, "key"), (GAP, "key"),
 )
 #: Properties users and queries look nodes up by.
 LOOKUP_PROPERTIES = (
     (FILE, "path"), (PROCESS, "pid"), (PROCESS, "host"), (PIPELINE_RUN, "id"),
-    (PIPELINE_RUN, "pipeline"), (WINNOWER_STATE, "model"),
+    (PIPELINE_RUN, "pipeline"), (WINNOWER_STATE, "model"), (GAP, "host"),
 )
 
 #: Rules (issue 15): records an application's files, logs and databases yield, and the
@@ -151,3 +152,12 @@ def record_key(rule: str, subject: str, position: str) -> str:
     """A record is (rule, the thing it was read from, its position there): reading the same
     line or row again addresses the same node."""
     return f"rec:{rule}:{subject}:{position}"
+
+
+GAP_LABELS = (GAP,)
+
+
+def gap_key(host: str, source: str, start: int) -> str:
+    """A gap is (host, source, start): the same loss reported twice (a bpftrace lost line
+    and the run's summary of it) is one node."""
+    return f"gap:{host}:{source}:{start}"

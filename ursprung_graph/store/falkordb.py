@@ -15,6 +15,7 @@ from falkordb import Edge, FalkorDB, Node, Path
 
 from ..schema.graph import (
     EDGE_TYPES,
+    GAP_LABELS,
     LOOKUP_PROPERTIES,
     NODE_LABELS,
     RAN_ON,
@@ -33,7 +34,7 @@ INDEXES = UNIQUE_KEYS + LOOKUP_PROPERTIES
 #: What the schema of a graph is made of; the marker names its digest, so a changed schema
 #: is created again on the next write.
 SCHEMA_DIGEST = hashlib.sha256(repr((
-    INDEXES, NODE_LABELS, RUN_LABELS,
+    INDEXES, NODE_LABELS, RUN_LABELS, GAP_LABELS,
     sorted({e.name for e in (*EDGE_TYPES, *RUN_EDGE_TYPES, RAN_ON)}))).encode()).hexdigest()[:16]
 #: A write is refused (StoreFull) while the data's file system has less free space than
 #: this: FalkorDB, fsyncing every write, exits when it cannot append one.
@@ -109,7 +110,7 @@ class FalkorDBStore:
         type the graph has never seen (seen with two ingest workers on an empty graph).
         Creating and deleting one of each in a single statement registers them all.
         """
-        labels = ":".join(NODE_LABELS + RUN_LABELS + RULE_LABELS)
+        labels = ":".join(NODE_LABELS + RUN_LABELS + RULE_LABELS + GAP_LABELS)
         types = sorted({e.name for e in (*EDGE_TYPES, *RUN_EDGE_TYPES, *RULE_EDGE_TYPES, RAN_ON)})
         parts = [f"(a{i}:{labels})-[e{i}:{t}]->(b{i}:{labels})" for i, t in enumerate(types)]
         doomed = ", ".join(f"e{i}, a{i}, b{i}" for i in range(len(types)))

@@ -8,15 +8,30 @@ The parser's ``AuditEvent`` is a syscall record of the shape the shared OS model
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
-from ...schema.event import SCHEMA_VERSION, DeadLetter, Event, Kind, ProcessInfo, raw_text
+from ...schema.event import (
+    SCHEMA_VERSION,
+    DeadLetter,
+    Event,
+    GapWindow,
+    Kind,
+    ProcessInfo,
+    raw_text,
+)
 from ..os_model import OSModel
 from ..source import Chunk, Point
+from .daemon import DaemonRecord, daemon_lines, record_time
 from .records import AuditEvent, AuditParser, CaptureGap, Completed, Output, Rejected, line_blocks
 
 SOURCE = "auditd"
+
+#: What the source takes from a block: the parser's outputs and auditd's own records, per
+#: (offset after a line, events pending there, records so far) as the parser groups them.
+Item = Output | DaemonRecord
+Group = tuple[int, int, int, list[Item]]
 
 #: Cut a chunk after this much input even if an event is still open (a pathological log
 #: that never pauses between events): memory stays bounded, at the price of that event.
@@ -39,7 +54,7 @@ def dead_letter(raw: Rejected, where: str) -> DeadLetter:
     return DeadLetter(
         source=SOURCE, reason=raw.reason,
         raw=raw_text(raw.raw),
-        where=f"{where}:{raw.offset}",
+        where=f"{where}:{raw.offset}", ts=record_time(raw.raw[:200]),
     )
 
 
@@ -76,20 +91,25 @@ class AuditdSource:
     def flush(self, where: str, out: Chunk) -> None:
         self.take(self.parser.flush(), out, where)
 
-    def _parse(self, data: bytes, offset: int) -> list[Completed]:
+    def _parse(self, data: bytes, offset: int) -> list[Group]:
         """The parser's completed groups for a block; a last line without a newline (the
-        end of the input, cut off) is fed as it is."""
+        end of the input, cut off) is fed as it is. auditd's own records (which the parser
+        skips) join the group of the first line at or after theirs."""
         parser = self.parser
         if data[-1:] == b"\n":
-            return parser.feed_block(data, offset)
-        body = data.rfind(b"\n") + 1
-        done = parser.feed_block(data[:body], offset) if body else []
-        items = parser.feed(data[body:], offset + body)
-        if items:
-            done.append((offset + len(data), parser.pending, parser.records, items))
-        return done
+            done = parser.feed_block(data, offset)
+        else:
+            body = data.rfind(b"\n") + 1
+            done = parser.feed_block(data[:body], offset) if body else []
+            items = parser.feed(data[body:], offset + body)
+            if items:
+                done.append((offset + len(data), parser.pending, parser.records, items))
+        daemon = list(daemon_lines(data, offset))
+        if not daemon:
+            return cast(list[Group], done)  # a list of Output is a list of Item
+        return _with_daemon(done, daemon, offset + len(data), parser.pending, parser.records)
 
-    def take(self, items: list[Output], chunk: Chunk | ResumableChunk, where: str) -> None:
+    def take(self, items: Sequence[Item], chunk: Chunk | ResumableChunk, where: str) -> None:
         """Parsed items into ``chunk``."""
         apply, events = self.model.apply, chunk.events
         made: list[Event] = []
@@ -101,6 +121,8 @@ class AuditdSource:
                 chunk.dead.append(dead_letter(item, where))
             elif isinstance(item, CaptureGap):  # follows its event, whose events are `made`
                 events.append(self._gap(item, len(made)))
+            elif isinstance(item, DaemonRecord):
+                events.append(self._daemon(item))
 
     def _gap(self, gap: CaptureGap, after: int) -> Event:
         """A capture gap as an event of the process the incomplete syscall belongs to."""
@@ -111,7 +133,19 @@ class AuditdSource:
                 else ProcessInfo(pid=sc.pid, ppid=sc.ppid))
         return Event(v=SCHEMA_VERSION, source=SOURCE, host=host, ts=sc.ts,
                      seq=f"{sc.serial}.{after}", kind=Kind.GAP, proc=info,
-                     gap=f"{gap.reason} ({sc.syscall})")
+                     gap=f"{gap.reason} ({sc.syscall})",
+                     window=GapWindow(source="truncated-event", end=sc.ts))
+
+    def _daemon(self, record: DaemonRecord) -> Event:
+        """auditd stopped (a gap, open until it records again), resumed (the end of its
+        host's open gaps) or rotated its log (a note)."""
+        host = record.node or self.model.default_host
+        window = GapWindow(source="auditd-daemon", note=record.kind == "note",
+                           resumes=record.kind == "resume",
+                           end=record.ts if record.kind == "note" else None)
+        return Event(v=SCHEMA_VERSION, source=SOURCE, host=host, ts=record.ts,
+                     seq=f"daemon.{record.serial}", kind=Kind.GAP, proc=ProcessInfo(pid=0),
+                     gap=record.what, window=window)
 
     def chunks(self, lines: Iterable[bytes], offset: int, where: str,
                min_events: int = 5000) -> Iterator[ResumableChunk]:
@@ -136,6 +170,23 @@ class AuditdSource:
         chunk.records = self.parser.records - records_before
         chunk.offset = offset
         yield chunk
+
+
+def _with_daemon(done: list[Completed], daemon: list[DaemonRecord], block_end: int,
+                 pending: int, records: int) -> list[Group]:
+    """``done`` with each DAEMON_* record in the group of the first line at or after it, or
+    in a group at the end of the block (where the parser's counts, given, are exact)."""
+    out: list[Group] = []
+    i = 0
+    for end, at_end, count, items in done:
+        first: list[Item] = []
+        while i < len(daemon) and daemon[i].end <= end:
+            first.append(daemon[i])
+            i += 1
+        out.append((end, at_end, count, [*first, *items]))
+    if i < len(daemon):
+        out.append((block_end, pending, records, list(daemon[i:])))
+    return out
 
 
 def _blocks(lines: Iterable[bytes]) -> Iterator[bytes]:

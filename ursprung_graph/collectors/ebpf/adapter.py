@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from ...schema.event import SCHEMA_VERSION, Event, Kind, ProcessInfo
+from ...schema.event import SCHEMA_VERSION, Event, GapWindow, Kind, ProcessInfo
 from ..linux import AT_FDCWD, CLONE_THREAD, O_CREAT, O_TRUNC, O_WRONLY, interpreter
 from ..os_model import PathItem, Proc, SockAddr, Syscall
 from ..trace.convert import TraceModel
@@ -68,16 +68,15 @@ class CallConverter:
                 self._apply(sc, out)
         return out
 
-    def gap(self, ts: int, what: str) -> Event:
+    def gap(self, ts: int, what: str, window: GapWindow) -> Event:
         """A capture gap (records lost, a window not collected) as a ``gap`` event of the
-        traced root (node-wide: of no process), which the store keeps with its dead
-        letters."""
+        traced root (node-wide: of no process), which the store keeps as a ``Gap``."""
         self._serial += 1
         pid = self.root or 0
         start = self.root_start or 0
         return Event(v=SCHEMA_VERSION, source=self.source, host=self.host, ts=ts,
                      seq=f"gap.{self._serial}", kind=Kind.GAP,
-                     proc=ProcessInfo(pid=pid, start=start), gap=what)
+                     proc=ProcessInfo(pid=pid, start=start), gap=what, window=window)
 
     def _known(self, pid: int) -> bool:
         return self.model.process(self.host, pid) is not None

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...schema.event import Event
+from ...schema.event import Event, GapWindow
 from .adapter import CallConverter
 from .capture import Capture
 from .program import Target
@@ -174,7 +174,8 @@ class NodeCollector:
         if last is not None:
             missed = Window(last, time.time_ns())
             self._window(missed)
-            pending.append(converter.gap(missed.start, missed.describe()))
+            pending.append(converter.gap(missed.start, missed.describe(), GapWindow(
+                source="collector-restart", end=missed.end)))
         self._note_alive(force=True)
         since = time.monotonic()
         try:
@@ -192,7 +193,8 @@ class NodeCollector:
                         self.stats.lost += item.count
                         window = Window(item.ts, item.ts, item.count)
                         self._window(window)
-                        pending.append(converter.gap(item.ts, window.describe()))
+                        pending.append(converter.gap(item.ts, window.describe(), GapWindow(
+                            source="ebpf-lost", end=item.ts, count=item.count)))
                     else:
                         calls.append(item)
                 self.stats.calls += len(calls)

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from ...schema.event import Event
+from ...schema.event import Event, GapWindow
 from ..trace.runner import (
     CHUNK_EVENTS,
     CHUNK_SECONDS,
@@ -105,7 +105,8 @@ class EbpfTracer:
             if isinstance(item, Lost):
                 self.gaps.append((item.ts, item.count))
                 gaps.append(self.converter.gap(
-                    item.ts, f"{item.count} records lost by the eBPF tracer (buffer full)"))
+                    item.ts, f"{item.count} records lost by the eBPF tracer (buffer full)",
+                    GapWindow(source="ebpf-lost", end=item.ts, count=item.count)))
             else:
                 calls.append(item)
         with self._lock:
