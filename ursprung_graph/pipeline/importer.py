@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..collectors.auditd import AuditdSource
-from ..collectors.linux import default_host  # noqa: F401 (its users import it from here)
+from ..collectors.linux import default_host as default_host  # re-exported: its users
 from ..collectors.scale import map_file
 from ..config import CollectConfig
 from ..errors import UrsprungError
