@@ -108,6 +108,23 @@ def test_hash_file_streams_and_respects_the_limit(tmp_path: Path):
     assert hash_file(str(tmp_path)) is None  # not a regular file
 
 
+def test_hash_file_reads_to_the_end_whatever_the_size_says(tmp_path: Path):
+    import hashlib
+
+    from ursprung_graph.content.hashing import CHUNK
+
+    for n in (0, 1, 50, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK):
+        p = tmp_path / f"f{n}"
+        data = bytes(range(256)) * (n // 256) + bytes(n % 256)
+        p.write_bytes(data)
+        v = hash_file(str(p))
+        assert v is not None and v.sha256 == hashlib.sha256(data).hexdigest(), n
+    # a pseudo-file whose size (0) says nothing of its content is read to its end
+    status = hash_file("/proc/self/status")
+    assert status is not None and status.size == 0
+    assert status.sha256 != hashlib.sha256(b"").hexdigest()
+
+
 def test_content_store_deduplicates_and_diffs(tmp_path: Path):
     store = ContentStore(tmp_path / "content")
     a, b, c = tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "c.txt"

@@ -185,6 +185,28 @@ def test_interpreter_versions_are_cached_for_binaries_only(tmp_path: Path,
     assert asked == [str(binary)] and third[str(binary)] != first[str(binary)]
 
 
+def test_a_binary_without_a_version_is_not_asked_again(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch):
+    binary = tmp_path / "sh"
+    binary.write_bytes(b"\x7fELF fake")
+    asked: list[str] = []
+    answers = iter(["", None, "v-1"])  # ran without a version; could not be asked; ...
+
+    def probe(path: str) -> str | None:
+        asked.append(path)
+        return next(answers)
+
+    monkeypatch.setattr(trace_environment, "_probe_version", probe)
+    cache = tmp_path / "cache" / "interpreters.json"
+    assert trace_environment.probe_versions([str(binary)], cache) == {}
+    assert trace_environment.probe_versions([str(binary)], cache) == {}
+    assert asked == [str(binary)]  # its "no version" was cached
+    binary.write_bytes(b"\x7fELF another build")
+    assert trace_environment.probe_versions([str(binary)], cache) == {}  # timed out: None
+    assert trace_environment.probe_versions([str(binary)], cache) == {str(binary): "v-1"}
+    assert len(asked) == 3  # a failure to ask is not cached
+
+
 def test_the_recorders_sink_writes_what_a_plain_batch_writes(store):
     from tests.graphdump import dump
     from ursprung_graph.ingest.upserts import Batch

@@ -42,6 +42,37 @@ def test_unfinished_and_resumed_calls_are_joined_with_the_entry_time():
     assert call.args[1] == b"x"
 
 
+FAST_LINES = [
+    "7 100.000001 close(3) = 0",
+    "7 100.000001 close(33)        = -1 EBADF (Bad file descriptor)",
+    '7 100.000001 openat(AT_FDCWD, "/w/d/f00001.txt", O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0666) = 3',
+    '7 100.000001 openat(AT_FDCWD, "rel/x", O_RDONLY|O_CLOEXEC) = 4',
+    '7 100.000001 openat(5, "x", O_RDONLY|O_DIRECTORY) = -1 ENOENT (No such file or directory)',
+    r'7 100.000001 openat(AT_FDCWD, "caf\303\251 \"q\"", O_RDONLY) = 6',  # escapes: general way
+    "7 100.5 close(3) = 0",  # a time not in microseconds
+]
+
+
+def test_fast_lines_parse_as_the_general_parser_does():
+    """close and openat lines take a fast path; the same call cut in two (unfinished, then
+    resumed) takes the general one: both give the same call."""
+    for line in FAST_LINES:
+        fast = StraceParser().feed(line)
+        head, _, tail = line.rpartition(") ")
+        parser = StraceParser()
+        assert parser.feed(head + " <unfinished ...>") is None
+        general = parser.feed("7 100.9 <... " + head.split()[2].split("(")[0] + " resumed>) "
+                              + tail)
+        assert fast is not None and general is not None, line
+        assert (fast.tid, fast.ts, fast.name, fast.args, fast.ret, fast.error) == \
+            (general.tid, general.ts, general.name, general.args, general.ret,
+             general.error), line
+        assert [type(a) for a in fast.args] == [type(a) for a in general.args], line
+    call = StraceParser().feed(FAST_LINES[5])
+    assert call is not None and call.args[1] == 'café "q"'.encode()
+    assert StraceParser().feed(FAST_LINES[-1]).ts == 100_500_000_000
+
+
 def test_exit_lines_and_junk():
     parser = StraceParser()
     assert parser.feed("7 1.5 +++ exited with 3 +++").ret == 3

@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import click
 
+from ..collectors.linux import default_host
 from ..collectors.trace.runner import TraceUnavailable, check_tracing, strace_path
 from ..config import Settings
-from ..pipeline.importer import default_host
 from ..pipeline.record import record_run
 from ..store import GraphStore, StoreError, embedded_server, open_store
 from .common import config_or_fail, printable, rule_engine, rules_option

@@ -3,7 +3,14 @@ how the kernel picks the binary an exec runs."""
 
 from __future__ import annotations
 
+import os
+
 from ..schema.names import name_from_bytes, name_to_bytes
+
+
+def default_host() -> str:
+    """This machine's name, as events record it when no host is given."""
+    return os.uname().nodename
 
 #: open(2) flags by name, as strace prints them and as the kernel encodes them.
 OPEN_FLAGS = {

@@ -45,8 +45,19 @@ def hash_file(path: str, limit: int = RunsConfig().hash_limit) -> FileVersion | 
         if st.st_size > limit:
             return FileVersion(st.st_size, st.st_mtime_ns, None)
         digest = hashlib.sha256()
-        while chunk := os.read(fd, CHUNK):
+        size, done = st.st_size, 0
+        while True:
+            # one read more than the size says, so that a small file takes one read and no
+            # second one to find its end; a file that grew, or a pseudo-file whose size
+            # says nothing, is read on until its end
+            want = min(CHUNK, size + 1 - done) if done <= size else CHUNK
+            chunk = os.read(fd, want)
+            if not chunk:
+                break
             digest.update(chunk)
+            done += len(chunk)
+            if done == size and len(chunk) < want:
+                break
         after = os.fstat(fd)
     except OSError:
         return None

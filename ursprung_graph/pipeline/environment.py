@@ -45,7 +45,9 @@ def environment_of(files: RunFiles, *, probe: bool, cache: Path | None = None
 def probe_versions(paths: list[str], cache: Path | None = None) -> dict[str, str]:
     """``--version`` (for Python: ``platform.python_version()``) of each interpreter, the
     ones not in ``cache`` asked concurrently. Only binaries are cached: what a script (a
-    pyenv shim, a wrapper) runs depends on its environment, so it is asked every time."""
+    pyenv shim, a wrapper) runs depends on its environment, so it is asked every time. A
+    binary that gave no version (``sh --version`` fails) is cached as such, so that it is
+    not started again after every run."""
     known = _load_cache(cache)
     found: dict[str, str] = {}
     ask: list[tuple[str, list[object] | None]] = []
@@ -53,7 +55,8 @@ def probe_versions(paths: list[str], cache: Path | None = None) -> dict[str, str
         stamp = _stamp(path)
         hit = known.get(path)
         if stamp is not None and hit is not None and hit[:-1] == stamp:
-            found[path] = str(hit[-1])
+            if hit[-1]:  # "": the binary gave no version when it was asked
+                found[path] = str(hit[-1])
         else:
             ask.append((path, stamp))
     if ask:
@@ -64,8 +67,8 @@ def probe_versions(paths: list[str], cache: Path | None = None) -> dict[str, str
         for (path, stamp), version in zip(ask, answers, strict=True):
             if version:
                 found[path] = version
-                if stamp is not None:
-                    known[path] = [*stamp, version]
+            if stamp is not None and version is not None:
+                known[path] = [*stamp, version]  # "": it answers with no version
         if cache is not None and any(stamp is not None for _, stamp in ask):
             _save_cache(cache, known)
     return {path: found[path] for path in paths if path in found}
@@ -112,6 +115,8 @@ def _save_cache(cache: Path, known: dict[str, list[object]]) -> None:
 
 
 def _probe_version(path: str) -> str | None:
+    """The version ``path`` reports; "" if it ran and reported none (which it will do
+    again), None if it could not be asked (not started, timed out)."""
     name = os.path.basename(path)
     args = _VERSION_PROBES["python"] if name.startswith("python") else ["--version"]
     try:
@@ -120,11 +125,11 @@ def _probe_version(path: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     if done.returncode != 0:
-        return None
+        return ""
     for line in (done.stdout + "\n" + done.stderr).splitlines():
         if line.strip():
             return line.strip()[:200]
-    return None
+    return ""
 
 
 def _distributions(files: Iterable[RunFile]) -> dict[str, str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..collectors.auditd import AuditdSource
+from ..collectors.linux import default_host as default_host  # re-exported: its users
 from ..collectors.scale import map_file
 from ..config import CollectConfig
 from ..errors import UrsprungError
@@ -175,7 +176,3 @@ def import_scale_file(store: GraphStore, path: Path, *, host: str,
                    pair_events=collect.pair_events)
     write_events(store, resolve_now(store, out.events), out.dead, host)
     return len(out.events), len(out.dead)
-
-
-def default_host() -> str:
-    return os.uname().nodename

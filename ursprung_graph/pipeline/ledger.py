@@ -16,7 +16,6 @@ by a process outside the run during it, which the tracer cannot see anyway.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from ..ingest.upserts import info_rank
@@ -110,7 +109,10 @@ class RunLedger:
         """The files of the run over [start, end] in ``cwd`` as
         :func:`~ursprung_graph.query.runs.run_files` would find them in the graph, without
         versions and prior writes."""
-        files = {key: replace(f) for key, f in self.files.items()}
+        # copies (renames and classification mark them), of the fields ``add`` fills: the
+        # constructor, ten times faster than dataclasses.replace for a run's thousands
+        files = {key: RunFile(f.key, f.path, f.first_read, f.first_write, f.last_write,
+                              f.deleted, f.executed) for key, f in self.files.items()}
         follow_renames(self.renames, files, start, end)
         procs = [RunProcess(key=p["key"], pid=p["pid"], start=p["start"], exe=p["exe"],
                             argv=p["argv"], cwd=p["cwd"])

@@ -28,9 +28,11 @@ VERSION = "Version"
 RUN_LABELS = (PIPELINE_RUN, VERSION)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class EdgeType:
-    """An edge type between two labels."""
+    """An edge type between two labels. Each is one of the constants below, compared and
+    hashed by identity (ingest keys every edge row by its type: a hash of the three fields
+    per event cost more than the rest of the key)."""
 
     name: str
     source: str

@@ -49,6 +49,13 @@ _FAST_OPENAT = re.compile(
     r'openat\((AT_FDCWD|-?\d+), "([^"\\]*)", ([A-Z0-9_|]+)(?:, (0[0-7]*))?\) += '
     r"(-?\d+)(?: ([A-Z][A-Z0-9_]*))?")
 
+#: Both fast calls as whole lines, with their thread and time: one match per line for most
+#: of a trace.
+_FAST_LINE = re.compile(
+    r"(\d+) +(\d+)\.(\d+) (?:close\((\d+)\) += (-?\d+)(?: ([A-Z][A-Z0-9_]*))?"
+    r'|openat\((AT_FDCWD|-?\d+), "([^"\\]*)", ([A-Z0-9_|]+)(?:, (0[0-7]*))?\) += '
+    r"(-?\d+)(?: ([A-Z][A-Z0-9_]*))?)")
+
 SIGNALS = {
     "SIGHUP": 1, "SIGINT": 2, "SIGQUIT": 3, "SIGILL": 4, "SIGTRAP": 5, "SIGABRT": 6,
     "SIGBUS": 7, "SIGFPE": 8, "SIGKILL": 9, "SIGUSR1": 10, "SIGSEGV": 11, "SIGUSR2": 12,
@@ -80,6 +87,17 @@ class StraceParser:
 
     def feed(self, line: str) -> Call | None:
         self.lines += 1
+        f = _FAST_LINE.match(line)
+        if f is not None:
+            tid, sec, frac, fd, ret, error, dirfd, path, flags, mode, ret2, error2 = f.groups()
+            ts = int(sec) * 1_000_000_000 + (int(frac) * 1000 if len(frac) == 6
+                                             else int(frac.ljust(9, "0")[:9]))
+            if fd is not None:
+                return Call(int(tid), ts, "close", [Word(fd)], int(ret), error, self.lines)
+            args = [Word(dirfd), path.encode("utf-8", "surrogateescape"), Word(flags)]
+            if mode is not None:
+                args.append(Word(mode))
+            return Call(int(tid), ts, "openat", args, int(ret2), error2, self.lines)
         m = _LINE.match(line.rstrip("\n"))
         if m is None:
             if line.strip():
