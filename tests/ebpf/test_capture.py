@@ -10,7 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from ursprung_graph.collectors.ebpf.capture import Capture
+from ursprung_graph.collectors.ebpf.capture import Backend, Capture
 from ursprung_graph.collectors.ebpf.program import Target
 from ursprung_graph.collectors.ebpf.records import Call, Lost
 from ursprung_graph.collectors.ebpf.runner import start_gated
@@ -43,10 +43,11 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def trace(argv: list[str], **kw) -> tuple[list[Call], Capture, int]:
+def trace(argv: list[str], backend: Backend, **kw) -> tuple[list[Call], Capture, int]:
     calls: list[Call | Lost] = []
     child = start_gated(argv)
-    cap = Capture(Target(ready_pid=os.getpid(), root=child.pid), calls.extend, **kw)
+    cap = Capture(Target(ready_pid=os.getpid(), root=child.pid), calls.extend,
+                  backend=backend, **kw)
     try:
         cap.start()
         os.kill(child.pid, signal.SIGCONT)
@@ -57,8 +58,9 @@ def trace(argv: list[str], **kw) -> tuple[list[Call], Capture, int]:
     return [c for c in calls if isinstance(c, Call)], cap, code
 
 
-def test_subtree_calls_from_the_first_instruction(tmp_path: Path):
-    calls, cap, code = trace([sys.executable, "-c", CHILD, str(tmp_path)])
+def test_subtree_calls_from_the_first_instruction(tmp_path: Path, backend: Backend):
+    calls, cap, code = trace([sys.executable, "-c", CHILD, str(tmp_path)], backend)
+    assert cap.backend.kind == backend.kind
     assert code == 4
     paths = {name_to_bytes(c.path) for c in calls if c.path}
     d = str(tmp_path).encode()
@@ -85,13 +87,14 @@ def test_subtree_calls_from_the_first_instruction(tmp_path: Path):
     assert cap.parser.bad == 0 and cap.lost == 0
 
 
-def test_lost_events_are_counted(tmp_path: Path):
-    """A one-page buffer overflows under a burst of calls; whether bpftrace keeps up with a
-    given burst depends on the machine, so the burst grows until the kernel drops some."""
+def test_lost_events_are_counted(tmp_path: Path, backend: Backend):
+    """A one-page buffer overflows under a burst of calls; whether the reader keeps up with
+    a given burst depends on the machine, so the burst grows until the kernel drops some."""
     for n in (20000, 100000, 400000):
         burst = (f"import os\nfor i in range({n}):\n"
                  f"    os.close(os.open({str(tmp_path)!r} + '/f%d' % (i % 50), 65))\n")
-        calls, cap, code = trace([sys.executable, "-c", burst], ring_pages=1)
+        calls, cap, code = trace([sys.executable, "-c", burst], backend, ring_pages=1,
+                                 ring_kb=4)
         assert code == 0
         if cap.lost > 0:
             break

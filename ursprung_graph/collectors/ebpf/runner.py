@@ -20,6 +20,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -78,10 +79,10 @@ class EbpfTracer:
             raise ValueError("no command to run")
         self.argv = list(argv)
         try:
-            self.bpftrace = check_ebpf()
+            self.backend = check_ebpf()
         except EbpfUnavailable as exc:
             raise TraceUnavailable(f"{exc}; the command was not run") from exc
-        del check  # bpftrace is checked by loading the program, before the command runs
+        del check  # the back end is checked by loading the program, before the command runs
         self.env = env
         self.stdout = stdout
         self.cwd = os.path.abspath(cwd or os.getcwd())
@@ -126,7 +127,7 @@ class EbpfTracer:
                                                parent_pid=os.getpid())
                 self.converter.adopt_root(time.time_ns())
                 capture = Capture(Target(ready_pid=os.getpid(), root=child.pid),
-                                  self._deliver, bpftrace=self.bpftrace)
+                                  self._deliver, backend=self.backend)
                 try:
                     capture.start()
                 except BaseException as exc:
@@ -135,6 +136,10 @@ class EbpfTracer:
                     if isinstance(exc, EbpfUnavailable):
                         raise TraceUnavailable(f"{exc}; the command was not run") from exc
                     raise
+                if capture.fell_back is not None:
+                    print(f"ursprung run: eBPF: the compiled loader did not load "
+                          f"({capture.fell_back}); tracing with bpftrace", file=sys.stderr)
+                self.backend = capture.backend
                 os.kill(child.pid, signal.SIGCONT)
                 if self._prepare is not None:
                     threading.Thread(target=self._prepare_quietly, name="ursprung-prepare",
