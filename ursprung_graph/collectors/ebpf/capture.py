@@ -48,6 +48,8 @@ READ_BLOCK = 1 << 20
 #: reads one buffer per CPU; the loader's one ring buffer is nearly in time order.
 REORDER_LAG_NS = 200_000_000
 LOADER_LAG_NS = 20_000_000
+#: A marker not seen this long after it was sent was dropped (the ring was full): again.
+SYNC_RETRY_SECONDS = 0.5
 #: The loader's ring buffer (KiB, a power of 2), shared by all CPUs.
 RING_KB = 32768
 #: Where `make ebpf` puts the loader.
@@ -272,6 +274,8 @@ class Capture:
 
     def sync(self, timeout: float = 10.0) -> bool:
         """Wait until what the kernel buffered before this call has been read."""
+        if self.backend.kind == "libbpf":
+            return self._sync_ring(timeout)
         cpus = sorted(os.sched_getaffinity(0))
         with self._cond:
             want = self._markers
@@ -285,6 +289,19 @@ class Capture:
         finally:
             os.sched_setaffinity(0, saved)
         return self._wait_marker(want, timeout)
+
+    def _sync_ring(self, timeout: float) -> bool:
+        """One ring buffer for all CPUs: one marker read means all before it was; a marker
+        the kernel dropped (the ring was full) is sent again."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            want = self._markers + 1
+        while True:
+            os.getpgid(0)
+            if self._wait_marker(want, SYNC_RETRY_SECONDS):
+                return True
+            if time.monotonic() > deadline:
+                return False
 
     def flush(self) -> None:
         """Deliver everything read so far, without waiting for later calls (after

@@ -221,7 +221,7 @@ int main(int argc, char **argv)
 	__u64 lost_seen = 0;
 	int status = 0;
 	while (!stopping) {
-		err = ring_buffer__poll(rb, 100);
+		err = ring_buffer__poll(rb, POLL_MS);
 		if (err < 0 && err != -EINTR) {
 			status = die("reading the ring buffer", err);
 			break;

@@ -155,13 +155,21 @@ static __always_inline struct scratch *start(__u8 type, __u32 tid, __u32 pid)
 	return s;
 }
 
+/* The reader is woken only when WAKE_BYTES (at most a quarter of the ring) are waiting, or
+ * for a marker (it polls every POLL_MS anyway): a wake-up per record would cost a context
+ * switch per call. */
 static __always_inline void emit(struct scratch *s, __u32 len)
 {
 	__u32 size = sizeof(struct rec) + (len & (SCRATCH - 1));
 	s->h.size = size;
 	if (size > sizeof(struct scratch))
 		return;
-	if (bpf_ringbuf_output(&rb, s, size, 0)) {
+	__u64 threshold = bpf_ringbuf_query(&rb, BPF_RB_RING_SIZE) / 4;
+	if (threshold > WAKE_BYTES)
+		threshold = WAKE_BYTES;
+	__u64 wake = s->h.type == REC_MARK || bpf_ringbuf_query(&rb, BPF_RB_AVAIL_DATA) >= threshold
+		? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&rb, s, size, wake)) {
 		__u32 zero = 0;
 		__u64 *n = bpf_map_lookup_elem(&lost, &zero);
 		if (n)

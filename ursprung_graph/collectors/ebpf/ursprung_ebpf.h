@@ -10,6 +10,8 @@
 #define ARG_MAX_LEN 1024     /* one argv element, with its NUL */
 #define MAX_ARGS 64          /* argv elements per exec */
 #define FLAG_CUT 1           /* a string was longer than what was read */
+#define WAKE_BYTES (256 << 10) /* records waiting before the reader is woken */
+#define POLL_MS 50           /* the reader looks anyway this often */
 
 /* record types */
 #define REC_CALL 'S'   /* a syscall that succeeded, with its strings */
