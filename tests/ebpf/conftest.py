@@ -1,5 +1,6 @@
 """eBPF tests: the reason they cannot run here (if any), each back end as a fixture, and a
-guard that ends every bpftrace or loader a test started (found by a token in its environment), even when the test fails."""
+guard that ends every bpftrace or loader a test started (found by a token in its
+environment), even when the test fails."""
 
 from __future__ import annotations
 

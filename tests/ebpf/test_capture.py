@@ -10,13 +10,15 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from ursprung_graph.collectors.ebpf.capture import Backend, Capture
 from ursprung_graph.collectors.ebpf.program import Target
 from ursprung_graph.collectors.ebpf.records import Call, Lost
 from ursprung_graph.collectors.ebpf.runner import start_gated
 from ursprung_graph.schema.names import name_to_bytes
 
-from .conftest import needs_ebpf
+from .conftest import ebpf_missing, needs_ebpf
 
 pytestmark = needs_ebpf
 
@@ -101,3 +103,28 @@ def test_lost_events_are_counted(tmp_path: Path, backend: Backend):
     assert cap.lost > 0
     opens = [c for c in calls if c.name == "openat" and c.path and c.path.startswith(str(tmp_path))]
     assert len(opens) < n
+
+
+def test_lost_records_arrive_as_gap_events_of_the_run(tmp_path: Path):
+    """`ursprung run`'s tracer with a one-page ring: the records the kernel dropped become
+    ``Kind.GAP`` events of the run's root, and the result counts them."""
+    why = ebpf_missing("libbpf")
+    if why is not None:
+        pytest.skip(f"the libbpf back end (the one with a ring size to set) is missing: {why}")
+    from ursprung_graph.collectors.ebpf.runner import EbpfTracer
+    from ursprung_graph.schema.event import Event, Kind
+
+    for n in (20000, 100000, 400000):
+        events: list[Event] = []
+        burst = (f"import os\nfor i in range({n}):\n"
+                 f"    os.close(os.open({str(tmp_path)!r} + '/f%d' % (i % 50), 65))\n")
+        tracer = EbpfTracer([sys.executable, "-c", burst], events.extend, host="h",
+                            ring_kb=4)
+        result = tracer.wait_stored(tracer.run())
+        if result.lost > 0:
+            break
+    assert result.returncode == 0 and result.lost > 0
+    gaps = [e for e in events if e.kind is Kind.GAP]
+    assert gaps and sum(n for _, n in result.gaps) == result.lost
+    assert {(e.proc.pid, e.proc.start) for e in gaps} == {(result.root_pid, result.root_start)}
+    assert all("records lost" in e.gap for e in gaps)

@@ -37,7 +37,7 @@ from ..trace.runner import (
     TraceUnavailable,
 )
 from .adapter import CallConverter
-from .capture import Capture, EbpfUnavailable, check_ebpf
+from .capture import RING_KB, Capture, EbpfUnavailable, check_ebpf
 from .program import Target
 from .records import Call, Lost
 
@@ -73,8 +73,9 @@ class EbpfTracer:
                  chunk_seconds: float = CHUNK_SECONDS, check: bool = True,
                  observe: Sink | None = None,
                  prepare: Callable[[], object] | None = None,
-                 stdout: int | None = None) -> None:
-        """``stdout``: the command's stdout (None: ours, untouched)."""
+                 stdout: int | None = None, ring_kb: int = RING_KB) -> None:
+        """``stdout``: the command's stdout (None: ours, untouched); ``ring_kb``: the
+        loader's ring buffer."""
         if not argv:
             raise ValueError("no command to run")
         self.argv = list(argv)
@@ -91,6 +92,7 @@ class EbpfTracer:
         self.gaps: list[tuple[int, int]] = []  # (ts, records lost)
         self._writer = ChunkWriter(sink, min_events=chunk_events, max_delay=chunk_seconds)
         self._prepare = prepare
+        self._ring_kb = ring_kb
         self._lock = threading.Lock()
         self.converter: CallConverter | None = None
         self._flushed = False
@@ -127,7 +129,8 @@ class EbpfTracer:
                                                parent_pid=os.getpid())
                 self.converter.adopt_root(time.time_ns())
                 capture = Capture(Target(ready_pid=os.getpid(), root=child.pid),
-                                  self._deliver, backend=self.backend)
+                                  self._deliver, backend=self.backend,
+                                  ring_kb=self._ring_kb)
                 try:
                     capture.start()
                 except BaseException as exc:
