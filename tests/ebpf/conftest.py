@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,6 +58,9 @@ def no_bpftrace_left(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     name, value = token.split("=")
     monkeypatch.setenv(name, value)
     yield
+    deadline = time.monotonic() + 5  # a back end told to stop may take a moment to go
+    while _tagged(token.encode()) and time.monotonic() < deadline:
+        time.sleep(0.05)
     left = _tagged(token.encode())
     for pid in left:
         os.kill(pid, signal.SIGKILL)

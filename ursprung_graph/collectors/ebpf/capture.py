@@ -313,6 +313,21 @@ class Capture:
             if items:
                 self.deliver(items)
 
+    def detach(self) -> None:
+        """End the back end without waiting for it (after :meth:`sync` and :meth:`flush`,
+        when everything wanted has been delivered): detaching its probes takes the kernel
+        ~0.5 s, which nobody needs to wait for. A daemon thread reaps it."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+        threading.Thread(target=self._stop_quietly, name="ursprung-ebpf-stop",
+                         daemon=True).start()
+
+    def _stop_quietly(self) -> None:
+        with contextlib.suppress(BaseException):  # nothing is delivered any more
+            self.stop()
+
     def stop(self) -> None:
         """End the back end and deliver what is left. Raises what the reader met."""
         proc = self._proc

@@ -2,16 +2,16 @@
 has ``run``, ``put`` and ``wait_stored`` like ``collectors.trace.runner.Tracer``.
 
 The command is followed from its first instruction: a gate (``/bin/sh`` that stops itself
-with SIGSTOP) is started first, its pid becomes the root of the traced subtree, bpftrace is
-started on that subtree, and only once every probe is attached does the gate get SIGCONT
-and exec the command (the same process: exec keeps the pid). No descriptor is handed to the
-gate, so the command inherits exactly the caller's. The command's stdin, stdout, stderr,
-environment and exit status are untouched; bpftrace runs in a session of its own, so the
-terminal's Ctrl-C reaches the command only.
+with SIGSTOP) is started first, its pid becomes the root of the traced subtree, the eBPF
+back end (:mod:`.capture`) is started on that subtree, and only once every probe is attached
+does the gate get SIGCONT and exec the command (the same process: exec keeps the pid). No
+descriptor is handed to the gate, so the command inherits exactly the caller's. The
+command's stdin, stdout, stderr, environment and exit status are untouched; the back end
+runs in a session of its own, so the terminal's Ctrl-C reaches the command only.
 
-When the command has ended, :meth:`~.capture.Capture.sync` waits until bpftrace has read
-everything the kernel buffered, then bpftrace is stopped. Records the kernel dropped
-(``Lost N events``) are counted in ``TraceResult.lost`` with their times in ``gaps``.
+When the command has ended, :meth:`~.capture.Capture.sync` waits until the back end has
+read everything the kernel buffered, then it is stopped without waiting for it. Records the
+kernel dropped (``Lost`` items) are counted in ``TraceResult.lost``, their times in ``gaps``.
 """
 
 from __future__ import annotations
@@ -96,7 +96,6 @@ class EbpfTracer:
         self._lock = threading.Lock()
         self.converter: CallConverter | None = None
         self._flushed = False
-        self._stopper: threading.Thread | None = None
 
     def _deliver(self, items: list[Call | Lost]) -> None:
         if self._flushed:
@@ -158,10 +157,7 @@ class EbpfTracer:
             capture.flush()
             self._flushed = True
             parser = capture.parser
-            # bpftrace ends while the caller hashes the run's files (wait_stored joins it)
-            self._stopper = threading.Thread(target=capture.stop, name="ursprung-ebpf-stop",
-                                             daemon=True)
-            self._stopper.start()
+            capture.detach()  # the probes go while the caller hashes the run's files
             capture = None
             self._writer.hurry(unless_below=HURRY_EVENTS)
         except BaseException:
@@ -187,8 +183,6 @@ class EbpfTracer:
         self._writer.put(events)
 
     def wait_stored(self, result: TraceResult) -> TraceResult:
-        if self._stopper is not None:
-            self._stopper.join()
         self._writer.join()
         result.events = self._writer.delivered
         result.sink_error = self._writer.error
