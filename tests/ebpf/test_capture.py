@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ursprung_graph.collectors.ebpf.capture import Backend, Capture
+from ursprung_graph.collectors.ebpf.capture import Backend, Capture, check_ebpf
 from ursprung_graph.collectors.ebpf.program import Target
 from ursprung_graph.collectors.ebpf.records import Call, Lost
 from ursprung_graph.collectors.ebpf.runner import start_gated
@@ -128,3 +128,22 @@ def test_lost_records_arrive_as_gap_events_of_the_run(tmp_path: Path):
     assert gaps and sum(n for _, n in result.gaps) == result.lost
     assert {(e.proc.pid, e.proc.start) for e in gaps} == {(result.root_pid, result.root_start)}
     assert all("records lost" in e.gap for e in gaps)
+
+
+def test_a_loader_that_does_not_load_falls_back_to_bpftrace(tmp_path: Path):
+    """The compiled loader fails (here: a stand-in that says what the real one says when
+    the kernel refuses the program): bpftrace traces instead, and the capture says why."""
+    why = ebpf_missing("bpftrace")
+    if why is not None:
+        pytest.skip(f"the bpftrace back end (the fallback) is missing: {why}")
+    broken = tmp_path / "ursprung-ebpf"
+    broken.write_text("#!/bin/sh\necho 'ursprung-ebpf: the eBPF program did not load: "
+                      "Operation not permitted' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    bpftrace = check_ebpf("bpftrace").path
+    out = tmp_path / "out.txt"
+    calls, cap, code = trace(["sh", "-c", f"echo x > {out}"],
+                             Backend("libbpf", str(broken), bpftrace))
+    assert code == 0 and cap.backend.kind == "bpftrace"
+    assert cap.fell_back is not None and "Operation not permitted" in cap.fell_back
+    assert any(c.path == str(out) for c in calls)

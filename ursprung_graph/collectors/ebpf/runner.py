@@ -173,6 +173,7 @@ class EbpfTracer:
             root_start=conv.root_start, members=list(conv.members), calls=conv.calls,
             events=0, bad_lines=parser.bad,
             lost=sum(n for _, n in self.gaps), gaps=list(self.gaps),
+            tracer=f"ebpf ({self.backend.describe()})",
         )
 
     def _prepare_quietly(self) -> None:
