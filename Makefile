@@ -8,21 +8,22 @@ PYTHON ?= $(shell test -x /usr/bin/python3.11 && echo /usr/bin/python3.11 || ech
 VENV := .venv
 PY := $(VENV)/bin/python
 DEBS := auditd laurel python3-audit strace gcc python3.11-dev iproute2 openjdk-17-jdk-headless \
-	maven bpftrace chromium postgresql
+	maven bpftrace chromium postgresql clang libbpf-dev bpftool
 DEMO_HOME := $(CURDIR)/.home/demo
 DEMO_LOG := tests/data/pipeline.audit.log
 DEMO_OUTPUT := /tmp/ursprung-fixture/final/result.txt
 
-.PHONY: all setup debs venv node neo4j graphiql schema demo test lint bench clean
+.PHONY: all setup debs venv ebpf node neo4j graphiql schema demo test lint bench clean
 
 all: test
 
-setup: debs venv node neo4j graphiql
+setup: debs venv ebpf node neo4j graphiql
 
 # Debian packages: the kernel audit tools, the benchmark's anchors, strace, the C compiler and
 # Python headers (the parser's core), iproute2 (network namespaces of the Winnower cluster
 # simulation), Java 17 and Maven (the Neo4j test server, tools/neo4j), bpftrace (the eBPF
-# tracer and node collector), Chromium (the GUI's browser tests drive it headless through
+# tracer and node collector; clang, libbpf-dev and bpftool build its faster compiled back end),
+# Chromium (the GUI's browser tests drive it headless through
 # Playwright) and Node.js
 # (Neo4j's Cypher grammar checker). Installed only when missing; needs root for apt-get.
 debs:
@@ -44,6 +45,33 @@ $(VENV)/.installed: pyproject.toml setup.py ursprung_graph/collectors/auditd/_re
 	$(PY) -m pip install -q -e '.[test]'
 	$(PY) -m compileall -q ursprung_graph  # `ursprung run` starts faster, even without write access
 	touch $@
+
+# The eBPF tracer's compiled back end (collectors/ebpf/: ursprung.bpf.c, a libbpf CO-RE
+# program, and loader.c, its loader): vmlinux.h from the running kernel's BTF (bpftool), the
+# program with clang -target bpf, a skeleton that embeds it, the loader linked to libbpf.
+# Skipped with a warning where the tools or the kernel's BTF are missing (then bpftrace is
+# the eBPF back end).
+EBPF := ursprung_graph/collectors/ebpf
+EBPF_BUILD := $(EBPF)/build
+BPF_ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+
+ebpf:
+	@if command -v clang >/dev/null && command -v bpftool >/dev/null \
+	    && test -r /sys/kernel/btf/vmlinux && test -f /usr/include/bpf/libbpf.h; then \
+	  $(MAKE) --no-print-directory $(EBPF_BUILD)/ursprung-ebpf; \
+	else echo "warning: clang, bpftool, libbpf-dev or /sys/kernel/btf/vmlinux missing: the eBPF loader is not built (bpftrace is used)"; fi
+
+$(EBPF_BUILD)/vmlinux.h:
+	mkdir -p $(EBPF_BUILD)
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+$(EBPF_BUILD)/ursprung.skel.h: $(EBPF)/ursprung.bpf.c $(EBPF)/ursprung_ebpf.h $(EBPF_BUILD)/vmlinux.h
+	clang -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -I$(EBPF_BUILD) -I$(EBPF) \
+	  -c $(EBPF)/ursprung.bpf.c -o $(EBPF_BUILD)/ursprung.bpf.o
+	bpftool gen skeleton $(EBPF_BUILD)/ursprung.bpf.o name ursprung_bpf > $@.tmp && mv $@.tmp $@
+
+$(EBPF_BUILD)/ursprung-ebpf: $(EBPF)/loader.c $(EBPF)/ursprung_ebpf.h $(EBPF_BUILD)/ursprung.skel.h
+	gcc -O2 -Wall -Wextra -I$(EBPF_BUILD) -I$(EBPF) $(EBPF)/loader.c -o $@ -lbpf
 
 node: tools/cypher-lint/node_modules/.installed
 
@@ -101,4 +129,4 @@ bench: setup
 	$(PY) bench/bench_gui.py
 
 clean:
-	rm -rf $(VENV) .home tools/cypher-lint/node_modules tools/neo4j/target
+	rm -rf $(VENV) .home tools/cypher-lint/node_modules tools/neo4j/target $(EBPF_BUILD)

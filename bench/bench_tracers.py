@@ -5,8 +5,12 @@ time medians:
 
 * ``plain``: the command;
 * ``strace``: strace alone with ``ursprung run``'s flags, trace to a file;
+* ``ebpf``: the eBPF tracer alone (bench/ebpf_alone.py: the compiled libbpf loader on the
+  command's subtree, its binary records to a file, no parsing), as strace alone is;
 * ``run_strace`` / ``run_ebpf``: the whole ``ursprung run --tracer strace|ebpf`` (trace,
-  live ingest into the embedded store, run facts, hashing);
+  live ingest into the embedded store, run facts, hashing), eBPF with the libbpf back end;
+* ``run_bpftrace``: ``ursprung run --tracer ebpf`` with the bpftrace back end (what it was
+  before the compiled one);
 * ``reprozip``: ``reprozip trace`` (the ptrace tool a user would otherwise pick);
 * ``auditd``: the command with its login uid set to a bench uid, while auditd runs with
   deploy/auditd/ursprung.rules filtered to that uid (audit enabled for this mode only).
@@ -22,6 +26,7 @@ project's rules on the whole node.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -41,6 +46,7 @@ URSPRUNG = str(Path(sys.executable).parent / "ursprung")
 RULES = REPO / "deploy" / "auditd" / "ursprung.rules"
 KEY = "ursprung-bench"
 BENCH_AUID = 4242
+LOCK = Path(tempfile.gettempdir()) / "ursprung-realaudit.lock"
 
 GEN = """
 import os, sys
@@ -127,7 +133,12 @@ class Auditd:
         return out
 
     def __enter__(self) -> Auditd:
+        # one audit daemon at a time on a machine: the recorder of tests/realaudit's lock
+        self._lock = open(LOCK, "a+")
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        self.status = _auditctl("-s")
         if "pid 0" not in self.status:
+            self._lock.close()
             raise RuntimeError("an auditd is already running: not touching it")
         log = open(self.root / "audit.stdout", "wb")
         self.proc = subprocess.Popen(["auditd", "-f", "-n"], stdout=log,
@@ -151,6 +162,7 @@ class Auditd:
             self.proc.terminate()
             self.proc.wait(20)
         self._log.close()
+        self._lock.close()
 
 
 # ---------------------------------------------------------------------------- the matrix
@@ -184,8 +196,13 @@ def tracer_modes(argv: list[str], work: Path, env: dict[str, str], name: str,
     modes: dict[str, Command] = {
         "plain": (argv, env),
         "strace": (traced, traced_env),
+        "ebpf": ([sys.executable, str(HERE / "ebpf_alone.py"), str(work / "bench.ebpf"), "--",
+                  *argv], env),
         "run_strace": ([*run, "--tracer", "strace", "--", *argv], env),
-        "run_ebpf": ([*run, "--tracer", "ebpf", "--", *argv], env),
+        "run_ebpf": ([*run, "--tracer", "ebpf", "--", *argv],
+                     {**env, "URSPRUNG_EBPF_BACKEND": "libbpf"}),
+        "run_bpftrace": ([*run, "--tracer", "ebpf", "--", *argv],
+                         {**env, "URSPRUNG_EBPF_BACKEND": "bpftrace"}),
     }
     if reprozip:
         modes["reprozip"] = ([reprozip, "trace", "--dont-identify-packages", "--overwrite",
@@ -327,10 +344,13 @@ def _targets(results: dict[str, dict]) -> dict:
         if name not in results:
             continue
         m = results[name]["median"]
-        ebpf_over, strace_over = m["run_ebpf"] - m["plain"], m["strace"] - m["plain"]
-        checks[f"{name}.ebpf_third_of_strace"] = ebpf_over <= strace_over / 3
-        lines.append(f"{name}: ursprung run --tracer ebpf adds {ebpf_over:+.3f} s, strace "
-                     f"alone {strace_over:+.3f} s (target: at most a third)")
+        strace_over = m["strace"] - m["plain"]
+        for mode, what in (("ebpf", "the eBPF tracer alone"),
+                           ("run_ebpf", "ursprung run --tracer ebpf")):
+            over = m[mode] - m["plain"]
+            checks[f"{name}.{mode}_third_of_strace"] = over <= strace_over / 3
+            lines.append(f"{name}: {what} adds {over:+.3f} s, strace alone "
+                         f"{strace_over:+.3f} s (target: at most a third)")
         if "reprozip" in m:
             checks[f"{name}.run_strace_2x_faster_than_reprozip"] = \
                 m["reprozip"] >= 2 * m["run_strace"]
@@ -340,8 +360,10 @@ def _targets(results: dict[str, dict]) -> dict:
                      f"{m['run_strace'] - m['strace']:+.3f} s on top of strace alone")
     if "cpu" in results:
         r = results["cpu"]["ratio"]
-        checks["cpu.ebpf_1.02"] = r["run_ebpf"] <= 1.02
-        lines.append(f"cpu: ursprung run --tracer ebpf {r['run_ebpf']:.3f}x (target <= 1.02)")
+        for mode, what in (("ebpf", "the eBPF tracer alone"),
+                           ("run_ebpf", "ursprung run --tracer ebpf")):
+            checks[f"cpu.{mode}_1.02"] = r[mode] <= 1.02
+            lines.append(f"cpu: {what} {r[mode]:.3f}x (target <= 1.02)")
     if "node" in results:
         m = results["node"]["median"]
         e, a = m["collect_ebpf"] - m["plain"], m["auditd"] - m["plain"]

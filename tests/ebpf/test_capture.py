@@ -10,13 +10,15 @@ import sys
 import textwrap
 from pathlib import Path
 
-from ursprung_graph.collectors.ebpf.capture import Capture
+import pytest
+
+from ursprung_graph.collectors.ebpf.capture import Backend, Capture, check_ebpf
 from ursprung_graph.collectors.ebpf.program import Target
 from ursprung_graph.collectors.ebpf.records import Call, Lost
 from ursprung_graph.collectors.ebpf.runner import start_gated
 from ursprung_graph.schema.names import name_to_bytes
 
-from .conftest import needs_ebpf
+from .conftest import ebpf_missing, needs_ebpf
 
 pytestmark = needs_ebpf
 
@@ -43,10 +45,11 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def trace(argv: list[str], **kw) -> tuple[list[Call], Capture, int]:
+def trace(argv: list[str], backend: Backend, **kw) -> tuple[list[Call], Capture, int]:
     calls: list[Call | Lost] = []
     child = start_gated(argv)
-    cap = Capture(Target(ready_pid=os.getpid(), root=child.pid), calls.extend, **kw)
+    cap = Capture(Target(ready_pid=os.getpid(), root=child.pid), calls.extend,
+                  backend=backend, **kw)
     try:
         cap.start()
         os.kill(child.pid, signal.SIGCONT)
@@ -57,8 +60,9 @@ def trace(argv: list[str], **kw) -> tuple[list[Call], Capture, int]:
     return [c for c in calls if isinstance(c, Call)], cap, code
 
 
-def test_subtree_calls_from_the_first_instruction(tmp_path: Path):
-    calls, cap, code = trace([sys.executable, "-c", CHILD, str(tmp_path)])
+def test_subtree_calls_from_the_first_instruction(tmp_path: Path, backend: Backend):
+    calls, cap, code = trace([sys.executable, "-c", CHILD, str(tmp_path)], backend)
+    assert cap.backend.kind == backend.kind
     assert code == 4
     paths = {name_to_bytes(c.path) for c in calls if c.path}
     d = str(tmp_path).encode()
@@ -85,16 +89,61 @@ def test_subtree_calls_from_the_first_instruction(tmp_path: Path):
     assert cap.parser.bad == 0 and cap.lost == 0
 
 
-def test_lost_events_are_counted(tmp_path: Path):
-    """A one-page buffer overflows under a burst of calls; whether bpftrace keeps up with a
-    given burst depends on the machine, so the burst grows until the kernel drops some."""
+def test_lost_events_are_counted(tmp_path: Path, backend: Backend):
+    """A one-page buffer overflows under a burst of calls; whether the reader keeps up with
+    a given burst depends on the machine, so the burst grows until the kernel drops some."""
     for n in (20000, 100000, 400000):
         burst = (f"import os\nfor i in range({n}):\n"
                  f"    os.close(os.open({str(tmp_path)!r} + '/f%d' % (i % 50), 65))\n")
-        calls, cap, code = trace([sys.executable, "-c", burst], ring_pages=1)
+        calls, cap, code = trace([sys.executable, "-c", burst], backend, ring_pages=1,
+                                 ring_kb=4)
         assert code == 0
         if cap.lost > 0:
             break
     assert cap.lost > 0
     opens = [c for c in calls if c.name == "openat" and c.path and c.path.startswith(str(tmp_path))]
     assert len(opens) < n
+
+
+def test_lost_records_arrive_as_gap_events_of_the_run(tmp_path: Path):
+    """`ursprung run`'s tracer with a one-page ring: the records the kernel dropped become
+    ``Kind.GAP`` events of the run's root, and the result counts them."""
+    why = ebpf_missing("libbpf")
+    if why is not None:
+        pytest.skip(f"the libbpf back end (the one with a ring size to set) is missing: {why}")
+    from ursprung_graph.collectors.ebpf.runner import EbpfTracer
+    from ursprung_graph.schema.event import Event, Kind
+
+    for n in (20000, 100000, 400000):
+        events: list[Event] = []
+        burst = (f"import os\nfor i in range({n}):\n"
+                 f"    os.close(os.open({str(tmp_path)!r} + '/f%d' % (i % 50), 65))\n")
+        tracer = EbpfTracer([sys.executable, "-c", burst], events.extend, host="h",
+                            ring_kb=4)
+        result = tracer.wait_stored(tracer.run())
+        if result.lost > 0:
+            break
+    assert result.returncode == 0 and result.lost > 0
+    gaps = [e for e in events if e.kind is Kind.GAP]
+    assert gaps and sum(n for _, n in result.gaps) == result.lost
+    assert {(e.proc.pid, e.proc.start) for e in gaps} == {(result.root_pid, result.root_start)}
+    assert all("records lost" in e.gap for e in gaps)
+
+
+def test_a_loader_that_does_not_load_falls_back_to_bpftrace(tmp_path: Path):
+    """The compiled loader fails (here: a stand-in that says what the real one says when
+    the kernel refuses the program): bpftrace traces instead, and the capture says why."""
+    why = ebpf_missing("bpftrace")
+    if why is not None:
+        pytest.skip(f"the bpftrace back end (the fallback) is missing: {why}")
+    broken = tmp_path / "ursprung-ebpf"
+    broken.write_text("#!/bin/sh\necho 'ursprung-ebpf: the eBPF program did not load: "
+                      "Operation not permitted' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    bpftrace = check_ebpf("bpftrace").path
+    out = tmp_path / "out.txt"
+    calls, cap, code = trace(["sh", "-c", f"echo x > {out}"],
+                             Backend("libbpf", str(broken), bpftrace))
+    assert code == 0 and cap.backend.kind == "bpftrace"
+    assert cap.fell_back is not None and "Operation not permitted" in cap.fell_back
+    assert any(c.path == str(out) for c in calls)

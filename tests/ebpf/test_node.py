@@ -17,7 +17,7 @@ from tests.runs.helpers import cli_env, ursprung
 from ursprung_graph.collectors.ebpf.node import NodeCollector, NodeFilter
 from ursprung_graph.schema.event import Event, Kind
 
-from .conftest import needs_ebpf
+from .conftest import ebpf_missing, needs_ebpf
 
 pytestmark = needs_ebpf
 
@@ -118,6 +118,8 @@ def test_collect_ebpf_to_the_local_store(tmp_path: Path, settings):
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert b"calls ->" in err
+    if ebpf_missing("libbpf") is None:  # the faster back end, where it is built
+        assert b"collecting on" in err and b"with the compiled libbpf loader" in err
     nodes = json.loads(up.stdout)["nodes"]
     assert any(n.get("path") == str(out) for n in nodes)
     assert list((tmp_path / "ck").glob("ebpf-*.json"))  # it noted until when it delivered

@@ -108,8 +108,9 @@ def collect_auditd(log_path: str, host: str | None, to: str, config_path: str | 
               help="ursprung.toml [default: $URSPRUNG_CONFIG or ./ursprung.toml].")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
 def collect_ebpf(host: str | None, to: str, config_path: str | None, verbose: bool) -> None:
-    """Trace this node's processes with eBPF (root, bpftrace) and publish their events,
-    live, until stopped; filtered by [collect] ebpf_uids, ebpf_cgroups, ebpf_commands."""
+    """Trace this node's processes with eBPF (root; the compiled libbpf loader, else
+    bpftrace) and publish their events, live, until stopped; filtered by [collect]
+    ebpf_uids, ebpf_cgroups, ebpf_commands."""
     from ..collectors.ebpf.capture import EbpfUnavailable
     from ..collectors.ebpf.node import NodeCollector, NodeFilter
     from ..pipeline.sinks import BusSink
@@ -120,6 +121,15 @@ def collect_ebpf(host: str | None, to: str, config_path: str | None, verbose: bo
     host = host or c.host or default_host()
     stop = stop_on_signals()
     node_filter = NodeFilter(tuple(c.ebpf_uids), tuple(c.ebpf_cgroups), tuple(c.ebpf_commands))
+
+    def ready() -> None:
+        capture = collector.capture
+        how = "" if capture is None else f" with {capture.backend.describe()}"
+        click.echo(f"ebpf: collecting on {host}{how}", err=True)
+        if capture is not None and capture.fell_back is not None:
+            click.echo(f"ebpf: the compiled loader did not load ({capture.fell_back})",
+                       err=True)
+
     with _target(to, config, stop) as publisher:
         sink = BusSink(publisher, config.kafka.events_topic, "ebpf",
                        per_message=c.message_events)
@@ -128,7 +138,7 @@ def collect_ebpf(host: str | None, to: str, config_path: str | None, verbose: bo
             state_dir=config.checkpoint_dir, node_filter=node_filter,
             chunk_events=c.chunk_events, flush_seconds=c.flush_seconds, stop=stop,
             on_window=lambda w: click.echo(f"ebpf: {w.describe()}", err=True),
-            on_ready=lambda: click.echo(f"ebpf: collecting on {host}", err=True))
+            on_ready=ready)
         try:
             stats = collector.run()
         except EbpfUnavailable as exc:

@@ -41,8 +41,9 @@ def _param(values: tuple[str, ...]) -> dict[str, str]:
               help="Write the run's id to this file.")
 @click.option("--tracer", type=click.Choice(["auto", "ebpf", "strace"]), default="auto",
               show_default=True,
-              help="ebpf: the kernel traces (root, bpftrace); strace: ptrace, no root needed; "
-                   "auto: eBPF when root and its program loads, else strace.")
+              help="ebpf: the kernel traces (root; the compiled libbpf loader, else "
+                   "bpftrace); strace: ptrace, no root needed; auto: eBPF when root and its "
+                   "program loads, else strace.")
 @click.option("-v", "--verbose", is_flag=True,
               help="Say on stderr what was recorded (otherwise ursprung adds no output).")
 @rules_option
@@ -96,7 +97,8 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
         t = recorded.trace
         click.echo(f"ursprung run: recorded run {recorded.id}: {len(t.members)} processes, "
                    f"{t.events} events, {recorded.versions} file versions "
-                   f"({recorded.stored} stored), exit status {t.returncode}", err=True)
+                   f"({recorded.stored} stored), exit status {t.returncode}; traced by "
+                   f"{t.tracer}", err=True)
     _exit(recorded.returncode)
 
 

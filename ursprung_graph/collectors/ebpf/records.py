@@ -209,7 +209,7 @@ class RecordParser:
         elif shape.extra == "how":
             call.flags = int(f[9])
         elif shape.extra == "sockaddr":
-            call.addr, expected = _address(int(f[9]), int(f[10]), int(f[11]))
+            call.addr, expected = address_from_words(int(f[9]), int(f[10]), int(f[11]))
         if expected == 0:
             out.append(call)
         else:
@@ -235,7 +235,7 @@ class RecordParser:
         return call
 
 
-def _address(x0: int, x1: int, x2: int) -> tuple[Address | None, int]:
+def address_from_words(x0: int, x1: int, x2: int) -> tuple[Address | None, int]:
     """The first 24 bytes of a sockaddr (three little-endian words) -> its address, and
     whether a string (a unix socket's path) follows."""
     raw = b"".join((w & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little") for w in (x0, x1, x2))

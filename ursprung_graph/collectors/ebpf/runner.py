@@ -2,16 +2,16 @@
 has ``run``, ``put`` and ``wait_stored`` like ``collectors.trace.runner.Tracer``.
 
 The command is followed from its first instruction: a gate (``/bin/sh`` that stops itself
-with SIGSTOP) is started first, its pid becomes the root of the traced subtree, bpftrace is
-started on that subtree, and only once every probe is attached does the gate get SIGCONT
-and exec the command (the same process: exec keeps the pid). No descriptor is handed to the
-gate, so the command inherits exactly the caller's. The command's stdin, stdout, stderr,
-environment and exit status are untouched; bpftrace runs in a session of its own, so the
-terminal's Ctrl-C reaches the command only.
+with SIGSTOP) is started first, its pid becomes the root of the traced subtree, the eBPF
+back end (:mod:`.capture`) is started on that subtree, and only once every probe is attached
+does the gate get SIGCONT and exec the command (the same process: exec keeps the pid). No
+descriptor is handed to the gate, so the command inherits exactly the caller's. The
+command's stdin, stdout, stderr, environment and exit status are untouched; the back end
+runs in a session of its own, so the terminal's Ctrl-C reaches the command only.
 
-When the command has ended, :meth:`~.capture.Capture.sync` waits until bpftrace has read
-everything the kernel buffered, then bpftrace is stopped. Records the kernel dropped
-(``Lost N events``) are counted in ``TraceResult.lost`` with their times in ``gaps``.
+When the command has ended, :meth:`~.capture.Capture.sync` waits until the back end has
+read everything the kernel buffered, then it is stopped without waiting for it. Records the
+kernel dropped (``Lost`` items) are counted in ``TraceResult.lost``, their times in ``gaps``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +37,7 @@ from ..trace.runner import (
     TraceUnavailable,
 )
 from .adapter import CallConverter
-from .capture import Capture, EbpfUnavailable, check_ebpf
+from .capture import RING_KB, Capture, EbpfUnavailable, check_ebpf
 from .program import Target
 from .records import Call, Lost
 
@@ -72,16 +73,17 @@ class EbpfTracer:
                  chunk_seconds: float = CHUNK_SECONDS, check: bool = True,
                  observe: Sink | None = None,
                  prepare: Callable[[], object] | None = None,
-                 stdout: int | None = None) -> None:
-        """``stdout``: the command's stdout (None: ours, untouched)."""
+                 stdout: int | None = None, ring_kb: int = RING_KB) -> None:
+        """``stdout``: the command's stdout (None: ours, untouched); ``ring_kb``: the
+        loader's ring buffer."""
         if not argv:
             raise ValueError("no command to run")
         self.argv = list(argv)
         try:
-            self.bpftrace = check_ebpf()
+            self.backend = check_ebpf()
         except EbpfUnavailable as exc:
             raise TraceUnavailable(f"{exc}; the command was not run") from exc
-        del check  # bpftrace is checked by loading the program, before the command runs
+        del check  # the back end is checked by loading the program, before the command runs
         self.env = env
         self.stdout = stdout
         self.cwd = os.path.abspath(cwd or os.getcwd())
@@ -90,10 +92,10 @@ class EbpfTracer:
         self.gaps: list[tuple[int, int]] = []  # (ts, records lost)
         self._writer = ChunkWriter(sink, min_events=chunk_events, max_delay=chunk_seconds)
         self._prepare = prepare
+        self._ring_kb = ring_kb
         self._lock = threading.Lock()
         self.converter: CallConverter | None = None
         self._flushed = False
-        self._stopper: threading.Thread | None = None
 
     def _deliver(self, items: list[Call | Lost]) -> None:
         if self._flushed:
@@ -127,7 +129,8 @@ class EbpfTracer:
                                                parent_pid=os.getpid())
                 self.converter.adopt_root(time.time_ns())
                 capture = Capture(Target(ready_pid=os.getpid(), root=child.pid),
-                                  self._deliver, bpftrace=self.bpftrace)
+                                  self._deliver, backend=self.backend,
+                                  ring_kb=self._ring_kb)
                 try:
                     capture.start()
                 except BaseException as exc:
@@ -136,6 +139,10 @@ class EbpfTracer:
                     if isinstance(exc, EbpfUnavailable):
                         raise TraceUnavailable(f"{exc}; the command was not run") from exc
                     raise
+                if capture.fell_back is not None:
+                    print(f"ursprung run: eBPF: the compiled loader did not load "
+                          f"({capture.fell_back}); tracing with bpftrace", file=sys.stderr)
+                self.backend = capture.backend
                 os.kill(child.pid, signal.SIGCONT)
                 if self._prepare is not None:
                     threading.Thread(target=self._prepare_quietly, name="ursprung-prepare",
@@ -151,10 +158,7 @@ class EbpfTracer:
             capture.flush()
             self._flushed = True
             parser = capture.parser
-            # bpftrace ends while the caller hashes the run's files (wait_stored joins it)
-            self._stopper = threading.Thread(target=capture.stop, name="ursprung-ebpf-stop",
-                                             daemon=True)
-            self._stopper.start()
+            capture.detach()  # the probes go while the caller hashes the run's files
             capture = None
             self._writer.hurry(unless_below=HURRY_EVENTS)
         except BaseException:
@@ -170,6 +174,7 @@ class EbpfTracer:
             root_start=conv.root_start, members=list(conv.members), calls=conv.calls,
             events=0, bad_lines=parser.bad,
             lost=sum(n for _, n in self.gaps), gaps=list(self.gaps),
+            tracer=f"ebpf ({self.backend.describe()})",
         )
 
     def _prepare_quietly(self) -> None:
@@ -180,8 +185,6 @@ class EbpfTracer:
         self._writer.put(events)
 
     def wait_stored(self, result: TraceResult) -> TraceResult:
-        if self._stopper is not None:
-            self._stopper.join()
         self._writer.join()
         result.events = self._writer.delivered
         result.sink_error = self._writer.error

@@ -123,6 +123,7 @@ class TraceResult:
     sink_error: BaseException | None = None
     lost: int = 0  # records the tracer dropped (eBPF: the kernel's buffer was full)
     gaps: list[tuple[int, int]] = field(default_factory=list)  # (ts, records lost)
+    tracer: str = "strace"  # what traced it (eBPF: which back end)
 
 
 class ForwardSignals:
