@@ -56,6 +56,7 @@ from ..schema.times import TimeError, parse_time
 from .context import Context
 from .errors import ApiError
 from .limits import Limits, limits_rule
+from .winnower import AnomalyReport, resolve_anomalies
 
 T = TypeVar("T")
 
@@ -894,6 +895,12 @@ class Query:
             environment=ValueComparison.of(result.environment),
             metrics=ValueComparison.of(result.metrics), exit=ValueComparison.of(result.exit),
             duration=ValueComparison.of(result.duration), result=result)
+
+    anomalies: AnomalyReport = strawberry.field(
+        resolver=resolve_anomalies,
+        description="Rare and new behaviour of a Winnower model, rarest first, with the node "
+                    "or run it came from and concrete instances (`ursprung winnower "
+                    "anomalies`).")
 
 
 def build_schema(limits: Limits | None = None) -> strawberry.Schema:

@@ -17,25 +17,21 @@ from ..collectors.auditd.source import AuditdSource
 from ..config import load_settings
 from ..ingest.bus import Bus, BusError, KafkaBus, open_bus
 from ..schema.event import Event
-from ..store.base import GraphStore
-from ..winnower import persist
 from ..winnower.abstraction import AbstractionError, Abstractor, load_rules
 from ..winnower.agent import Agent, EpochCutter, Topics, drill, load_state
-from ..winnower.anomalies import Anomaly, rank
+from ..winnower.anomalies import RARE, Anomaly
 from ..winnower.delta import DeltaError
 from ..winnower.induction import describe
-from ..winnower.model import Model, ModelMismatch
+from ..winnower.model import ModelMismatch
 from ..winnower.monitor import Monitor
 from ..winnower.runs import NoRuns, runs_report
+from ..winnower.stored import CLUSTER_MODEL, NoModel, stored_anomalies
 from .common import config_or_fail, open_graph, printable, setup_logging, stop_on_signals
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: librdkafka's max.poll.interval.ms for the agent's view consumer (see agent_cmd).
 VIEW_POLL_INTERVAL_MS = 10000
-
-#: The model `monitor` keeps and `anomalies` reads unless told otherwise.
-CLUSTER_MODEL = "cluster"
 
 _json = msgspec.json.Encoder()
 
@@ -64,7 +60,7 @@ def depth_option(f: F) -> F:
 
 
 def rare_option(f: F) -> F:
-    return click.option("--rare", default=0.2, show_default=True,
+    return click.option("--rare", default=RARE, show_default=True,
                         type=click.FloatRange(0, 1),
                         help="Rare: exhibited by at most this fraction of nodes or runs.")(f)
 
@@ -113,14 +109,6 @@ def runs_cmd(pipeline: str, rules_path: str | None, k: int, rare: float, since: 
             click.echo("\n".join(render_anomaly(fact)))
 
 
-def _model(store: GraphStore, name: str) -> Model:
-    loaded = persist.load(store, name)
-    if loaded is None:
-        known = ", ".join(persist.model_names(store)) or "none"
-        raise click.ClickException(f"no Winnower model {name!r} in the store (models: {known})")
-    return loaded[0]
-
-
 @winnower.command("anomalies")
 @click.option("--model", "name", default=CLUSTER_MODEL, show_default=True,
               help="The stored model (what `ursprung winnower monitor` keeps).")
@@ -132,7 +120,10 @@ def _model(store: GraphStore, name: str) -> Model:
 def anomalies_cmd(name: str, rare: float, since: int | None, as_json: bool) -> None:
     """Rare and new behaviour in a stored model, rarest first, with the node it came from
     and a concrete instance."""
-    report = rank(_model(open_graph(), name), rare=rare, since=since)
+    try:
+        report = stored_anomalies(open_graph(), name, rare=rare, since=since)
+    except NoModel as exc:
+        raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(msgspec.to_builtins(report), indent=2))
         return
