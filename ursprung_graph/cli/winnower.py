@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,12 +12,13 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from ..collectors.auditd.source import AuditdSource
 from ..config import load_settings
 from ..ingest.bus import Bus, BusError, KafkaBus, open_bus
-from ..schema.event import Event
+from ..pipeline.follow import FollowOptions
+from ..pipeline.winnower_agent import CLOSE_AFTER, EpochSent, run_agent
+from ..pipeline.winnower_agent import load_state as load_agent_state
 from ..winnower.abstraction import AbstractionError, Abstractor, load_rules
-from ..winnower.agent import Agent, EpochCutter, Topics, drill, load_state
+from ..winnower.agent import Agent, Topics, drill
 from ..winnower.anomalies import RARE, Anomaly
 from ..winnower.delta import DeltaError
 from ..winnower.induction import describe
@@ -155,75 +155,69 @@ def _state_dir(node: str, state_dir: str | None) -> Path:
 @click.option("--node", default=None, help="This node's name (default: the host name).")
 @click.option("--epoch-seconds", default=60.0, show_default=True, type=click.FloatRange(0.001),
               help="Length of an epoch.")
-@click.option("--follow", is_flag=True, help="Keep reading the log as it grows.")
+@click.option("--follow", is_flag=True,
+              help="Keep reading the log as it grows (and its rotations); answer drill "
+                   "requests. Stop with SIGTERM or Ctrl-C.")
+@click.option("--close-after", default=CLOSE_AFTER, show_default=True,
+              type=click.FloatRange(0.0),
+              help="When following: close an epoch that has ended once the log has been "
+                   "quiet this many seconds.")
 @click.option("--state-dir", default=None, type=click.Path(file_okay=False),
-              help="The node's counters and epoch archive (default: HOME/winnower/NODE).")
-@click.option("--config", "config_path", default=None, help="ursprung.toml (Kafka options).")
+              help="The node's state, checkpoint and epoch archive "
+                   "(default: HOME/winnower/NODE).")
+@click.option("--config", "config_path", default=None,
+              help="ursprung.toml (Kafka options, [collect] chunking).")
 @topics_option
 @rules_option
 @depth_option
 def agent_cmd(log_path: str, url: str, node: str | None, epoch_seconds: float, follow: bool,
-              state_dir: str | None, config_path: str | None, prefix: str,
+              close_after: float, state_dir: str | None, config_path: str | None, prefix: str,
               rules_path: str | None, k: int) -> None:
     """Build this node's epoch graphs from its audit log, check each against the global
-    model, and send only what the model does not accept, with support counts."""
+    model, and send only what the model does not accept, with support counts. Checkpointed:
+    a restarted agent goes on where it stopped, counting every event once."""
     node = node or socket.gethostname()
     abstractor = _rules(rules_path)
     home = _state_dir(node, state_dir)
     home.mkdir(parents=True, exist_ok=True)
+    path = Path(log_path)
+    if not follow and not path.is_file():
+        raise click.ClickException(f"{log_path}: no such file")
+    config = config_or_fail(config_path)
     try:
-        agent = Agent(node, abstractor, k=k, state=load_state(home / "state"),
+        saved = load_agent_state(home / "state")
+        agent = Agent(node, abstractor, k=k, state=saved.node if saved else None,
                       archive=home / "epochs")
     except (DeltaError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     bus = _bus(url, config_path)
     if isinstance(bus, KafkaBus):
-        # The agent's group only reads views. A join still pending when the agent stops
-        # (a short run over a finished log) makes closing wait for the rebalance timeout,
-        # which is max.poll.interval.ms (5 min by default): keep it short; the agent polls
-        # every second while it follows.
+        # The agent's groups only read views and drill requests. A join still pending when
+        # the agent stops (a short run over a finished log) makes closing wait for the
+        # rebalance timeout, which is max.poll.interval.ms (5 min by default): keep it
+        # short; the agent polls twice a second.
         bus.consumer_options.setdefault(
             "max.poll.interval.ms", str(max(VIEW_POLL_INTERVAL_MS, bus.session_timeout_ms)))
-    try:
-        topics = Topics(prefix)
-        bus.ensure_topics([topics.deltas, topics.model], 1)
-        pub = bus.publisher()
-        views = bus.subscribe(f"{prefix}-agent-{node}", [topics.model])
-    except BusError as exc:
-        raise click.ClickException(str(exc)) from exc
-    stop = stop_on_signals()
-    cutter = EpochCutter(int(epoch_seconds * 1e9))
-    source = AuditdSource(node)
 
-    def send(done: list[tuple[int, list[Event]]]) -> None:
-        for epoch, events in done:
-            agent.take_views(views)
-            delta = agent.epoch(events, epoch)
-            size = agent.send(pub, delta, topics.deltas)
-            agent.save_state(home / "state")
-            click.echo(f"epoch {epoch}: {len(events)} events, {len(delta.states)} new states, "
-                       f"{len(delta.transitions)} new transitions, {size} bytes sent")
+    def report(sent: EpochSent) -> None:
+        click.echo(f"epoch {sent.epoch}: {sent.events} events, {sent.states} new states, "
+                   f"{sent.transitions} new transitions, {sent.bytes} bytes sent")
 
     try:
-        with open(log_path, "rb") as fh:
-            offset = 0
-            while True:
-                for chunk in source.chunks(fh, offset, log_path):
-                    offset = chunk.offset
-                    send(cutter.add(chunk.events))
-                if not follow or stop.is_set():
-                    break
-                send(cutter.due(time.time_ns()))
-                agent.take_views(views)
-                stop.wait(1.0)
-        send(cutter.flush())
+        run = run_agent(path, agent, bus, Topics(prefix), state_path=home / "state",
+                        saved=saved, epoch_ns=int(epoch_seconds * 1e9), follow=follow,
+                        stop=stop_on_signals(),
+                        options=FollowOptions.from_config(config.collect, follow=follow),
+                        close_after=close_after, report=report)
     except OSError as exc:
         raise click.ClickException(f"{log_path}: {exc.strerror}") from exc
     except BusError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        views.close()
-        pub.close()
+        raise click.ClickException(f"{exc} (the state was not moved past what the bus has; "
+                                   "run again to resume)") from exc
+    s = run.follow
+    resumed = f", resumed at byte {s.resumed_from:,}" if s.resumed_from else ""
+    click.echo(f"{node}: {s.lines:,} lines -> {s.events:,} events, {len(run.sent)} epochs "
+               f"sent, {run.drills} drill requests answered{resumed}", err=True)
 
 
 @winnower.command("monitor")
