@@ -24,6 +24,7 @@ from ..winnower.delta import DeltaError
 from ..winnower.induction import describe
 from ..winnower.model import ModelMismatch
 from ..winnower.monitor import Monitor
+from ..winnower.remote import TIMEOUT, DrillFailed, DrillTimeout, request
 from ..winnower.runs import NoRuns, runs_report
 from ..winnower.stored import CLUSTER_MODEL, NoModel, stored_anomalies
 from .common import config_or_fail, open_graph, printable, setup_logging, stop_on_signals
@@ -263,19 +264,35 @@ def monitor_cmd(url: str, name: str, idle_exit: float | None, config_path: str |
 @winnower.command("drill")
 @click.argument("ids", nargs=-1, type=int, required=True)
 @click.option("--node", default=None, help="The node (default: the host name).")
+@click.option("--via", "url", default=None, metavar="kafka://HOST:PORT",
+              help="Ask the node's agent over this bus (default: read the node's archive "
+                   "on this machine).")
+@click.option("--timeout", default=TIMEOUT, show_default=True, type=click.FloatRange(0.1),
+              help="With --via: seconds to wait for the agent's answer.")
 @click.option("--state-dir", default=None, type=click.Path(file_okay=False),
               help="The node's agent state (default: HOME/winnower/NODE).")
 @click.option("--epoch", "epochs", multiple=True, type=int, help="Only these epochs.")
+@click.option("--config", "config_path", default=None, help="ursprung.toml (Kafka options).")
+@topics_option
 @click.option("--json", "as_json", is_flag=True, help="Print what was found as JSON.")
-def drill_cmd(ids: tuple[int, ...], node: str | None, state_dir: str | None,
-              epochs: tuple[int, ...], as_json: bool) -> None:
+def drill_cmd(ids: tuple[int, ...], node: str | None, url: str | None, timeout: float,
+              state_dir: str | None, epochs: tuple[int, ...], config_path: str | None,
+              prefix: str, as_json: bool) -> None:
     """The concrete processes, files and connections behind state or transition IDS (from
-    `ursprung winnower anomalies`), from the node's own epoch archive."""
+    `ursprung winnower anomalies`): from the node's own epoch archive, or (--via) asked of
+    the node's running agent over the bus."""
     node = node or socket.gethostname()
-    archive = _state_dir(node, state_dir) / "epochs"
-    if not archive.is_dir():
-        raise click.ClickException(f"no epoch archive of node {node!r} at {archive}")
-    found = drill(archive, set(ids), set(epochs) or None)
+    if url is not None:
+        try:
+            found = request(_bus(url, config_path), Topics(prefix), node, list(ids),
+                            list(epochs) or None, timeout=timeout)
+        except (BusError, DrillTimeout, DrillFailed) as exc:
+            raise click.ClickException(str(exc)) from exc
+    else:
+        archive = _state_dir(node, state_dir) / "epochs"
+        if not archive.is_dir():
+            raise click.ClickException(f"no epoch archive of node {node!r} at {archive}")
+        found = drill(archive, set(ids), set(epochs) or None)
     if as_json:
         click.echo(json.dumps(msgspec.to_builtins(found), indent=2))
         return
