@@ -32,7 +32,7 @@ from pathlib import Path
 
 import msgspec
 
-from ..collectors.auditd.source import AuditdSource
+from ..collectors.auditd.source import IDLE_FLUSH, AuditdSource
 from ..ingest.bus import Bus, Publisher, Subscription
 from ..schema.event import DeadLetter, Event
 from ..winnower.agent import Agent, EpochCutter, Topics
@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
 #: How often (seconds) the agent takes model views, answers drill requests and looks
 #: whether the open epoch is due.
 TICK_SECONDS = 0.5
-#: A followed log quiet this long (seconds) closes an epoch whose end has passed.
-CLOSE_AFTER = 2.0
+#: A followed log quiet this long (seconds) closes an epoch whose end has passed: longer
+#: than the parser waits before it completes events left open (their events come first).
+CLOSE_AFTER = IDLE_FLUSH + 1.0
 
 
 class AgentState(msgspec.Struct):
