@@ -116,3 +116,30 @@ def test_arguments_are_checked(store, serve):
         assert errors[0]["extensions"]["code"] == "NOT_FOUND"
         errors = api.errors('{ anomalies(model: "cluster", pipeline: "p") { totalCount } }')
         assert "not both" in errors[0]["message"]
+
+
+def test_anomalies_of_a_pipelines_runs(store, settings, serve):
+    """Runs as replicas: the second of two runs defined on audit data also read
+    raw/extra.csv; `anomalies(pipeline:)` says so, as `winnower runs --json` does."""
+    from ursprung_graph.pipeline.define import define_runs
+    from ursprung_graph.pipeline.importer import import_file
+
+    import_file(store, DATA / "two_runs.audit.log", host="recorder")
+    ids = define_runs(store, "train", r"python3(\.[0-9]+)? .*bin/train\.py --lr",
+                      host="recorder")
+    with serve(limits=PATIENT) as api:
+        got = api.query('{ anomalies(pipeline: "train", first: 90) { model origins '
+                        'totalCount anomalies { source rel target origins { origin count } '
+                        'examples { origin text } } } }')["anomalies"]
+    assert got["model"] == "runs:train" and got["origins"] == sorted(ids)
+    runs = json.loads(ursprung(settings, "winnower", "runs", "--pipeline", "train", "--json",
+                               check=True).stdout)
+    # every run here is its own deviation's only origin: each fact is one anomaly
+    facts = [(f["source"], f.get("rel", ""), f.get("target", ""), tuple(f["origins"]))
+             for d in runs["deviations"] for f in d["facts"]]
+    assert got["totalCount"] == len(facts) > 90
+    page = [(a["source"], a["rel"], a["target"], tuple(o["origin"] for o in a["origins"]))
+            for a in got["anomalies"]]
+    assert len(page) == 90 and set(page) <= set(facts)
+    extra = [f for f in facts if f[1] == "READ" and f[2].endswith("/extra.csv")]
+    assert extra and all(f[3] == (ids[1],) for f in extra)
