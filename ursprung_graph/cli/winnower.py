@@ -217,8 +217,9 @@ def agent_cmd(log_path: str, url: str, node: str | None, epoch_seconds: float, f
                                    "run again to resume)") from exc
     s = run.follow
     resumed = f", resumed at byte {s.resumed_from:,}" if s.resumed_from else ""
-    click.echo(f"{node}: {s.lines:,} lines -> {s.events:,} events, {len(run.sent)} epochs "
-               f"sent, {run.drills} drill requests answered{resumed}", err=True)
+    click.echo(f"{node}: {s.lines:,} lines -> {s.events:,} events ({s.dead_letters:,} dead "
+               f"letters), {len(run.sent)} epochs sent, {run.drills} drill requests "
+               f"answered{resumed}", err=True)
 
 
 @winnower.command("monitor")
