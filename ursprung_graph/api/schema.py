@@ -58,6 +58,7 @@ from .errors import ApiError
 from .gaps import CaptureGap, capture_gaps
 from .limits import Limits, limits_rule
 from .scalars import Time
+from .winnower import AnomalyReport, resolve_anomalies
 
 T = TypeVar("T")
 
@@ -907,6 +908,12 @@ class Query:
             environment=ValueComparison.of(result.environment),
             metrics=ValueComparison.of(result.metrics), exit=ValueComparison.of(result.exit),
             duration=ValueComparison.of(result.duration), result=result)
+
+    anomalies: AnomalyReport = strawberry.field(
+        resolver=resolve_anomalies,
+        description="Rare and new behaviour of a Winnower model, rarest first, with the node "
+                    "or run it came from and concrete instances (`ursprung winnower "
+                    "anomalies`).")
 
 
 def build_schema(limits: Limits | None = None) -> strawberry.Schema:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,29 +12,27 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from ..collectors.auditd.source import AuditdSource
 from ..config import load_settings
 from ..ingest.bus import Bus, BusError, KafkaBus, open_bus
-from ..schema.event import Event
-from ..store.base import GraphStore
-from ..winnower import persist
+from ..pipeline.follow import FollowOptions
+from ..pipeline.winnower_agent import CLOSE_AFTER, EpochSent, run_agent
+from ..pipeline.winnower_agent import load_state as load_agent_state
 from ..winnower.abstraction import AbstractionError, Abstractor, load_rules
-from ..winnower.agent import Agent, EpochCutter, Topics, drill, load_state
-from ..winnower.anomalies import Anomaly, rank
+from ..winnower.agent import Agent, Topics, drill
+from ..winnower.anomalies import RARE, Anomaly
 from ..winnower.delta import DeltaError
 from ..winnower.induction import describe
-from ..winnower.model import Model, ModelMismatch
+from ..winnower.model import ModelMismatch
 from ..winnower.monitor import Monitor
+from ..winnower.remote import TIMEOUT, DrillFailed, DrillTimeout, request
 from ..winnower.runs import NoRuns, runs_report
+from ..winnower.stored import CLUSTER_MODEL, NoModel, stored_anomalies
 from .common import config_or_fail, open_graph, printable, setup_logging, stop_on_signals
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: librdkafka's max.poll.interval.ms for the agent's view consumer (see agent_cmd).
 VIEW_POLL_INTERVAL_MS = 10000
-
-#: The model `monitor` keeps and `anomalies` reads unless told otherwise.
-CLUSTER_MODEL = "cluster"
 
 _json = msgspec.json.Encoder()
 
@@ -64,7 +61,7 @@ def depth_option(f: F) -> F:
 
 
 def rare_option(f: F) -> F:
-    return click.option("--rare", default=0.2, show_default=True,
+    return click.option("--rare", default=RARE, show_default=True,
                         type=click.FloatRange(0, 1),
                         help="Rare: exhibited by at most this fraction of nodes or runs.")(f)
 
@@ -113,14 +110,6 @@ def runs_cmd(pipeline: str, rules_path: str | None, k: int, rare: float, since: 
             click.echo("\n".join(render_anomaly(fact)))
 
 
-def _model(store: GraphStore, name: str) -> Model:
-    loaded = persist.load(store, name)
-    if loaded is None:
-        known = ", ".join(persist.model_names(store)) or "none"
-        raise click.ClickException(f"no Winnower model {name!r} in the store (models: {known})")
-    return loaded[0]
-
-
 @winnower.command("anomalies")
 @click.option("--model", "name", default=CLUSTER_MODEL, show_default=True,
               help="The stored model (what `ursprung winnower monitor` keeps).")
@@ -132,7 +121,10 @@ def _model(store: GraphStore, name: str) -> Model:
 def anomalies_cmd(name: str, rare: float, since: int | None, as_json: bool) -> None:
     """Rare and new behaviour in a stored model, rarest first, with the node it came from
     and a concrete instance."""
-    report = rank(_model(open_graph(), name), rare=rare, since=since)
+    try:
+        report = stored_anomalies(open_graph(), name, rare=rare, since=since)
+    except NoModel as exc:
+        raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(msgspec.to_builtins(report), indent=2))
         return
@@ -164,75 +156,70 @@ def _state_dir(node: str, state_dir: str | None) -> Path:
 @click.option("--node", default=None, help="This node's name (default: the host name).")
 @click.option("--epoch-seconds", default=60.0, show_default=True, type=click.FloatRange(0.001),
               help="Length of an epoch.")
-@click.option("--follow", is_flag=True, help="Keep reading the log as it grows.")
+@click.option("--follow", is_flag=True,
+              help="Keep reading the log as it grows (and its rotations); answer drill "
+                   "requests. Stop with SIGTERM or Ctrl-C.")
+@click.option("--close-after", default=CLOSE_AFTER, show_default=True,
+              type=click.FloatRange(0.0),
+              help="When following: close an epoch that has ended once the log has been "
+                   "quiet this many seconds.")
 @click.option("--state-dir", default=None, type=click.Path(file_okay=False),
-              help="The node's counters and epoch archive (default: HOME/winnower/NODE).")
-@click.option("--config", "config_path", default=None, help="ursprung.toml (Kafka options).")
+              help="The node's state, checkpoint and epoch archive "
+                   "(default: HOME/winnower/NODE).")
+@click.option("--config", "config_path", default=None,
+              help="ursprung.toml (Kafka options, [collect] chunking).")
 @topics_option
 @rules_option
 @depth_option
 def agent_cmd(log_path: str, url: str, node: str | None, epoch_seconds: float, follow: bool,
-              state_dir: str | None, config_path: str | None, prefix: str,
+              close_after: float, state_dir: str | None, config_path: str | None, prefix: str,
               rules_path: str | None, k: int) -> None:
     """Build this node's epoch graphs from its audit log, check each against the global
-    model, and send only what the model does not accept, with support counts."""
+    model, and send only what the model does not accept, with support counts. Checkpointed:
+    a restarted agent goes on where it stopped, counting every event once."""
     node = node or socket.gethostname()
     abstractor = _rules(rules_path)
     home = _state_dir(node, state_dir)
     home.mkdir(parents=True, exist_ok=True)
+    path = Path(log_path)
+    if not follow and not path.is_file():
+        raise click.ClickException(f"{log_path}: no such file")
+    config = config_or_fail(config_path)
     try:
-        agent = Agent(node, abstractor, k=k, state=load_state(home / "state"),
+        saved = load_agent_state(home / "state")
+        agent = Agent(node, abstractor, k=k, state=saved.node if saved else None,
                       archive=home / "epochs")
     except (DeltaError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     bus = _bus(url, config_path)
     if isinstance(bus, KafkaBus):
-        # The agent's group only reads views. A join still pending when the agent stops
-        # (a short run over a finished log) makes closing wait for the rebalance timeout,
-        # which is max.poll.interval.ms (5 min by default): keep it short; the agent polls
-        # every second while it follows.
+        # The agent's groups only read views and drill requests. A join still pending when
+        # the agent stops (a short run over a finished log) makes closing wait for the
+        # rebalance timeout, which is max.poll.interval.ms (5 min by default): keep it
+        # short; the agent polls twice a second.
         bus.consumer_options.setdefault(
             "max.poll.interval.ms", str(max(VIEW_POLL_INTERVAL_MS, bus.session_timeout_ms)))
-    try:
-        topics = Topics(prefix)
-        bus.ensure_topics([topics.deltas, topics.model], 1)
-        pub = bus.publisher()
-        views = bus.subscribe(f"{prefix}-agent-{node}", [topics.model])
-    except BusError as exc:
-        raise click.ClickException(str(exc)) from exc
-    stop = stop_on_signals()
-    cutter = EpochCutter(int(epoch_seconds * 1e9))
-    source = AuditdSource(node)
 
-    def send(done: list[tuple[int, list[Event]]]) -> None:
-        for epoch, events in done:
-            agent.take_views(views)
-            delta = agent.epoch(events, epoch)
-            size = agent.send(pub, delta, topics.deltas)
-            agent.save_state(home / "state")
-            click.echo(f"epoch {epoch}: {len(events)} events, {len(delta.states)} new states, "
-                       f"{len(delta.transitions)} new transitions, {size} bytes sent")
+    def report(sent: EpochSent) -> None:
+        click.echo(f"epoch {sent.epoch}: {sent.events} events, {sent.states} new states, "
+                   f"{sent.transitions} new transitions, {sent.bytes} bytes sent")
 
     try:
-        with open(log_path, "rb") as fh:
-            offset = 0
-            while True:
-                for chunk in source.chunks(fh, offset, log_path):
-                    offset = chunk.offset
-                    send(cutter.add(chunk.events))
-                if not follow or stop.is_set():
-                    break
-                send(cutter.due(time.time_ns()))
-                agent.take_views(views)
-                stop.wait(1.0)
-        send(cutter.flush())
+        run = run_agent(path, agent, bus, Topics(prefix), state_path=home / "state",
+                        saved=saved, epoch_ns=int(epoch_seconds * 1e9), follow=follow,
+                        stop=stop_on_signals(),
+                        options=FollowOptions.from_config(config.collect, follow=follow),
+                        close_after=close_after, report=report)
     except OSError as exc:
         raise click.ClickException(f"{log_path}: {exc.strerror}") from exc
     except BusError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        views.close()
-        pub.close()
+        raise click.ClickException(f"{exc} (the state was not moved past what the bus has; "
+                                   "run again to resume)") from exc
+    s = run.follow
+    resumed = f", resumed at byte {s.resumed_from:,}" if s.resumed_from else ""
+    click.echo(f"{node}: {s.lines:,} lines -> {s.events:,} events ({s.dead_letters:,} dead "
+               f"letters), {len(run.sent)} epochs sent, {run.drills} drill requests "
+               f"answered{resumed}", err=True)
 
 
 @winnower.command("monitor")
@@ -278,19 +265,35 @@ def monitor_cmd(url: str, name: str, idle_exit: float | None, config_path: str |
 @winnower.command("drill")
 @click.argument("ids", nargs=-1, type=int, required=True)
 @click.option("--node", default=None, help="The node (default: the host name).")
+@click.option("--via", "url", default=None, metavar="kafka://HOST:PORT",
+              help="Ask the node's agent over this bus (default: read the node's archive "
+                   "on this machine).")
+@click.option("--timeout", default=TIMEOUT, show_default=True, type=click.FloatRange(0.1),
+              help="With --via: seconds to wait for the agent's answer.")
 @click.option("--state-dir", default=None, type=click.Path(file_okay=False),
               help="The node's agent state (default: HOME/winnower/NODE).")
 @click.option("--epoch", "epochs", multiple=True, type=int, help="Only these epochs.")
+@click.option("--config", "config_path", default=None, help="ursprung.toml (Kafka options).")
+@topics_option
 @click.option("--json", "as_json", is_flag=True, help="Print what was found as JSON.")
-def drill_cmd(ids: tuple[int, ...], node: str | None, state_dir: str | None,
-              epochs: tuple[int, ...], as_json: bool) -> None:
+def drill_cmd(ids: tuple[int, ...], node: str | None, url: str | None, timeout: float,
+              state_dir: str | None, epochs: tuple[int, ...], config_path: str | None,
+              prefix: str, as_json: bool) -> None:
     """The concrete processes, files and connections behind state or transition IDS (from
-    `ursprung winnower anomalies`), from the node's own epoch archive."""
+    `ursprung winnower anomalies`): from the node's own epoch archive, or (--via) asked of
+    the node's running agent over the bus."""
     node = node or socket.gethostname()
-    archive = _state_dir(node, state_dir) / "epochs"
-    if not archive.is_dir():
-        raise click.ClickException(f"no epoch archive of node {node!r} at {archive}")
-    found = drill(archive, set(ids), set(epochs) or None)
+    if url is not None:
+        try:
+            found = request(_bus(url, config_path), Topics(prefix), node, list(ids),
+                            list(epochs) or None, timeout=timeout)
+        except (BusError, DrillTimeout, DrillFailed) as exc:
+            raise click.ClickException(str(exc)) from exc
+    else:
+        archive = _state_dir(node, state_dir) / "epochs"
+        if not archive.is_dir():
+            raise click.ClickException(f"no epoch archive of node {node!r} at {archive}")
+        found = drill(archive, set(ids), set(epochs) or None)
     if as_json:
         click.echo(json.dumps(msgspec.to_builtins(found), indent=2))
         return

@@ -58,6 +58,14 @@ class Topics:
     def dead(self) -> str:
         return f"{self.prefix}.deadletter"
 
+    @property
+    def drill(self) -> str:
+        return f"{self.prefix}.drill"
+
+    @property
+    def drill_replies(self) -> str:
+        return f"{self.prefix}.drill.replies"
+
 
 class EpochGraph(msgspec.Struct, array_like=True):
     """An archived epoch: the graph and the state each vertex was in."""
@@ -138,10 +146,22 @@ class Agent:
         return epoch_delta(self.state, induced.model, epoch)
 
     def _archive(self, graph: ProvGraph, state_of: dict[str, int], epoch: int) -> None:
+        """Write the epoch's graph; merged with what is archived of that epoch already (a
+        log read in two runs may close one epoch twice; merging the same part again
+        changes nothing)."""
         assert self.archive is not None
-        data = msgspec.msgpack.encode(EpochGraph(epoch, list(graph.vertices.values()),
-                                                 list(graph.edges.values()), state_of))
         path = self.archive / f"{epoch}.epoch"
+        vertices, edges, states = dict(graph.vertices), dict(graph.edges), dict(state_of)
+        if path.exists():
+            old = _read_epoch(path)
+            for v in old.vertices:
+                vertices.setdefault(v.key, v)
+            for e in old.edges:
+                edges.setdefault((e.src, e.rel, e.dst), e)
+            for key, sid in old.state_of.items():
+                states.setdefault(key, sid)
+        data = msgspec.msgpack.encode(EpochGraph(epoch, list(vertices.values()),
+                                                 list(edges.values()), states))
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(zstandard.ZstdCompressor(level=3).compress(data))
         os.replace(tmp, path)
@@ -169,21 +189,6 @@ class Agent:
         pub.flush()
         return len(data)
 
-    def save_state(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(msgspec.msgpack.encode(self.state))
-        os.replace(tmp, path)
-
-
-def load_state(path: Path) -> NodeState | None:
-    """The node state saved at ``path``, or None when there is none."""
-    try:
-        return msgspec.msgpack.decode(path.read_bytes(), type=NodeState)
-    except FileNotFoundError:
-        return None
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise DeltaError(f"{path}: not a Winnower node state ({exc})") from exc
-
 
 # --------------------------------------------------------------------------- drill
 
@@ -200,16 +205,22 @@ class Found(msgspec.Struct):
     target: Vertex | None = None
 
 
+_epoch_dec = msgspec.msgpack.Decoder(EpochGraph)
+
+
+def _read_epoch(path: Path) -> EpochGraph:
+    return _epoch_dec.decode(zstandard.ZstdDecompressor().decompress(path.read_bytes()))
+
+
 def drill(archive: Path, ids: set[int], epochs_wanted: set[int] | None = None) -> list[Found]:
     """Every vertex (state id in ``ids``) and edge (transition id in ``ids``) of the node's
     archived epochs."""
     found: list[Found] = []
-    dec = msgspec.msgpack.Decoder(EpochGraph)
     paths = sorted(archive.glob("*.epoch"), key=lambda p: int(p.stem))
     for path in paths:
         if epochs_wanted is not None and int(path.stem) not in epochs_wanted:
             continue
-        eg = dec.decode(zstandard.ZstdDecompressor().decompress(path.read_bytes()))
+        eg = _read_epoch(path)
         by_key = {v.key: v for v in eg.vertices}
         for v in eg.vertices:
             sid = eg.state_of.get(v.key)

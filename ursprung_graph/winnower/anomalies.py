@@ -21,6 +21,8 @@ from .induction import AS_LABEL
 from .model import Example, Model, Support
 
 MAX_EXAMPLES = 5
+#: Rare unless told otherwise: exhibited by at most this fraction of the origins.
+RARE = 0.2
 
 
 class Instance(msgspec.Struct):
@@ -101,7 +103,7 @@ def origins_of(model: Model) -> list[str]:
     return sorted(seen)
 
 
-def rank(model: Model, *, rare: float = 0.2, since: int | None = None,
+def rank(model: Model, *, rare: float = RARE, since: int | None = None,
          origins: Iterable[str] | None = None) -> Report:
     """The anomalies of ``model``, rarest first (fewest origins, then fewest instances)."""
     everyone = sorted(origins) if origins is not None else origins_of(model)

@@ -14,6 +14,8 @@ zstd, behind a one-byte format tag.
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 import msgspec
 import zstandard
 
@@ -22,6 +24,8 @@ from .model import Example, Model, State, Transition, merge_into, merge_support
 
 FORMAT = b"W1"
 ZSTD_LEVEL = 19
+
+T = TypeVar("T")
 
 
 class NewState(msgspec.Struct, array_like=True, omit_defaults=True):
@@ -261,53 +265,35 @@ def apply_delta(model: Model, delta: Delta, order: Ordinals) -> tuple[set[int], 
     return touched
 
 
+class Codec(Generic[T]):
+    """One message type on the wire: msgpack (structs as arrays), zstd, behind `FORMAT`;
+    decoding anything else is a DeltaError naming what was expected."""
+
+    def __init__(self, kind: type[T], what: str) -> None:
+        self._dec = msgspec.msgpack.Decoder(kind)
+        self.what = what
+
+    def encode(self, value: T) -> bytes:
+        return FORMAT + zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(_enc.encode(value))
+
+    def decode(self, data: bytes) -> T:
+        if not data.startswith(FORMAT):
+            raise DeltaError("not a Winnower message (format tag missing)")
+        try:
+            raw = zstandard.ZstdDecompressor().decompress(data[len(FORMAT):])
+        except zstandard.ZstdError as exc:
+            raise DeltaError(f"corrupt Winnower message: {exc}") from exc
+        try:
+            return self._dec.decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise DeltaError(f"not a Winnower {self.what}: {exc}") from exc
+
+
 _enc = msgspec.msgpack.Encoder()
-_delta_dec = msgspec.msgpack.Decoder(Delta)
-_view_dec = msgspec.msgpack.Decoder(ModelView)
-_model_dec = msgspec.msgpack.Decoder(Model)
+DELTAS = Codec(Delta, "delta")
+VIEWS = Codec(ModelView, "model view")
+MODELS = Codec(Model, "model")
 
-
-def _pack(data: bytes) -> bytes:
-    return FORMAT + zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
-
-
-def _unpack(data: bytes) -> bytes:
-    if not data.startswith(FORMAT):
-        raise DeltaError("not a Winnower message (format tag missing)")
-    try:
-        return zstandard.ZstdDecompressor().decompress(data[len(FORMAT):])
-    except zstandard.ZstdError as exc:
-        raise DeltaError(f"corrupt Winnower message: {exc}") from exc
-
-
-def encode_delta(delta: Delta) -> bytes:
-    return _pack(_enc.encode(delta))
-
-
-def decode_delta(data: bytes) -> Delta:
-    try:
-        return _delta_dec.decode(_unpack(data))
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise DeltaError(f"not a Winnower delta: {exc}") from exc
-
-
-def encode_view(view: ModelView) -> bytes:
-    return _pack(_enc.encode(view))
-
-
-def decode_view(data: bytes) -> ModelView:
-    try:
-        return _view_dec.decode(_unpack(data))
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise DeltaError(f"not a Winnower model view: {exc}") from exc
-
-
-def encode_model(model: Model) -> bytes:
-    return _pack(_enc.encode(model))
-
-
-def decode_model(data: bytes) -> Model:
-    try:
-        return _model_dec.decode(_unpack(data))
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise DeltaError(f"not a Winnower model: {exc}") from exc
+encode_delta, decode_delta = DELTAS.encode, DELTAS.decode
+encode_view, decode_view = VIEWS.encode, VIEWS.decode
+encode_model, decode_model = MODELS.encode, MODELS.decode

@@ -13,7 +13,7 @@ import msgspec
 
 from ..store.base import GraphStore
 from .abstraction import Abstractor, Context
-from .anomalies import Anomaly, rank
+from .anomalies import RARE, Anomaly, Report, rank
 from .graph import RunRef, pipeline_runs, run_graphs
 from .induction import induce
 from .model import Model, merge_into
@@ -64,7 +64,7 @@ def learn_runs(store: GraphStore, pipeline: str, abstractor: Abstractor, *,
     return model, runs
 
 
-def deviations(model: Model, runs: list[RunRef], *, rare: float = 0.2,
+def deviations(model: Model, runs: list[RunRef], *, rare: float = RARE,
                since: int | None = None) -> list[Deviation]:
     """The runs that exhibit a rare (or new since run ``since``) behaviour, oldest first."""
     report = rank(model, rare=rare, since=since, origins=[r.id for r in runs])
@@ -81,8 +81,15 @@ def deviations(model: Model, runs: list[RunRef], *, rare: float = 0.2,
     return out
 
 
+def runs_anomalies(store: GraphStore, pipeline: str, abstractor: Abstractor, *, k: int = 1,
+                   rare: float = RARE, since: int | None = None) -> Report:
+    """The anomalies of the model over ``pipeline``'s runs (origins are run ids)."""
+    model, runs = learn_runs(store, pipeline, abstractor, k=k)
+    return rank(model, rare=rare, since=since, origins=[r.id for r in runs])
+
+
 def runs_report(store: GraphStore, pipeline: str, abstractor: Abstractor, *, k: int = 1,
-                rare: float = 0.2, since: int | None = None) -> RunsReport:
+                rare: float = RARE, since: int | None = None) -> RunsReport:
     model, runs = learn_runs(store, pipeline, abstractor, k=k)
     report = rank(model, rare=rare, since=since, origins=[r.id for r in runs])
     return RunsReport(pipeline, [r.id for r in runs], len(model.states), report.transitions,
