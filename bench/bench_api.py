@@ -275,7 +275,10 @@ QUERIES = {"lineage": LINEAGE, "compare": COMPARE, "explain": EXPLAIN}
 
 
 def serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
-    sock = socket.socket()
+    # IPPROTO_TCP, as uvicorn's own bind (`ursprung serve`) makes it: asyncio turns Nagle
+    # off only on sockets that say they are TCP; without it every answer waited ~40 ms for
+    # the client's delayed ACK (the "API overhead" of earlier runs of this benchmark).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])),

@@ -66,7 +66,10 @@ def serving(store: Any, *, host: str = "127.0.0.1", token: str | None = None,
             limits: Limits | None = None, connect: str = "127.0.0.1") -> Iterator[Api]:
     """The app over ``store`` on uvicorn in a thread, bound to (``host``, a free port)."""
     app = create_app(store, token=token, limits=limits)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, as uvicorn's own bind (`ursprung serve`) makes it: asyncio turns Nagle
+    # off only on sockets that say they are TCP, and with it on every answer waits ~40 ms
+    # for the client's delayed ACK before its body is sent.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
