@@ -242,8 +242,13 @@ def load_cached(entry: Path, data_dir: Path) -> dict[str, Any] | None:
 
 def save_cached(entry: Path, server: Any, built: dict[str, Any]) -> None:
     """Compact the server's append-only file into a snapshot and keep a copy of it (the
-    graph is only read from here on, so the files do not change while copied)."""
-    if not server.compact(timeout=1800):
+    graph is only read from here on, so the files do not change while copied). Right
+    after a build FalkorDB may refuse to fork ("BUSY preparing to fork") for a while."""
+    for _ in range(40):
+        if server.compact(timeout=1800):
+            break
+        time.sleep(3)
+    else:
         print("could not compact the store; not cached", file=sys.stderr)
         return
     tmp = entry.with_name(entry.name + ".tmp")

@@ -17,25 +17,20 @@ from __future__ import annotations
 import difflib
 import posixpath
 import time
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
 
 import msgspec
 
 from ..errors import NotFound
 from ..schema import graph as g
 from ..schema.times import FOREVER
-from ..store.base import GraphStore
+from ..store.base import GraphStore, Row, StoreTimeout
 from ..store.cypher import Cypher
 from .gaps import with_gaps
 from .types import EndpointNode, FileNode, Lineage, LineageEdge, LineageNode, PipeNode, ProcessNode
 
 DEFAULT_DEPTH = 30
-
-_RETURN = (
-    "RETURN f.key AS at, m.key AS key, labels(m)[0] AS label, type(e) AS rel, "
-    "e.first AS first, e.last AS last, m.path AS path"
-)
 
 
 def _types(*edges: g.EdgeType) -> str:
@@ -46,53 +41,52 @@ def _types(*edges: g.EdgeType) -> str:
 _FORKED = g.FORKED.name
 _NETWORK = _types(g.CONNECTED, g.ACCEPTED, g.BOUND)
 
-# (label of the frontier, statement, True when the frontier node is the edge's source)
-UPSTREAM: tuple[tuple[str, Cypher, bool], ...] = (
-    (g.FILE, Cypher(
-        f"UNWIND $frontier AS f MATCH (x:{g.FILE} {{key: f.key}})"
-        f"<-[e:{_types(g.WROTE, g.RENAMED_TO, g.LINKED_TO)}]-(m) "
-        f"WHERE e.first <= f.bound {_RETURN}"), False),
-    (g.PROCESS, Cypher(
-        "UNWIND $frontier AS f "
-        f"MATCH (x:{g.PROCESS} {{key: f.key}})"
-        f"-[e:{_types(g.READ, g.EXECUTED, g.CONNECTED, g.ACCEPTED, g.BOUND)}]->(m) "
-        f"WHERE e.first <= f.bound {_RETURN}"), True),
-    (g.PROCESS, Cypher(
-        f"UNWIND $frontier AS f MATCH (x:{g.PROCESS} {{key: f.key}})<-[e:{_FORKED}]-(m) "
-        f"WHERE e.first <= f.bound {_RETURN}"), False),
-    (g.PIPE, Cypher(
-        f"UNWIND $frontier AS f MATCH (x:{g.PIPE} {{key: f.key}})"
-        f"<-[e:{g.WROTE_PIPE.name}]-(m) "
-        f"WHERE e.first <= f.bound {_RETURN}"), False),
-    (g.ENDPOINT, Cypher(
-        "UNWIND $frontier AS f "
-        f"MATCH (x:{g.ENDPOINT} {{key: f.key}})<-[e:{_NETWORK}]-(m) "
-        f"WHERE e.first <= f.bound {_RETURN}"), False),
+#: The frontier parameter of each label (one list per label: the key index is per label).
+FRONTIER_PARAMS = {g.FILE: "files", g.PROCESS: "processes", g.PIPE: "pipes",
+                   g.ENDPOINT: "endpoints"}
+
+
+class LevelStep(msgspec.Struct, frozen=True):
+    """One kind of edge a level follows from frontier nodes of ``label``: the pattern from
+    the frontier node ``x`` over ``e`` to ``m``; ``frontier_is_source`` when ``x`` is the
+    edge's source."""
+
+    label: str
+    pattern: str
+    frontier_is_source: bool
+
+
+UPSTREAM_STEPS = (
+    LevelStep(g.FILE, f"<-[e:{_types(g.WROTE, g.RENAMED_TO, g.LINKED_TO)}]-", False),
+    LevelStep(g.PROCESS, f"-[e:{_types(g.READ, g.EXECUTED, g.CONNECTED, g.ACCEPTED, g.BOUND)}]->",
+              True),
+    LevelStep(g.PROCESS, f"<-[e:{_FORKED}]-", False),
+    LevelStep(g.PIPE, f"<-[e:{g.WROTE_PIPE.name}]-", False),
+    LevelStep(g.ENDPOINT, f"<-[e:{_NETWORK}]-", False),
+)
+DOWNSTREAM_STEPS = (
+    LevelStep(g.FILE, f"<-[e:{_types(g.READ, g.EXECUTED)}]-", False),
+    LevelStep(g.FILE, f"-[e:{_types(g.RENAMED_TO, g.LINKED_TO)}]->", True),
+    LevelStep(g.PROCESS, f"-[e:{_types(g.WROTE, g.CONNECTED, g.ACCEPTED, g.BOUND, g.FORKED)}]->",
+              True),
+    LevelStep(g.PIPE, f"<-[e:{g.READ_PIPE.name}]-", False),
+    LevelStep(g.ENDPOINT, f"<-[e:{_NETWORK}]-", False),
 )
 
-DOWNSTREAM: tuple[tuple[str, Cypher, bool], ...] = (
-    (g.FILE, Cypher(
-        f"UNWIND $frontier AS f MATCH (x:{g.FILE} {{key: f.key}})"
-        f"<-[e:{_types(g.READ, g.EXECUTED)}]-(m) "
-        f"WHERE e.last >= f.bound {_RETURN}"), False),
-    (g.FILE, Cypher(
-        f"UNWIND $frontier AS f MATCH (x:{g.FILE} {{key: f.key}})"
-        f"-[e:{_types(g.RENAMED_TO, g.LINKED_TO)}]->(m) "
-        f"WHERE e.last >= f.bound {_RETURN}"), True),
-    (g.PROCESS, Cypher(
-        "UNWIND $frontier AS f "
-        f"MATCH (x:{g.PROCESS} {{key: f.key}})"
-        f"-[e:{_types(g.WROTE, g.CONNECTED, g.ACCEPTED, g.BOUND, g.FORKED)}]->(m) "
-        f"WHERE e.last >= f.bound {_RETURN}"), True),
-    (g.PIPE, Cypher(
-        f"UNWIND $frontier AS f MATCH (x:{g.PIPE} {{key: f.key}})"
-        f"<-[e:{g.READ_PIPE.name}]-(m) "
-        f"WHERE e.last >= f.bound {_RETURN}"), False),
-    (g.ENDPOINT, Cypher(
-        "UNWIND $frontier AS f "
-        f"MATCH (x:{g.ENDPOINT} {{key: f.key}})<-[e:{_NETWORK}]-(m) "
-        f"WHERE e.last >= f.bound {_RETURN}"), False),
-)
+
+def _level(steps: tuple[LevelStep, ...], condition: str) -> Cypher:
+    """One statement for a whole level: a ``UNION ALL`` of one branch per step, each taking
+    its label's frontier (``[{key, bound}]``); ``step`` says which branch a row came from."""
+    return Cypher(" UNION ALL ".join(
+        f"UNWIND ${FRONTIER_PARAMS[s.label]} AS f MATCH (x:{s.label} {{key: f.key}})"
+        f"{s.pattern}(m) WHERE {condition} RETURN {i} AS step, f.key AS at, m.key AS key, "
+        "labels(m)[0] AS label, type(e) AS rel, e.first AS first, e.last AS last, "
+        "m.path AS path" for i, s in enumerate(steps)))
+
+
+#: Upstream: edges that began at or before the bound; downstream: that lasted until it.
+UPSTREAM_LEVEL = _level(UPSTREAM_STEPS, "e.first <= f.bound")
+DOWNSTREAM_LEVEL = _level(DOWNSTREAM_STEPS, "e.last >= f.bound")
 
 FILES_BY_PATH = Cypher(
     f"MATCH (f:{g.FILE} {{path: $path}}) RETURN f.key AS key, f.host AS host, f.fs AS fs "
@@ -113,12 +107,17 @@ NODE_TYPES: dict[str, type[LineageNode]] = {
     g.PROCESS: ProcessNode, g.FILE: FileNode, g.PIPE: PipeNode, g.ENDPOINT: EndpointNode,
 }
 
-#: The attributes of each label's nodes, as columns (cheaper to read than ``properties(n)``).
-NODE_PROPERTIES: dict[str, Cypher] = {
-    label: Cypher(f"UNWIND $keys AS k MATCH (n:{label} {{key: k}}) RETURN n.key AS key, "
-                  + ", ".join(f"n.{a} AS {a}" for a in node_type.__struct_fields__[2:]))
-    for label, node_type in NODE_TYPES.items()
-}
+#: The attributes every node type may carry (after id and kind), in a fixed order.
+NODE_ATTRIBUTES = tuple(dict.fromkeys(
+    a for node_type in NODE_TYPES.values() for a in node_type.__struct_fields__[2:]))
+#: The nodes of many keys at once: one branch per label (its keys in its frontier
+#: parameter), attributes as columns (cheaper to read than ``properties(n)``; an attribute
+#: a label does not have is null).
+NODES = Cypher(" UNION ALL ".join(
+    f"UNWIND ${FRONTIER_PARAMS[label]} AS k MATCH (n:{label} {{key: k}}) "
+    f"RETURN '{label}' AS label, n.key AS key, "
+    + ", ".join(f"n.{a} AS {a}" for a in NODE_ATTRIBUTES)
+    for label in NODE_TYPES))
 
 
 class AmbiguousPath(LookupError):
@@ -200,62 +199,137 @@ def walk(store: GraphStore, root: str, *, direction: Literal["up", "down"] = "up
          deadline: float | None = None,
          admit: Callable[[Step], bool] | None = None) -> Walk:
     """:func:`lineage` with limits: at most ``max_nodes`` nodes, no new statement after
-    ``deadline`` (``time.monotonic()``), only the edges ``admit`` accepts (it sees each
-    step before the node is reached; refused nodes are neither listed nor walked through).
-    A walk cut short says so (``truncated``, ``reason``) and returns what it found."""
+    ``deadline`` (``time.monotonic()``, which also bounds each statement inside the store),
+    only the edges ``admit`` accepts (it sees each step before the node is reached; refused
+    nodes are neither listed nor walked through). A walk cut short says so (``truncated``,
+    ``reason``) and returns what it found."""
+    return walks(store, [root], direction=direction, depth=depth, as_of=as_of,
+                 max_nodes=max_nodes, deadline=deadline, admit=admit)[root]
+
+
+def walks(store: GraphStore, roots: Iterable[str], *,
+          direction: Literal["up", "down"] = "up", depth: int = DEFAULT_DEPTH,
+          as_of: int | None = None, max_nodes: int | None = None,
+          deadline: float | None = None,
+          admit: Callable[[Step], bool] | None = None) -> dict[str, Walk]:
+    """:func:`walk` from each of ``roots`` at once, each answer the same as its own walk's:
+    one statement per level for all of them (each frontier key with the loosest bound any
+    walk has for it; each walk takes the rows of its own frontier within its own bound, in
+    the order its own statement would have returned them), and one for all their nodes."""
     if direction not in ("up", "down"):
         raise ValueError("direction must be 'up' or 'down'")
     upstream = direction == "up"
-    steps = UPSTREAM if upstream else DOWNSTREAM
+    steps, statement = (UPSTREAM_STEPS, UPSTREAM_LEVEL) if upstream else (
+        DOWNSTREAM_STEPS, DOWNSTREAM_LEVEL)
     start = as_of if as_of is not None else (FOREVER if upstream else 0)
-    labels = {root: label_of_key(root)}
-    distance = {root: 0}
-    best = {root: start}
-    edges: dict[tuple[str, str, str], LineageEdge] = {}
-    frontier = {root: start}
-    reason: str | None = None
+    states = {root: _Walking(root, start) for root in roots}
     level = 0
-    while frontier and reason is None:
+    while active := [w for w in states.values() if w.frontier and w.reason is None]:
         if level == depth:
-            reason = f"depth limit {depth} reached; {len(frontier)} nodes not expanded"
+            for w in active:
+                w.reason = f"depth limit {depth} reached; {len(w.frontier)} nodes not expanded"
             break
         level += 1
+        rows = _expand(store, statement, active, upstream, deadline)
+        if rows is None:
+            for w in active:
+                w.reason = "time budget spent"
+            break
+        by_step: dict[tuple[int, str], list[Row]] = {}
+        for row in rows:
+            by_step.setdefault((row["step"], row["at"]), []).append(row)
+        for w in active:
+            w.take(steps, by_step, level, upstream, max_nodes, admit)
+    found = {n.id: n for n in load_nodes(
+        store, {k: label for w in states.values() for k, label in w.labels.items()})}
+    return {root: w.result(store, direction, found, as_of) for root, w in states.items()}
+
+
+def _expand(store: GraphStore, statement: Cypher, active: list[_Walking], upstream: bool,
+            deadline: float | None) -> list[Row] | None:
+    """The rows of one level for all ``active`` walks; None when the deadline passed (before
+    the statement, or inside the store)."""
+    loosest: dict[str, int] = {}
+    label_of: dict[str, str] = {}
+    for w in active:
+        for key, bound in w.frontier.items():
+            known = loosest.get(key)
+            if known is None or (bound > known if upstream else bound < known):
+                loosest[key] = bound
+                label_of[key] = w.labels[key]
+    params: dict[str, Any] = {name: [] for name in FRONTIER_PARAMS.values()}
+    for key, bound in loosest.items():
+        name = FRONTIER_PARAMS.get(label_of[key])
+        if name is not None:
+            params[name].append({"key": key, "bound": bound})
+    timeout = None
+    if deadline is not None:
+        timeout = deadline - time.monotonic()
+        if timeout <= 0:
+            return None
+    try:
+        return store.read(statement, params, timeout=timeout)
+    except StoreTimeout:
+        return None
+
+
+class _Walking:
+    """One walk's state between levels."""
+
+    def __init__(self, root: str, start: int) -> None:
+        self.root = root
+        self.labels = {root: label_of_key(root)}
+        self.distance = {root: 0}
+        self.best = {root: start}
+        self.edges: dict[tuple[str, str, str], LineageEdge] = {}
+        self.frontier = {root: start}
+        self.reason: str | None = None
+
+    def take(self, steps: tuple[LevelStep, ...], by_step: dict[tuple[int, str], list[Row]],
+             level: int, upstream: bool, max_nodes: int | None,
+             admit: Callable[[Step], bool] | None) -> None:
+        """Follow this level's rows of this walk's frontier (step by step, frontier in
+        order, as its own per-step statements would return them); the next frontier is the
+        nodes whose bound improved."""
         reached: dict[str, int] = {}
-        for label, statement, frontier_is_source in steps:
-            items = [{"key": k, "bound": b} for k, b in frontier.items() if labels[k] == label]
-            if not items:
-                continue
-            if deadline is not None and time.monotonic() > deadline:
-                reason = "time budget spent"
-                break
-            for row in store.read(statement, {"frontier": items}):
-                at, key, rel = row["at"], row["key"], row["rel"]
-                if key not in labels:
-                    if admit is not None and not admit(
+        labels, root = self.labels, self.root
+        for i, step in enumerate(steps):
+            for at, bound_at in self.frontier.items():
+                if labels[at] != step.label:
+                    continue
+                for row in by_step.get((i, at), ()):
+                    if not (row["first"] <= bound_at if upstream else row["last"] >= bound_at):
+                        continue  # within another walk's looser bound, not this one's
+                    key, rel = row["key"], row["rel"]
+                    if key not in labels:
+                        if admit is not None and not admit(
+                                Step(key=key, label=row["label"], rel=rel, path=row["path"])):
+                            continue
+                        if max_nodes is not None and len(labels) >= max_nodes:
+                            self.reason = f"node limit {max_nodes} reached"
+                            continue
+                        labels[key] = row["label"]
+                        self.distance[key] = level
+                    elif admit is not None and key != root and not admit(
                             Step(key=key, label=row["label"], rel=rel, path=row["path"])):
                         continue
-                    if max_nodes is not None and len(labels) >= max_nodes:
-                        reason = f"node limit {max_nodes} reached"
-                        continue
-                    labels[key] = row["label"]
-                    distance[key] = level
-                elif admit is not None and key != root and not admit(
-                        Step(key=key, label=row["label"], rel=rel, path=row["path"])):
-                    continue
-                src, dst = (at, key) if frontier_is_source else (key, at)
-                edges[(src, dst, rel)] = LineageEdge(source=src, target=dst, kind=rel,
-                                                     first=row["first"], last=row["last"])
-                bound = _next_bound(upstream, rel, frontier[at], row["first"], row["last"])
-                if _improves(upstream, bound, best.get(key)):
-                    best[key] = bound
-                    reached[key] = bound
-            if reason is not None and reason.startswith("time"):
-                break
-        frontier = reached
-    result = Lineage(root=root, direction=direction, nodes=load_nodes(store, labels),
-                     edges=sorted(edges.values(), key=lambda e: (e.first, e.source)))
-    return Walk(lineage=with_gaps(store, result, as_of), truncated=reason is not None,
-                reason=reason, distance=distance)
+                    src, dst = (at, key) if step.frontier_is_source else (key, at)
+                    self.edges[(src, dst, rel)] = LineageEdge(
+                        source=src, target=dst, kind=rel, first=row["first"], last=row["last"])
+                    bound = _next_bound(upstream, rel, bound_at, row["first"], row["last"])
+                    if _improves(upstream, bound, self.best.get(key)):
+                        self.best[key] = bound
+                        reached[key] = bound
+        self.frontier = reached
+
+    def result(self, store: GraphStore, direction: Literal["up", "down"],
+               found: dict[str, LineageNode], as_of: int | None) -> Walk:
+        nodes = sorted((found[k] for k in self.labels if k in found),
+                       key=lambda n: (n.kind, n.id))
+        lineage = Lineage(root=self.root, direction=direction, nodes=nodes,
+                          edges=sorted(self.edges.values(), key=lambda e: (e.first, e.source)))
+        return Walk(lineage=with_gaps(store, lineage, as_of), truncated=self.reason is not None,
+                    reason=self.reason, distance=self.distance)
 
 
 def _next_bound(upstream: bool, rel: str, bound: int, first: int, last: int) -> int:
@@ -272,19 +346,19 @@ def _improves(upstream: bool, bound: int, known: int | None) -> bool:
 
 def load_nodes(store: GraphStore, labels: dict[str, str]) -> list[LineageNode]:
     """The typed nodes of ``labels`` (key -> label), by kind and key; keys the graph does
-    not hold are left out."""
-    by_label: dict[str, list[str]] = {}
+    not hold (or of other labels) are left out. One statement."""
+    params: dict[str, Any] = {FRONTIER_PARAMS[label]: [] for label in NODE_TYPES}
     for key, label in labels.items():
-        by_label.setdefault(label, []).append(key)
+        if label in NODE_TYPES:
+            params[FRONTIER_PARAMS[label]].append(key)
+    if not any(params.values()):
+        return []
     nodes: list[LineageNode] = []
-    for label, keys in by_label.items():
-        statement = NODE_PROPERTIES.get(label)
-        if statement is None:
-            continue
+    for row in store.read(NODES, params):
+        label = row["label"]
         node_type = NODE_TYPES[label]
         attributes = node_type.__struct_fields__[2:]  # after id and kind
-        for row in store.read(statement, {"keys": keys}):
-            nodes.append(node_type(
-                id=row["key"], kind=g.KIND_OF_LABEL[label],  # type: ignore[arg-type]
-                **{a: row[a] for a in attributes if row.get(a) is not None}))
+        nodes.append(node_type(
+            id=row["key"], kind=g.KIND_OF_LABEL[label],  # type: ignore[arg-type]
+            **{a: row[a] for a in attributes if row.get(a) is not None}))
     return sorted(nodes, key=lambda n: (n.kind, n.id))

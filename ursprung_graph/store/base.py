@@ -28,6 +28,10 @@ class StoreUnavailable(StoreError):
     exit_code = 4
 
 
+class StoreTimeout(StoreError):
+    """A read ran past the ``timeout`` it was given and the store stopped it."""
+
+
 class StoreFull(StoreError):
     """The store's disk is full: a write was refused before it reached the server."""
 
@@ -46,9 +50,12 @@ class GraphStore(Protocol):
         """Create indexes and constraints unless the store's marker says they are there
         (idempotent; writers call it once, reads never)."""
 
-    def read(self, statement: str, params: dict[str, Any] | None = None) -> list[Row]:
+    def read(self, statement: str, params: dict[str, Any] | None = None, *,
+             timeout: float | None = None) -> list[Row]:
         """Run a read-only statement; writes are refused by the backend, and anything that
-        reaches outside the store by :func:`.readguard.check_read` (``ReadRefused``)."""
+        reaches outside the store by :func:`.readguard.check_read` (``ReadRefused``).
+        With ``timeout`` (seconds) the store itself stops a statement that runs longer and
+        :class:`StoreTimeout` is raised (a request's time budget reaches into the store)."""
 
     def write(self, statements: list[tuple[Cypher, dict[str, Any]]]) -> None:
         """Apply the statements in order; return only once they are durable."""

@@ -25,7 +25,7 @@ from ..schema.graph import (
     RUN_LABELS,
     UNIQUE_KEYS,
 )
-from .base import Row, StoreError, StoreFull, StoreUnavailable
+from .base import Row, StoreError, StoreFull, StoreTimeout, StoreUnavailable
 from .cypher import Cypher
 from .readguard import check_read
 
@@ -127,10 +127,20 @@ class FalkorDBStore:
             found.update((label, p) for p in props)
         return found
 
-    def read(self, statement: str, params: dict[str, Any] | None = None) -> list[Row]:
+    def read(self, statement: str, params: dict[str, Any] | None = None, *,
+             timeout: float | None = None) -> list[Row]:
         check_read(statement)
         _check_names(params)
-        result = self._call(self._graph.ro_query, statement, params)
+        ms = None if timeout is None else max(1, int(timeout * 1000))
+        header = params_header(params)
+        if header is not None:  # msgspec's header, as for writes (the client's is slower)
+            statement, params = header + statement, None
+        try:
+            result = self._guard(lambda: self._graph.ro_query(statement, params, timeout=ms))
+        except StoreError as exc:
+            if ms is not None and "timed out" in str(exc).lower():
+                raise StoreTimeout(f"the store stopped a read after {ms} ms") from exc
+            raise
         names = [h[1] for h in result.header]
         return [dict(zip(names, (plain(v) for v in row), strict=True)) for row in result.result_set]
 

@@ -24,7 +24,7 @@ from neo4j import exceptions as nex
 from neo4j.graph import Node, Path, Relationship
 
 from ..schema.graph import LOOKUP_PROPERTIES, UNIQUE_KEYS
-from .base import Row, StoreError, StoreUnavailable
+from .base import Row, StoreError, StoreTimeout, StoreUnavailable
 from .cypher import Cypher
 from .readguard import check_read
 
@@ -115,10 +115,13 @@ class Neo4jStore:
                     if "AlreadyExists" not in (exc.code or ""):
                         raise
 
-    def read(self, statement: str, params: dict[str, Any] | None = None) -> list[Row]:
+    def read(self, statement: str, params: dict[str, Any] | None = None, *,
+             timeout: float | None = None) -> list[Row]:
         check_read(statement)
+        work = _collect if timeout is None else neo4j.unit_of_work(
+            timeout=max(0.001, timeout))(_collect)
         with self._errors(), self._session(neo4j.READ_ACCESS) as session:
-            return session.execute_read(_collect, statement, params or {})
+            return session.execute_read(work, statement, params or {})
 
     def write(self, statements: list[tuple[Cypher, dict[str, Any]]]) -> None:
         if not statements:
@@ -168,16 +171,23 @@ def _apply(tx: neo4j.ManagedTransaction,
 
 @contextmanager
 def _errors(uri: str) -> Iterator[None]:
-    """Driver errors as the store's: StoreUnavailable when a retry may help, else
-    StoreError (a refused statement, bad credentials)."""
+    """Driver errors as the store's (:func:`_store_error`)."""
     try:
         yield
-    except nex.AuthError as exc:
-        raise StoreError(f"Neo4j at {uri} refused the credentials: {_message(exc)}") from exc
-    except _RETRYABLE as exc:
-        raise StoreUnavailable(f"Neo4j at {uri} is not reachable now: {_message(exc)}") from exc
-    except (nex.Neo4jError, nex.DriverError) as exc:
-        raise StoreError(f"Neo4j: {_message(exc)}") from exc
+    except (nex.Neo4jError, nex.DriverError, OSError) as exc:
+        raise _store_error(exc, uri) from exc
+
+
+def _store_error(exc: BaseException, uri: str) -> StoreError:
+    """StoreUnavailable when a retry may help, StoreTimeout when a read ran past the
+    timeout it was given, else StoreError (a refused statement, bad credentials)."""
+    if isinstance(exc, nex.AuthError):
+        return StoreError(f"Neo4j at {uri} refused the credentials: {_message(exc)}")
+    if isinstance(exc, nex.Neo4jError) and "TransactionTimedOut" in (exc.code or ""):
+        return StoreTimeout(f"Neo4j stopped a read: {_message(exc)}")
+    if isinstance(exc, _RETRYABLE):
+        return StoreUnavailable(f"Neo4j at {uri} is not reachable now: {_message(exc)}")
+    return StoreError(f"Neo4j: {_message(exc)}")
 
 
 def _message(exc: BaseException) -> str:
