@@ -1,7 +1,7 @@
 """What every resolver of one request shares: the store, the limits, the request's
 deadline, and the DataLoaders that batch and cache its reads (no N+1 storms: the nodes
-at the ends of many edges are one statement per label; a run's facts are read once per
-request however often they are asked for).
+at the ends of many edges are one statement; the facts of all runs a response lists are a
+few statements together, each run's read once per request however often asked for).
 
 Store calls are blocking; :meth:`Context.call` runs them in a worker thread so that the
 event loop keeps serving other requests, and refuses to start one after the deadline.
@@ -19,7 +19,7 @@ from strawberry.dataloader import DataLoader
 
 from ..query.classify import Classifier
 from ..query.nodes import nodes_by_key
-from ..query.runs import run_facts
+from ..query.runs import runs_facts
 from ..query.types import LineageNode, RunFacts, RunSummary
 from ..store.base import GraphStore
 from .errors import ApiError
@@ -64,10 +64,8 @@ class Context:
         return [found.get(k) for k in keys]
 
     async def _load_facts(self, run_keys: list[str]) -> list[RunFacts]:
-        def load() -> list[RunFacts]:
-            return [run_facts(self.store, self.summaries[k], self.classifier)
-                    for k in run_keys]
-        return await self.call(load)
+        runs = [self.summaries[k] for k in run_keys]
+        return await self.call(runs_facts, self.store, runs, self.classifier)
 
     async def run_facts(self, run: RunSummary) -> RunFacts:
         self.summaries[run.key] = run

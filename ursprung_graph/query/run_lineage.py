@@ -19,7 +19,7 @@ import msgspec
 from ..schema import graph as g
 from ..store.base import GraphStore
 from .classify import Classifier
-from .lineage import DEFAULT_DEPTH, Step, Walk, walk
+from .lineage import DEFAULT_DEPTH, Step, Walk, walks
 from .lineage_view import LineageView
 from .runs import run_files, run_processes
 from .types import GapInfo, LineageEdge, LineageNode, RunProcess, RunSummary
@@ -27,7 +27,8 @@ from .types import GapInfo, LineageEdge, LineageNode, RunProcess, RunSummary
 
 class RunGraph(msgspec.Struct, frozen=True):
     """A run's processes, the key of each of its output files by path, and each output's
-    upstream walk within the run (outputs left when the deadline passed have none)."""
+    upstream walk within the run (all walked at once, :func:`.lineage.walks`; none when
+    the deadline had passed before they began)."""
 
     processes: list[RunProcess]
     outputs: dict[str, str]
@@ -49,13 +50,12 @@ def run_graph(store: GraphStore, run: RunSummary, *, forks: bool = True,
             return False
         return step.label != g.PROCESS or step.key in members
 
-    walks: dict[str, Walk] = {}
-    for path, key in sorted(outputs.items()):
-        if deadline is not None and time.monotonic() > deadline:
-            break  # the outputs not walked have no entry: the caller says it is partial
-        walks[path] = walk(store, key, direction="up", depth=depth, max_nodes=max_nodes,
-                           deadline=deadline, admit=admit)
-    return RunGraph(processes=procs, outputs=outputs, walks=walks)
+    if deadline is not None and time.monotonic() > deadline:
+        return RunGraph(processes=procs, outputs=outputs, walks={})  # the caller says partial
+    found = walks(store, sorted(set(outputs.values())), direction="up", depth=depth,
+                  max_nodes=max_nodes, deadline=deadline, admit=admit)
+    return RunGraph(processes=procs, outputs=outputs,
+                    walks={path: found[key] for path, key in sorted(outputs.items())})
 
 
 def merged(walks: Iterable[Walk], root: str) -> LineageView:

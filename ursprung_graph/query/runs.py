@@ -59,40 +59,44 @@ FIND_RUN = Cypher(
     "RETURN properties(r) AS run ORDER BY r.id"
 )
 
+# The statements of run facts take many runs at once (``$keys``, or items that name their
+# run), so that the facts of a page of runs are a few statements, not a few per run.
 RUN_FILE_EDGES = Cypher(
-    f"MATCH (r:{_RUN} {{key: $key}})-[:{_INCLUDES}]->(p:{_PROC})"
+    f"UNWIND $keys AS k MATCH (r:{_RUN} {{key: k}})-[:{_INCLUDES}]->(p:{_PROC})"
     f"-[e:{g.READ.name}|{g.WROTE.name}|{g.DELETED.name}|{g.EXECUTED.name}]->(f:{_FILE}) "
-    "RETURN f.key AS key, f.path AS path, type(e) AS rel, min(e.first) AS first, "
+    "RETURN k AS run, f.key AS key, f.path AS path, type(e) AS rel, min(e.first) AS first, "
     "max(e.last) AS last"
 )
 
 RUN_PROCESSES = Cypher(
-    f"MATCH (r:{_RUN} {{key: $key}})-[:{_INCLUDES}]->(p:{_PROC}) "
-    "RETURN p.key AS key, p.pid AS pid, p.start AS start, p.end AS end, "
+    f"UNWIND $keys AS k MATCH (r:{_RUN} {{key: k}})-[:{_INCLUDES}]->(p:{_PROC}) "
+    "RETURN k AS run, p.key AS key, p.pid AS pid, p.start AS start, p.end AS end, "
     "p.exit_code AS exit_code, p.exe AS exe, p.argv AS argv, p.cmdline AS cmdline, "
     "p.cwd AS cwd ORDER BY p.start, p.pid"
 )
 
 RENAMES_FROM = Cypher(
-    f"UNWIND $keys AS k MATCH (f:{_FILE} {{key: k}})-[e:{_RENAMED}]->(t:{_FILE}) "
-    "WHERE e.first <= $end AND e.last >= $start "
-    "RETURN f.key AS src, t.key AS key, t.path AS path, e.first AS first, e.last AS last"
+    "UNWIND $items AS it UNWIND it.keys AS k "
+    f"MATCH (f:{_FILE} {{key: k}})-[e:{_RENAMED}]->(t:{_FILE}) "
+    "WHERE e.first <= it.end AND e.last >= it.start "
+    "RETURN it.run AS run, f.key AS src, t.key AS key, t.path AS path, e.first AS first, "
+    "e.last AS last"
 )
 
 PRIOR_WRITES = Cypher(
     f"UNWIND $items AS it MATCH (f:{_FILE} {{key: it.key}})<-[e:{g.WROTE.name}]-(:{_PROC}) "
-    "WHERE e.first <= it.t RETURN it.key AS key, max(e.last) AS t"
+    "WHERE e.first <= it.t RETURN it.run AS run, it.key AS key, max(e.last) AS t"
 )
 
 PRIOR_RENAMES = Cypher(
     f"UNWIND $items AS it MATCH (f:{_FILE} {{key: it.key}})<-[e:{_RENAMED}]-(:{_FILE}) "
-    "WHERE e.first <= it.t RETURN it.key AS key, max(e.first) AS t"
+    "WHERE e.first <= it.t RETURN it.run AS run, it.key AS key, max(e.first) AS t"
 )
 
 RUN_VERSIONS = Cypher(
-    f"MATCH (r:{_RUN} {{key: $key}})-[o:{g.OBSERVED.name}]->(v:{_VERSION})"
+    f"UNWIND $keys AS k MATCH (r:{_RUN} {{key: k}})-[o:{g.OBSERVED.name}]->(v:{_VERSION})"
     f"<-[:{g.HAS_VERSION.name}]-(f:{_FILE}) "
-    "RETURN f.key AS file, v.sha256 AS sha256, v.size AS size, v.mtime AS mtime, "
+    "RETURN k AS run, f.key AS file, v.sha256 AS sha256, v.size AS size, v.mtime AS mtime, "
     "v.stored AS stored, o.at AS at"
 )
 
@@ -229,28 +233,56 @@ def find_run(store: GraphStore, ref: str) -> RunSummary:
 
 def run_processes(store: GraphStore, run: RunSummary) -> list[RunProcess]:
     """The run's processes, by start and pid."""
-    return [RunProcess(key=r["key"], pid=r["pid"], start=r["start"], end=r["end"],
-                       exit_code=r["exit_code"], exe=r["exe"], argv=r["argv"],
-                       cmdline=r["cmdline"], cwd=r["cwd"])
-            for r in store.read(RUN_PROCESSES, {"key": run.key})]
+    return runs_processes(store, [run])[run.key]
+
+
+def runs_processes(store: GraphStore, runs: Sequence[RunSummary]
+                   ) -> dict[str, list[RunProcess]]:
+    """The processes of each of ``runs`` (by run key), by start and pid: one statement."""
+    out: dict[str, list[RunProcess]] = {run.key: [] for run in runs}
+    for r in store.read(RUN_PROCESSES, {"keys": list(out)}):
+        out[r["run"]].append(RunProcess(
+            key=r["key"], pid=r["pid"], start=r["start"], end=r["end"],
+            exit_code=r["exit_code"], exe=r["exe"], argv=r["argv"], cmdline=r["cmdline"],
+            cwd=r["cwd"]))
+    return out
 
 
 def run_files(store: GraphStore, run: RunSummary,
               classifier: Classifier | None = None,
               processes: Sequence[RunProcess] | None = None) -> RunFiles:
     """Inputs, outputs, intermediates, programs and environment files of ``run``."""
-    files = _files_from_edges(store.read(RUN_FILE_EDGES, {"key": run.key}))
+    procs = {run.key: processes} if processes is not None else None
+    return runs_files(store, [run], classifier, procs)[run.key]
 
-    def renames(keys: list[str], start: int, end: int) -> list[Rename]:
-        return [Rename(src=r["src"], key=r["key"], path=r["path"], first=r["first"],
-                       last=r["last"])
-                for r in store.read(RENAMES_FROM, {"keys": keys, "start": start, "end": end})]
 
-    follow_renames(renames, files, run.start, run.end)
-    procs = processes if processes is not None else run_processes(store, run)
-    out = classify_files(files, procs, run.cwd, classifier)
-    _prior_writes(store, out.inputs)
-    _versions(store, run, out)
+def runs_files(store: GraphStore, runs: Sequence[RunSummary],
+               classifier: Classifier | None = None,
+               processes: dict[str, Sequence[RunProcess]] | None = None
+               ) -> dict[str, RunFiles]:
+    """:func:`run_files` of each of ``runs`` (by run key), in a fixed number of statements
+    however many runs there are (``processes`` by run key when the caller has them)."""
+    keys = list(dict.fromkeys(run.key for run in runs))
+    edges: dict[str, list[Row]] = {k: [] for k in keys}
+    for row in store.read(RUN_FILE_EDGES, {"keys": keys}):
+        edges[row["run"]].append(row)
+    files = {k: _files_from_edges(rows) for k, rows in edges.items()}
+    by_key = {run.key: run for run in runs}
+    followers = {k: RenameFollower(files[k], by_key[k].start, by_key[k].end) for k in keys}
+    while asked := {k: ks for k, f in followers.items() if (ks := f.next_keys())}:
+        items = [{"run": k, "keys": ks, "start": followers[k].start, "end": followers[k].end}
+                 for k, ks in asked.items()]
+        found: dict[str, list[Rename]] = {k: [] for k in asked}
+        for r in store.read(RENAMES_FROM, {"items": items}):
+            found[r["run"]].append(Rename(src=r["src"], key=r["key"], path=r["path"],
+                                          first=r["first"], last=r["last"]))
+        for k, rows in found.items():
+            followers[k].apply(rows)
+    procs: dict[str, Sequence[RunProcess]] = dict(
+        processes if processes is not None else runs_processes(store, runs))
+    out = {k: classify_files(files[k], procs[k], by_key[k].cwd, classifier) for k in keys}
+    _prior_writes(store, {k: o.inputs for k, o in out.items()})
+    _versions(store, out)
     return out
 
 
@@ -325,28 +357,50 @@ def follow_renames(renames: Renames, files: dict[str, RunFile], start: int | Non
                    end: int | None) -> None:
     """A file the run (from ``start`` to ``end``) wrote and renamed during the run: the new
     name is written (at the rename), the old one is gone. Chains (a -> b -> c) are
-    followed."""
-    start = start or 0
-    end = end or FOREVER
-    frontier = [f.key for f in files.values() if f.written()]
-    seen: set[str] = set()
-    for _ in range(8):
-        frontier = [k for k in frontier if k not in seen]
-        if not frontier:
-            break
-        seen.update(frontier)
+    followed (:class:`RenameFollower`, one round per link)."""
+    follower = RenameFollower(files, start, end)
+    while keys := follower.next_keys():
+        follower.apply(renames(keys, follower.start, follower.end))
+
+
+class RenameFollower:
+    """:func:`follow_renames` one round at a time, so that the rounds of many runs can be
+    one statement each: ``next_keys`` (the files to look up, empty when done), then
+    ``apply`` the renames found from them."""
+
+    ROUNDS = 8
+
+    def __init__(self, files: dict[str, RunFile], start: int | None,
+                 end: int | None) -> None:
+        self.files = files
+        self.start = start or 0
+        self.end = end or FOREVER
+        self.frontier = [f.key for f in files.values() if f.written()]
+        self.seen: set[str] = set()
+        self.rounds = 0
+
+    def next_keys(self) -> list[str]:
+        if self.rounds == self.ROUNDS:
+            return []
+        self.frontier = [k for k in self.frontier if k not in self.seen]
+        if self.frontier:
+            self.rounds += 1
+            self.seen.update(self.frontier)
+        return self.frontier
+
+    def apply(self, found: Iterable[Rename]) -> None:
         nxt = []
-        for row in renames(frontier, start, end):
-            src = files[row.src]
-            at = _rename_time(row.first, row.last, start, end, src.last_write)
+        for row in found:
+            src = self.files[row.src]
+            at = _rename_time(row.first, row.last, self.start, self.end, src.last_write)
             src.renamed_away = _max(src.renamed_away, at)
-            dst = files.get(row.key)
+            dst = self.files.get(row.key)
             if dst is None:
-                dst = files[row.key] = RunFile(row.key, row.path)
+                dst = self.files[row.key] = RunFile(row.key, row.path)
             dst.first_write = _min(dst.first_write, at)
             dst.last_write = _max(dst.last_write, at)
             nxt.append(row.key)
-        frontier = nxt
+        self.frontier = nxt
 
 
 def _rename_time(first: int, last: int, start: int, end: int, written: int | None) -> int:
@@ -406,25 +460,29 @@ def _mark_scripts(procs: Sequence[RunProcess], files: dict[str, RunFile]) -> Non
                 break  # the first file argument is the script; later ones are data
 
 
-def _prior_writes(store: GraphStore, inputs: list[RunFile]) -> None:
-    items = [{"key": f.key, "t": f.first_read} for f in inputs if f.first_read is not None]
+def _prior_writes(store: GraphStore, inputs: dict[str, list[RunFile]]) -> None:
+    """Each input's last write at or before the run first read it (inputs by run key)."""
+    items = [{"run": k, "key": f.key, "t": f.first_read} for k, files in inputs.items()
+             for f in files if f.first_read is not None]
     if not items:
         return
-    by_key = {f.key: f for f in inputs}
+    by_key = {(k, f.key): f for k, files in inputs.items() for f in files}
     for statement in (PRIOR_WRITES, PRIOR_RENAMES):
         for row in store.read(statement, {"items": items}):
-            f = by_key[row["key"]]
+            f = by_key[(row["run"], row["key"])]
             f.prior_write = _max(f.prior_write, row["t"])
 
 
-def _versions(store: GraphStore, run: RunSummary, out: RunFiles) -> None:
-    versions: dict[str, FileVersion] = {}
-    for row in store.read(RUN_VERSIONS, {"key": run.key}):
-        versions[row["file"]] = FileVersion(sha256=row["sha256"], size=row["size"],
-                                            mtime=row["mtime"], stored=bool(row["stored"]))
-    for group in (out.inputs, out.outputs, out.programs, out.intermediates):
-        for f in group:
-            f.version = versions.get(f.key)
+def _versions(store: GraphStore, runs: dict[str, RunFiles]) -> None:
+    versions: dict[str, dict[str, FileVersion]] = {k: {} for k in runs}
+    for row in store.read(RUN_VERSIONS, {"keys": list(runs)}):
+        versions[row["run"]][row["file"]] = FileVersion(
+            sha256=row["sha256"], size=row["size"], mtime=row["mtime"],
+            stored=bool(row["stored"]))
+    for k, out in runs.items():
+        for group in (out.inputs, out.outputs, out.programs, out.intermediates):
+            for f in group:
+                f.version = versions[k].get(f.key)
 
 
 def run_facts(store: GraphStore, ref: str | RunSummary,
@@ -433,8 +491,19 @@ def run_facts(store: GraphStore, ref: str | RunSummary,
     summary, parameters, environment, metrics, inputs, outputs, intermediates, programs and
     the processes (steps)."""
     run = find_run(store, ref) if isinstance(ref, str) else ref
-    procs = run_processes(store, run)
-    files = run_files(store, run, classifier, procs)
+    return runs_facts(store, [run], classifier)[0]
+
+
+def runs_facts(store: GraphStore, runs: Sequence[RunSummary],
+               classifier: Classifier | None = None) -> list[RunFacts]:
+    """:func:`run_facts` of each of ``runs``, in order, in a fixed number of statements
+    however many runs there are (what the API's loader asks for a page of runs)."""
+    procs = runs_processes(store, runs)
+    files = runs_files(store, runs, classifier, dict(procs))
+    return [_facts(run, procs[run.key], files[run.key]) for run in runs]
+
+
+def _facts(run: RunSummary, procs: Sequence[RunProcess], files: RunFiles) -> RunFacts:
     cwd = run.cwd
     gaps = run_gaps(store, run)
     return RunFacts(
