@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,13 +30,17 @@ from ursprung_graph.query.compare import compare
 from ursprung_graph.query.lineage import find_file, lineage
 from ursprung_graph.query.runs import list_runs, run_facts
 from ursprung_graph.query.types import RunFileFact
-from ursprung_graph.store.base import GraphStore, StoreError
+from ursprung_graph.store.base import GraphStore, StoreError, StoreTimeout
 from ursprung_graph.store.cypher import Cypher
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
 URSPRUNG = str(Path(sys.executable).parent / "ursprung")
 TWO_RUNS = MANIFEST["pipeline2.sh"]
+#: Every triple of files: seconds of work on either backend, stopped long before by a timeout.
+FILE_TRIPLES = Cypher(
+    "MATCH (a:File), (b:File), (c:File) WHERE a.path + b.path + c.path = $never "
+    "RETURN count(*) AS n")
 OUTPUT_WRITES = Cypher(
     "MATCH (f:File {key: $key})<-[e:WROTE]-(:Process) RETURN min(e.first) AS first, "
     "max(e.last) AS last")
@@ -117,6 +122,18 @@ def test_reads_cannot_write(backend: Backend) -> None:
         backend.store.read(Cypher("CREATE (n:Process {key: $k}) RETURN n.key AS k"),
                            {"k": "x"})
     assert backend.store.read(Cypher("MATCH (n) RETURN count(n) AS n")) == [{"n": 0}]
+
+
+def test_a_read_past_its_timeout_is_stopped_inside_the_store(backend: Backend) -> None:
+    """The per-statement timeout a walk passes (the request's time left) is enforced by the
+    store itself: the statement ends, StoreTimeout is raised, and the next read works."""
+    import_file(backend.store, DATA / "pipeline.audit.log", host=HOST)
+    started = time.monotonic()
+    with pytest.raises(StoreTimeout):
+        backend.store.read(FILE_TRIPLES, {"never": "-"}, timeout=0.05)
+    assert time.monotonic() - started < 10
+    assert backend.store.read(OUTPUT_WRITES, {"key": "none"}, timeout=30) == [
+        {"first": None, "last": None}]
 
 
 def test_nodes_and_edges_come_back_as_plain_values(backend: Backend) -> None:

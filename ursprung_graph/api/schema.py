@@ -19,7 +19,12 @@ from typing import Annotated, TypeVar
 
 import strawberry
 from msgspec import UnsetType
-from strawberry.extensions import AddValidationRules, MaxTokensLimiter
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxTokensLimiter,
+    ParserCache,
+    ValidationCache,
+)
 from strawberry.relay.utils import from_base64, to_base64
 from strawberry.schema.config import StrawberryConfig
 
@@ -916,9 +921,15 @@ class Query:
                     "anomalies`).")
 
 
+#: How many distinct query texts keep their parsed and validated document.
+DOCUMENT_CACHE = 256
+
+
 def build_schema(limits: Limits | None = None) -> strawberry.Schema:
     """The schema with the validation of ``limits`` (tokens at parse time; depth, aliases
-    and cost in one rule: :mod:`.limits`)."""
+    and cost in one rule: :mod:`.limits`). Parsed and validated documents are cached by
+    their text (and the token limit and rules, which are part of the cache keys): an
+    analyst's or the GUI's repeated query skips both steps."""
     limits = limits or Limits()
     rule = limits_rule(limits)
 
@@ -928,7 +939,13 @@ def build_schema(limits: Limits | None = None) -> strawberry.Schema:
     def validation() -> AddValidationRules:
         return AddValidationRules([rule])
 
+    def parsed() -> ParserCache:
+        return ParserCache(maxsize=DOCUMENT_CACHE)
+
+    def validated() -> ValidationCache:
+        return ValidationCache(maxsize=DOCUMENT_CACHE)
+
     return strawberry.Schema(
         query=Query, types=[File, Process, Pipe, Endpoint, Run],
-        extensions=[tokens, validation],
+        extensions=[tokens, validation, parsed, validated],
         config=StrawberryConfig(scalar_map={Time: TIME_SCALAR}))
