@@ -8,8 +8,11 @@ as it was at the fork. Downstream is the mirror image: readers of the file after
 written, what they wrote afterwards, and children forked afterwards.
 
 Cypher cannot express the per-path time bound portably, so the walk is a breadth-first
-search in Python with one parameterized statement per node label and level, each taking the
-whole frontier with ``UNWIND``. A node reached again with a looser bound is expanded again.
+search in Python with one parameterized statement per level: a ``UNION ALL`` of one branch
+per node label and edge kind, each taking that label's part of the frontier with
+``UNWIND`` (the key index is per label). A node reached again with a looser bound is
+expanded again. :func:`walks` walks from many roots with the same statements, and a
+deadline reaches into the store as each statement's timeout.
 """
 
 from __future__ import annotations
