@@ -43,8 +43,14 @@ DISK_RESERVE = 1 << 20
 PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+#: Values that are plain already (most of what a read returns): no further checks.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def plain(value: Any) -> Any:
     """Turn client objects into plain Python values (the rows both backends return)."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, Node):
         return {"_id": value.id, "_labels": list(value.labels or []), **value.properties}
     if isinstance(value, Edge):
