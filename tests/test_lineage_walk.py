@@ -10,7 +10,8 @@ import pytest
 from tests.events import Script
 from ursprung_graph.ingest.upserts import Batch
 from ursprung_graph.query.classify import Classifier
-from ursprung_graph.query.lineage import Step, walk, walks
+from ursprung_graph.query.lineage import DOWNSTREAM_LEVEL, UPSTREAM_LEVEL, Step, walk, walks
+from ursprung_graph.query.lineage_view import lineage_view
 from ursprung_graph.schema import graph as g
 from ursprung_graph.schema.times import FOREVER
 from ursprung_graph.store.cypher import Cypher
@@ -147,3 +148,43 @@ def test_many_walks_at_once_answer_as_each_walk_alone(store):
         cut = walks(store, roots, direction=direction, depth=2, max_nodes=6)
         for root in roots:
             assert cut[root] == walk(store, root, direction=direction, depth=2, max_nodes=6)
+
+
+class Frontiers:
+    """The real store; the file keys of every level's frontier are kept."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.files: set[str] = set()
+
+    def read(self, statement, params=None, *, timeout=None):
+        if statement in (UPSTREAM_LEVEL, DOWNSTREAM_LEVEL):
+            self.files.update(f["key"] for f in params["files"])
+        return self.store.read(statement, params, timeout=timeout)
+
+
+def test_without_system_files_hot_libraries_are_never_expanded(store):
+    """A library every step reads is not walked from (no statement carries it) unless
+    system files are asked for."""
+    s = Script()
+    shell = s.proc(1, 1, ["sh", "run.sh"])
+    prev = "/w/raw.csv"
+    for i in range(6):
+        p = s.proc(10 + i, 2 + i, ["python3", f"s{i}.py"])
+        s.fork(2 + i, shell, p)
+        s.read(2 + i, p, "/usr/lib/libhot.so.1")
+        s.read(2 + i, p, prev)
+        prev = f"/w/out{i}"
+        s.write(2 + i, p, prev)
+    batch = Batch()
+    for ev in s.events:
+        batch.add(ev)
+    store.write(batch.statements())
+    lib = "f:h1:/usr/lib/libhot.so.1"
+    for direction, root in (("up", f"f:h1:{prev}"), ("down", "f:h1:/w/raw.csv")):
+        for system in (False, True):
+            seen = Frontiers(store)
+            view = lineage_view(seen, root, direction=direction, include_system=system)
+            listed = lib in {n.id for n in view.nodes}
+            assert listed == (system and direction == "up")
+            assert (lib in seen.files) == listed
