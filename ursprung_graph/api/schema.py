@@ -14,6 +14,7 @@ graph ``key``.
 
 from __future__ import annotations
 
+import asyncio
 from enum import Enum
 from typing import Annotated, TypeVar
 
@@ -903,7 +904,8 @@ class Query:
                                description="Run B: id or unique prefix.")]) -> RunComparison:
         ctx = info.context
         run_a, run_b = await _find_run(ctx, a), await _find_run(ctx, b)
-        facts_a, facts_b = await ctx.run_facts(run_a), await ctx.run_facts(run_b)
+        # together: the loader reads both runs' facts in one batch
+        facts_a, facts_b = await asyncio.gather(ctx.run_facts(run_a), ctx.run_facts(run_b))
         result = compare(facts_a, facts_b)
         return RunComparison(
             a=Run.of(run_a), b=Run.of(run_b), differs=differs(result),
