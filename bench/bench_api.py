@@ -228,33 +228,42 @@ def cache_key(runs: int) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
+#: The append-only directory that has only a base: a snapshot, as a rewrite would leave it.
+MANIFEST = "file appendonly.aof.1.base.rdb seq 1 type b\n"
+
+
 def load_cached(entry: Path, data_dir: Path) -> dict[str, Any] | None:
-    """Put the cached append-only directory where the server will load it; the build's
-    report, or None when there is no entry."""
+    """Put the cached snapshot where the server will load it (as the base of its
+    append-only file); the build's report, or None when there is no entry."""
     meta = entry / "build.json"
     if not meta.is_file():
         return None
-    data_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(entry / "appendonlydir", data_dir / "appendonlydir")
+    aof = data_dir / "appendonlydir"
+    aof.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(entry / "dump.rdb", aof / "appendonly.aof.1.base.rdb")
+    (aof / "appendonly.aof.manifest").write_text(MANIFEST)
     built: dict[str, Any] = json.loads(meta.read_text())
     return built
 
 
-def save_cached(entry: Path, server: Any, built: dict[str, Any]) -> None:
-    """Compact the server's append-only file into a snapshot and keep a copy of it (the
-    graph is only read from here on, so the files do not change while copied). Right
-    after a build FalkorDB may refuse to fork ("BUSY preparing to fork") for a while."""
-    for _ in range(40):
-        if server.compact(timeout=1800):
-            break
-        time.sleep(3)
-    else:
-        print("could not compact the store; not cached", file=sys.stderr)
+def save_cached(entry: Path, sock: Path, data_dir: Path, built: dict[str, Any]) -> None:
+    """Keep a snapshot of the built graph: a synchronous SAVE (a background rewrite needs a
+    fork, which FalkorDB refuses for minutes after a large build: "BUSY preparing to
+    fork"); the graph is only read from here on."""
+    import redis
+
+    client = redis.Redis(unix_socket_path=str(sock), socket_timeout=1800)
+    try:
+        client.save()
+    except redis.RedisError as exc:
+        print(f"could not save the store ({exc}); not cached", file=sys.stderr)
         return
+    finally:
+        client.close()
     tmp = entry.with_name(entry.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    shutil.copytree(server.data_dir / "appendonlydir", tmp / "appendonlydir")
+    shutil.copyfile(data_dir / "dump.rdb", tmp / "dump.rdb")
     (tmp / "build.json").write_text(json.dumps(built))
     shutil.rmtree(entry, ignore_errors=True)
     tmp.rename(entry)
@@ -463,7 +472,7 @@ def main() -> None:
             print(f"built {built['nodes']:,} nodes and {built['edges']:,} edges in "
                   f"{build_s:.1f} s", file=sys.stderr)
             if not args.no_cache:
-                save_cached(entry, server, {k: report[k] for k in (
+                save_cached(entry, server.socket, server.data_dir, {k: report[k] for k in (
                     "nodes", "edges", "build_s", "build_nodes_s", "built_load")})
         trees = {"new": TREE}
         if args.anchor is not None:
