@@ -684,9 +684,12 @@ class RunComparison:
                                   "programs and environment upstream of it, nearest first.")
     async def explanations(self, info: Info) -> Explanations:
         ctx = info.context
+        # half the budget kept for what follows the walks: the nodes of hundreds of walks,
+        # matching every changed fact against every output's upstream
         found = await ctx.call(explain, ctx.store, self.a.summary, self.b.summary,
                                self.result, classifier=ctx.classifier,
-                               max_nodes=ctx.limits.default_max_nodes, deadline=ctx.walk_deadline)
+                               max_nodes=ctx.limits.default_max_nodes,
+                               deadline=ctx.deadline - ctx.limits.time_budget / 2)
         ctx.truncated += found.truncated
         return Explanations.of(found)
 

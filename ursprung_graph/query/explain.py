@@ -22,6 +22,7 @@ the nearest process that used it. An output whose upstream changed nothing gets 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Literal
 
@@ -136,15 +137,24 @@ def _nearest(procs: Iterable[ProcessNode], up: Walk,
     return distance, via if via_self else "the run's command"
 
 
+def _halves(deadline: float | None) -> tuple[float | None, float | None]:
+    """Run A's walks get the first half of the time left, B's the rest: with a budget too
+    small for both, each side is partial rather than B having none."""
+    if deadline is None:
+        return None, None
+    return time.monotonic() + (deadline - time.monotonic()) / 2, deadline
+
+
 def explain(store: GraphStore, a: RunSummary, b: RunSummary, result: Comparison, *,
             classifier: Classifier | None = None, depth: int = DEFAULT_DEPTH,
             max_nodes: int | None = None, deadline: float | None = None) -> Explanations:
     """For each changed output of ``result`` (the comparison of runs ``a`` and ``b``), the
     changed facts upstream of it in each run, nearest first (see the module docstring)."""
     facts = changed_facts(result)
-    sides = [_Side(run, run_graph(store, run, forks=False, classifier=classifier,
-                                  depth=depth, max_nodes=max_nodes, deadline=deadline))
-             for run in (a, b)]
+    sides = []
+    for run, until in zip((a, b), _halves(deadline), strict=True):
+        sides.append(_Side(run, run_graph(store, run, forks=False, classifier=classifier,
+                                          depth=depth, max_nodes=max_nodes, deadline=until)))
     items: list[Explanation] = []
     reason: str | None = None
     for entry in result.outputs.changed:
