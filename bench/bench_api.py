@@ -236,7 +236,7 @@ def load_cached(entry: Path, data_dir: Path) -> dict[str, Any] | None:
     """Put the cached snapshot where the server will load it (as the base of its
     append-only file); the build's report, or None when there is no entry."""
     meta = entry / "build.json"
-    if not meta.is_file():
+    if not meta.is_file() or not (entry / "dump.rdb").is_file():
         return None
     aof = data_dir / "appendonlydir"
     aof.mkdir(parents=True, exist_ok=True)
