@@ -38,6 +38,7 @@ from .gaps import run_gaps
 from .types import (
     CandidateProcess,
     FileVersion,
+    GapInfo,
     ProcessFact,
     Rename,
     RunFacts,
@@ -500,12 +501,12 @@ def runs_facts(store: GraphStore, runs: Sequence[RunSummary],
     however many runs there are (what the API's loader asks for a page of runs)."""
     procs = runs_processes(store, runs)
     files = runs_files(store, runs, classifier, dict(procs))
-    return [_facts(run, procs[run.key], files[run.key]) for run in runs]
+    return [_facts(run, procs[run.key], files[run.key], run_gaps(store, run)) for run in runs]
 
 
-def _facts(run: RunSummary, procs: Sequence[RunProcess], files: RunFiles) -> RunFacts:
+def _facts(run: RunSummary, procs: Sequence[RunProcess], files: RunFiles,
+           gaps: list[GapInfo]) -> RunFacts:
     cwd = run.cwd
-    gaps = run_gaps(store, run)
     return RunFacts(
         **{name: getattr(run, name) for name in run.__struct_fields__},
         inputs=[f.fact(cwd) for f in files.inputs],
