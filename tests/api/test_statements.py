@@ -115,14 +115,16 @@ def test_lineage_node_details_add_no_statements(store):
     """Upstream of a run's last output: the API finds the file (one statement), then walks
     (one statement per level, one for all the nodes); the details of every node and of
     both ends of every edge add none, however many there are."""
-    sizes = {}
+    sizes, extra = {}, {}
     for runs in (1, 4):
         counted = counting_graph(store, runs, 3)
         last = f"/w/run{runs - 1}/out2.txt"
         found = walk(counted, find_file(store, last, HOST), direction="up", depth=50)
         walked = counted.reads
         assert not found.truncated
-        assert walked == max(found.distance.values()) + 2  # levels, the last finds nothing
+        levels = max(found.distance.values()) + 1  # the last level finds nothing new
+        extra[runs] = walked - levels - 1  # after the nodes: the capture gaps (query/gaps)
+        assert 0 <= extra[runs] <= 2
         with serving(counted, limits=PATIENT) as api:
             before = counted.reads
             answer = api.query(LINEAGE, path=last, d="UPSTREAM")["lineage"]
@@ -132,3 +134,4 @@ def test_lineage_node_details_add_no_statements(store):
         sizes[runs] = len(answer["nodes"]), len(answer["edges"])
         store.clear()
     assert sizes[4][0] > 3 * sizes[1][0] and sizes[4][1] > 3 * sizes[1][1]
+    assert extra[4] == extra[1]
