@@ -98,8 +98,6 @@ def statements(store: FalkorDBStore, runs: int, steps: int, query: str,
         return counted.reads - before, answer
 
 
-@pytest.mark.xfail(strict=True, reason="query/gaps.run_gaps (issue 16) reads twice per run; "
-                   "every other fact of a run is batched (runs_facts)")
 @pytest.mark.parametrize("small, large", [(2, 8)])
 def test_runs_with_their_facts_cost_the_same_statements_for_more_runs(store, small, large):
     few, a = statements(store, small, 3, RUNS)

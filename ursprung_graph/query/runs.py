@@ -34,7 +34,7 @@ from ..schema.times import FOREVER
 from ..store.base import GraphStore, Row
 from ..store.cypher import Cypher
 from .classify import Classifier
-from .gaps import run_gaps
+from .gaps import runs_gaps
 from .types import (
     CandidateProcess,
     FileVersion,
@@ -501,7 +501,9 @@ def runs_facts(store: GraphStore, runs: Sequence[RunSummary],
     however many runs there are (what the API's loader asks for a page of runs)."""
     procs = runs_processes(store, runs)
     files = runs_files(store, runs, classifier, dict(procs))
-    return [_facts(run, procs[run.key], files[run.key], run_gaps(store, run)) for run in runs]
+    gaps = runs_gaps(store, runs)
+    return [_facts(run, procs[run.key], files[run.key], found)
+            for run, found in zip(runs, gaps, strict=True)]
 
 
 def _facts(run: RunSummary, procs: Sequence[RunProcess], files: RunFiles,
