@@ -56,6 +56,7 @@ STORE_FIELDS = frozenset({
     "file", "process", "node", "search", "lineage", "runs", "run", "pipelines",
     "compareRuns", "explanations", "inputs", "outputs", "intermediates", "programs",
     "processes", "environmentFiles", "usedBy", "lastRun", "sourceNode", "targetNode",
+    "runReport",
 })
 
 STORE_COST = 10

@@ -56,6 +56,8 @@ from ..schema.times import TimeError, parse_time
 from .context import Context
 from .errors import ApiError
 from .limits import Limits, limits_rule
+from .reports import MAX_ROWS, NAME, PARAMS, Report, ReportResult, list_reports
+from .reports import run_report as run_report_api
 
 T = TypeVar("T")
 
@@ -894,6 +896,17 @@ class Query:
             environment=ValueComparison.of(result.environment),
             metrics=ValueComparison.of(result.metrics), exit=ValueComparison.of(result.exit),
             duration=ValueComparison.of(result.duration), result=result)
+
+    @strawberry.field(description="The auditor reports (cypher/*.cypher) and their "
+                                  "parameters.")
+    async def reports(self, info: Info) -> list[Report]:
+        return await info.context.call(list_reports)
+
+    @strawberry.field(description="Run an auditor report with parameters (never pasted "
+                                  "into its Cypher).")
+    async def run_report(self, info: Info, name: NAME, params: PARAMS = None,
+                         max_rows: MAX_ROWS = None) -> ReportResult:
+        return await run_report_api(info, name, params, max_rows)
 
 
 def build_schema(limits: Limits | None = None) -> strawberry.Schema:
