@@ -15,6 +15,8 @@ nothing above the store relies on their type.
 
 from __future__ import annotations
 
+import os
+import ssl
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -86,12 +88,15 @@ class Neo4jStore:
 
     def __init__(self, uri: str, *, auth: tuple[str, str] | None = None,
                  database: str | None = None, connection_timeout: float = 30.0,
-                 max_transaction_retry_time: float = 30.0) -> None:
+                 max_transaction_retry_time: float = 30.0, ca_file: str | None = None) -> None:
+        """``ca_file``: PEM of the CAs the server's certificate must chain to, for a
+        ``+s`` URL (instead of the system's CAs)."""
         self.name = database or "neo4j"
         self._database = database
+        uri, tls = _trust(uri, ca_file)
         try:
             self._driver = neo4j.GraphDatabase.driver(
-                uri, auth=auth, connection_timeout=connection_timeout,
+                uri, auth=auth, connection_timeout=connection_timeout, **tls,
                 max_transaction_retry_time=max_transaction_retry_time,
                 user_agent="ursprung-graph",
                 # Notices such as "relationship type LINKED_TO does not exist" (a graph that
@@ -137,6 +142,22 @@ class Neo4jStore:
         return _errors(self._uri)
 
 
+def _trust(uri: str, ca_file: str | None) -> tuple[str, dict[str, Any]]:
+    """The URL and TLS options for the driver. The driver takes custom CAs only with the
+    plain schemes, so ``bolt+s://`` with a CA file becomes ``bolt://`` with encryption on
+    and those CAs as the only trusted ones (hostname checked, as with ``+s``)."""
+    if ca_file is None:
+        return uri, {}
+    scheme, sep, rest = uri.partition("://")
+    if scheme not in ("neo4j+s", "bolt+s"):
+        raise StoreError(f"store.ca_file is for TLS with a checked certificate: use "
+                         f"neo4j+s:// or bolt+s:// instead of {scheme}://")
+    if not os.path.isfile(ca_file):
+        raise StoreError(f"store.ca_file {ca_file!r} is not a readable file")
+    return scheme.removesuffix("+s") + sep + rest, {
+        "encrypted": True, "trusted_certificates": neo4j.TrustCustomCAs(ca_file)}
+
+
 def _collect(tx: neo4j.ManagedTransaction, statement: str,
              params: dict[str, Any]) -> list[Row]:
     result = tx.run(statement, params)
@@ -175,9 +196,23 @@ def _errors(uri: str) -> Iterator[None]:
     except nex.AuthError as exc:
         raise StoreError(f"Neo4j at {uri} refused the credentials: {_message(exc)}") from exc
     except _RETRYABLE as exc:
+        refused = _certificate_error(exc)
+        if refused is not None:
+            raise StoreError(f"Neo4j at {uri}: its TLS certificate is not trusted "
+                             f"({refused}); check store.ca_file") from exc
         raise StoreUnavailable(f"Neo4j at {uri} is not reachable now: {_message(exc)}") from exc
     except (nex.Neo4jError, nex.DriverError) as exc:
         raise StoreError(f"Neo4j: {_message(exc)}") from exc
+
+
+def _certificate_error(exc: BaseException) -> str | None:
+    """The reason a TLS certificate was refused, somewhere in the causes of ``exc``."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen.verify_message or str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _message(exc: BaseException) -> str:
