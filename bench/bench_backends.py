@@ -2,6 +2,7 @@
 launcher of tools/neo4j, full JIT) and the embedded FalkorDB, on the same events.
 
     .venv/bin/python bench/bench_backends.py [--hosts 4] [--batch 5000] [--rounds 2]
+        [--writers 1] [--warmups 2]
 
 Input: the recorded audit logs of tests/data/ (parsed once, before any timing), replayed
 as N hosts so the graph grows as a cluster's would. For each backend:
@@ -9,8 +10,11 @@ as N hosts so the graph grows as a cluster's would. For each backend:
 * import: batches of ``--batch`` events folded into upserts (ingest/upserts.py) and written
   (one ``store.write`` per batch, as an ingest worker does), events/s over the whole
   import. Rounds alternate the order of the backends (the machine's speed drifts); each
-  round starts from an empty graph. Neo4j gets one warm-up import first (a server runs for
-  months; its JIT warm-up is not the steady state), reported separately;
+  round starts from an empty graph. Neo4j gets ``--warmups`` whole imports first (a server
+  runs for months; its JIT warm-up is not the steady state: the server's CPU time per
+  import fell from 27 s to 6 s over five imports here), reported separately;
+* ``--writers N``: N writers at once, the hosts split between them (as Kafka partitions
+  split them between ingest workers), each with its own batches;
 * lineage: upstream and downstream of files that were written, on the graph of the last
   round, p50/p99 in milliseconds; the same files on both backends.
 
@@ -21,10 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -61,13 +67,32 @@ def load_events(hosts: int) -> list[Event]:
     return events
 
 
-def import_events(store: GraphStore, events: list[Event], batch: int) -> float:
+def import_events(store: GraphStore, events: list[Event], batch: int, writers: int = 1) -> float:
+    """Seconds to write ``events`` by ``writers`` threads, each taking whole hosts."""
+    hosts = sorted({e.host for e in events})
+    shares: list[list[Event]] = [[] for _ in range(min(writers, len(hosts)) or 1)]
+    for ev in events:
+        shares[hosts.index(ev.host) % len(shares)].append(ev)
+    errors: list[BaseException] = []
+
+    def write(share: list[Event]) -> None:
+        try:
+            for i in range(0, len(share), batch):
+                rows = Batch()
+                for ev in share[i:i + batch]:
+                    rows.add(ev)
+                store.write(rows.statements())
+        except BaseException as exc:  # reported by the caller
+            errors.append(exc)
+
     started = time.perf_counter()
-    for i in range(0, len(events), batch):
-        rows = Batch()
-        for ev in events[i:i + batch]:
-            rows.add(ev)
-        store.write(rows.statements())
+    threads = [threading.Thread(target=write, args=(share,)) for share in shares]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
     return time.perf_counter() - started
 
 
@@ -91,11 +116,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--roots", type=int, default=200, help="files whose lineage is timed")
+    parser.add_argument("--writers", type=int, default=1, help="writers at once, by host")
+    parser.add_argument("--warmups", type=int, default=2, help="Neo4j imports before timing")
     args = parser.parse_args()
 
     events = load_events(args.hosts)
     print(f"{len(events):,} events ({len(LOGS)} recorded logs x {args.hosts} hosts), "
-          f"batches of {args.batch:,}", flush=True)
+          f"batches of {args.batch:,}, {args.writers} writer(s)", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-backends-") as tmp:
         falkor_server = EmbeddedServer(Path(tmp) / "falkordb")
         falkor_server.start()
@@ -109,18 +136,24 @@ def main() -> None:
             }
             for store in stores.values():
                 store.ensure_schema()
-            warm = import_events(stores["neo4j"], events[: len(events) // args.hosts],
-                                 args.batch)
+            warm = []
+            for _ in range(args.warmups):
+                stores["neo4j"].clear()
+                stores["neo4j"].ensure_schema()
+                warm.append(len(events) / import_events(stores["neo4j"], events, args.batch,
+                                                        args.writers))
             results: dict[str, list[float]] = {name: [] for name in stores}
+            loads: list[float] = []
             for rnd in range(args.rounds):
                 order = list(stores) if rnd % 2 == 0 else list(reversed(stores))
                 for name in order:
                     stores[name].clear()
                     stores[name].ensure_schema()
-                    seconds = import_events(stores[name], events, args.batch)
+                    seconds = import_events(stores[name], events, args.batch, args.writers)
                     results[name].append(len(events) / seconds)
+                    loads.append(os.getloadavg()[0])
                     print(f"  round {rnd + 1} {name:8} {len(events) / seconds:>10,.0f} "
-                          f"events/s ({seconds:.1f} s)", flush=True)
+                          f"events/s ({seconds:.1f} s, load {loads[-1]:.1f})", flush=True)
             keys = [r["key"] for r in stores["falkordb"].read(WRITTEN_FILES)]
             assert keys == [r["key"] for r in stores["neo4j"].read(WRITTEN_FILES)]
             roots = random.Random(7).sample(keys, min(args.roots, len(keys)))
@@ -133,7 +166,10 @@ def main() -> None:
             neo.stop()
             falkor_server.stop(compact=False)
 
-    print(f"\nNeo4j warm-up import (cold JVM): {len(events) // args.hosts / warm:,.0f} events/s")
+    print("\nNeo4j warm-up imports (JIT warming): "
+          + ", ".join(f"{w:,.0f}" for w in warm) + " events/s")
+    print(f"load average during the rounds: {min(loads):.1f}-{max(loads):.1f} "
+          f"({os.cpu_count()} cores)")
     print(f"{'backend':10}{'import events/s (best)':>24}{'median':>10}"
           f"{'up p50/p99 ms':>18}{'down p50/p99 ms':>18}{'nodes':>9}")
     for name in stores:
@@ -145,8 +181,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "backends.json").write_text(json.dumps({
         "events": len(events), "hosts": args.hosts, "batch": args.batch,
-        "import_events_per_s": results, "neo4j_warmup_events_per_s": len(events) // args.hosts
-        / warm, "lineage_ms": lineages, "roots": len(roots), "nodes": nodes,
+        "writers": args.writers, "import_events_per_s": results,
+        "neo4j_warmup_events_per_s": warm, "load_average": loads,
+        "lineage_ms": lineages, "roots": len(roots), "nodes": nodes,
     }, indent=2))
 
 

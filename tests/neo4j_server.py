@@ -51,12 +51,15 @@ class Neo4jServer:
     """One launcher process; ``start`` returns once Bolt accepts connections."""
 
     def __init__(self, data_dir: Path, *, heap: str = "1g", pagecache_mb: int = 256,
-                 jvm: list[str] | None = None, settings: list[str] | None = None) -> None:
+                 jvm: list[str] | None = None, settings: list[str] | None = None,
+                 driver_options: dict[str, object] | None = None) -> None:
+        """``driver_options``: for the readiness check (e.g. TLS trust of a TLS-only Bolt)."""
         self.data_dir = data_dir
         self.heap = heap
         self.pagecache_mb = pagecache_mb
         self.jvm = TEST_JVM if jvm is None else jvm
         self.settings = settings or []
+        self.driver_options = driver_options or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.uri: str | None = None
         self.seconds_to_start = 0.0
@@ -88,7 +91,8 @@ class Neo4jServer:
         machine took over a minute: wait until a query runs."""
         assert self.uri is not None
         with neo4j.GraphDatabase.driver(self.uri, connection_timeout=10,
-                                        connection_acquisition_timeout=20) as driver:
+                                        connection_acquisition_timeout=20,
+                                        **self.driver_options) as driver:  # type: ignore[arg-type]
             while True:
                 try:
                     driver.execute_query("RETURN 1")

@@ -52,6 +52,8 @@ class Settings:
     store_user: str | None = None
     store_password: str | None = None
     store_database: str | None = None
+    #: PEM file of the CAs a Neo4j server's TLS certificate must chain to (``+s`` URLs).
+    store_ca_file: str | None = None
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -73,6 +75,8 @@ class StoreConfig(_Section):
     user: str | None = None
     password: str | None = None
     database: str | None = None  # None: the server's default database
+    #: PEM file of the CAs trusted for ``neo4j+s://`` / ``bolt+s://`` (None: the system's).
+    ca_file: str | None = None
 
 
 class KafkaConfig(_Section):
@@ -184,7 +188,8 @@ class Config(_Section):
         return Settings(home=home.expanduser().resolve(), store_url=self.store.url or None,
                         graph=self.store.graph, store_user=self.store.user,
                         store_password=self.store.password,
-                        store_database=self.store.database)
+                        store_database=self.store.database,
+                        store_ca_file=self.store.ca_file)
 
     @property
     def checkpoint_dir(self) -> Path:

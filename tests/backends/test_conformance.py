@@ -5,7 +5,10 @@ embedded FalkorDB and on a real Neo4j 5; and the dumps of one import compare equ
 from __future__ import annotations
 
 import json
+import os
+import random
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -115,6 +118,40 @@ def test_killed_writer_then_resume_equals_clean_import(backend: Backend, tmp_pat
     assert import_file(store, log, host=HOST, checkpoints=checkpoints,
                        chunk_events=1000).resumed_from > 0
     assert dump(store) == clean
+
+
+def test_import_process_killed_at_random_points_then_rerun(backend: Backend) -> None:
+    """A real `ursprung import` writing into the backend, SIGKILLed at random points after
+    it checkpointed; the rerun resumes, and the graph is that of a clean import."""
+    store, log = backend.store, DATA / "pipeline.enriched.audit.log"
+    import_file(store, log, host=HOST)
+    clean = dump(store)
+    rng = random.Random(11)
+    mid_way = 0
+    for trial in range(2):
+        store.clear()
+        store.ensure_schema()
+        ckpts = backend.settings.checkpoint_dir  # the import's, per store and graph
+        shutil.rmtree(ckpts, ignore_errors=True)
+        env = backend.env()
+        cmd = [URSPRUNG, "import", "--host", HOST, "--no-progress", "--chunk-events", "50",
+               str(log)]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and not list(ckpts.glob("*.ckpt")):
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0, 0.2))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        if proc.wait() == -signal.SIGKILL:
+            mid_way += 1
+        rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert rerun.returncode == 0, rerun.stderr
+        assert "resumed at byte" in rerun.stderr or proc.returncode == 0
+        assert dump(store) == clean, f"trial {trial}"
+    assert mid_way >= 1, "every import finished before it could be killed"
 
 
 def test_reads_cannot_write(backend: Backend) -> None:

@@ -57,6 +57,7 @@ STORE_FIELDS = frozenset({
     "compareRuns", "explanations", "inputs", "outputs", "intermediates", "programs",
     "processes", "environmentFiles", "usedBy", "lastRun", "sourceNode", "targetNode",
     "anomalies",
+    "runReport",
 })
 
 STORE_COST = 10

@@ -65,6 +65,8 @@ from .gaps import CaptureGap, capture_gaps
 from .limits import Limits, limits_rule
 from .scalars import Time
 from .winnower import AnomalyReport, resolve_anomalies
+from .reports import MAX_ROWS, NAME, PARAMS, Report, ReportResult, list_reports
+from .reports import run_report as run_report_api
 
 T = TypeVar("T")
 
@@ -924,6 +926,18 @@ class Query:
         description="Rare and new behaviour of a Winnower model, rarest first, with the node "
                     "or run it came from and concrete instances (`ursprung winnower "
                     "anomalies`).")
+
+
+    @strawberry.field(description="The auditor reports (cypher/*.cypher) and their "
+                                  "parameters.")
+    async def reports(self, info: Info) -> list[Report]:
+        return await info.context.call(list_reports)
+
+    @strawberry.field(description="Run an auditor report with parameters (never pasted "
+                                  "into its Cypher).")
+    async def run_report(self, info: Info, name: NAME, params: PARAMS = None,
+                         max_rows: MAX_ROWS = None) -> ReportResult:
+        return await run_report_api(info, name, params, max_rows)
 
 
 #: How many distinct query texts keep their parsed and validated document.

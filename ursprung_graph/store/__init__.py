@@ -74,4 +74,5 @@ def _neo4j(url: str, settings: Settings) -> GraphStore:
             netloc += f":{parsed.port}"
         url = urlunparse(parsed._replace(netloc=netloc))
     auth = (user, password or "") if user else None
-    return Neo4jStore(url, auth=auth, database=settings.store_database)
+    return Neo4jStore(url, auth=auth, database=settings.store_database,
+                      ca_file=settings.store_ca_file)

@@ -15,6 +15,8 @@ nothing above the store relies on their type.
 
 from __future__ import annotations
 
+import os
+import ssl
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -86,12 +88,15 @@ class Neo4jStore:
 
     def __init__(self, uri: str, *, auth: tuple[str, str] | None = None,
                  database: str | None = None, connection_timeout: float = 30.0,
-                 max_transaction_retry_time: float = 30.0) -> None:
+                 max_transaction_retry_time: float = 30.0, ca_file: str | None = None) -> None:
+        """``ca_file``: PEM of the CAs the server's certificate must chain to, for a
+        ``+s`` URL (instead of the system's CAs)."""
         self.name = database or "neo4j"
         self._database = database
+        uri, tls = _trust(uri, ca_file)
         try:
             self._driver = neo4j.GraphDatabase.driver(
-                uri, auth=auth, connection_timeout=connection_timeout,
+                uri, auth=auth, connection_timeout=connection_timeout, **tls,
                 max_transaction_retry_time=max_transaction_retry_time,
                 user_agent="ursprung-graph",
                 # Notices such as "relationship type LINKED_TO does not exist" (a graph that
@@ -140,6 +145,22 @@ class Neo4jStore:
         return _errors(self._uri)
 
 
+def _trust(uri: str, ca_file: str | None) -> tuple[str, dict[str, Any]]:
+    """The URL and TLS options for the driver. The driver takes custom CAs only with the
+    plain schemes, so ``bolt+s://`` with a CA file becomes ``bolt://`` with encryption on
+    and those CAs as the only trusted ones (hostname checked, as with ``+s``)."""
+    if ca_file is None:
+        return uri, {}
+    scheme, sep, rest = uri.partition("://")
+    if scheme not in ("neo4j+s", "bolt+s"):
+        raise StoreError(f"store.ca_file is for TLS with a checked certificate: use "
+                         f"neo4j+s:// or bolt+s:// instead of {scheme}://")
+    if not os.path.isfile(ca_file):
+        raise StoreError(f"store.ca_file {ca_file!r} is not a readable file")
+    return scheme.removesuffix("+s") + sep + rest, {
+        "encrypted": True, "trusted_certificates": neo4j.TrustCustomCAs(ca_file)}
+
+
 def _collect(tx: neo4j.ManagedTransaction, statement: str,
              params: dict[str, Any]) -> list[Row]:
     result = tx.run(statement, params)
@@ -180,14 +201,29 @@ def _errors(uri: str) -> Iterator[None]:
 
 def _store_error(exc: BaseException, uri: str) -> StoreError:
     """StoreUnavailable when a retry may help, StoreTimeout when a read ran past the
-    timeout it was given, else StoreError (a refused statement, bad credentials)."""
+    timeout it was given, else StoreError (a refused statement, bad credentials, a TLS
+    certificate the configured CA did not sign)."""
     if isinstance(exc, nex.AuthError):
         return StoreError(f"Neo4j at {uri} refused the credentials: {_message(exc)}")
     if isinstance(exc, nex.Neo4jError) and "TransactionTimedOut" in (exc.code or ""):
         return StoreTimeout(f"Neo4j stopped a read: {_message(exc)}")
     if isinstance(exc, _RETRYABLE):
+        refused = _certificate_error(exc)
+        if refused is not None:
+            return StoreError(f"Neo4j at {uri}: its TLS certificate is not trusted "
+                              f"({refused}); check store.ca_file")
         return StoreUnavailable(f"Neo4j at {uri} is not reachable now: {_message(exc)}")
     return StoreError(f"Neo4j: {_message(exc)}")
+
+
+def _certificate_error(exc: BaseException) -> str | None:
+    """The reason a TLS certificate was refused, somewhere in the causes of ``exc``."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen.verify_message or str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _message(exc: BaseException) -> str:
