@@ -63,10 +63,10 @@ from .context import Context
 from .errors import ApiError
 from .gaps import CaptureGap, capture_gaps
 from .limits import Limits, limits_rule
-from .scalars import Time
-from .winnower import AnomalyReport, resolve_anomalies
 from .reports import MAX_ROWS, NAME, PARAMS, Report, ReportResult, list_reports
 from .reports import run_report as run_report_api
+from .scalars import Time
+from .winnower import AnomalyReport, resolve_anomalies
 
 T = TypeVar("T")
 
