@@ -110,8 +110,9 @@ def _auditctl(*args: str) -> str:
 
 class Auditd:
     """auditd in the foreground (its log into the bench's directory on disk, as a node
-    writes /var/log/audit), the project's rules loaded with the bench's key; the kernel's
-    audit state as found is restored at the end."""
+    writes /var/log/audit), the project's rules loaded with the bench's key, the kernel's
+    audit off except between ``enable(True)`` and ``enable(False)``; the kernel's audit
+    state as found is restored at the end."""
 
     def __init__(self, root: Path, *, auid: int | None) -> None:
         self.root = root
@@ -141,10 +142,17 @@ class Auditd:
             self._lock.close()
             raise RuntimeError("an auditd is already running: not touching it")
         log = open(self.root / "audit.stdout", "wb")
-        self.proc = subprocess.Popen(["auditd", "-f", "-n"], stdout=log,
+        # auditd enables the kernel's audit when it starts (and its default -s enable would
+        # turn it on); audit stays off until enable(True), so that the other modes, and the
+        # other processes of the node, are not audited by the project's rules: node-wide,
+        # at load, auditd falls behind and the kernel makes every audited call wait (up to
+        # backlog_wait_time, 60 s) for room in its backlog.
+        self.enable(False)
+        self.proc = subprocess.Popen(["auditd", "-f", "-n", "-s", "nochange"], stdout=log,
                                      stderr=subprocess.DEVNULL)
         self._log = log
         time.sleep(1.0)
+        self.enable(False)
         for words in self.rules():
             _auditctl(*words)
         return self
