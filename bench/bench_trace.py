@@ -43,7 +43,7 @@ then the file-heavy workload on tmpfs while ``ursprung collect ebpf`` runs node-
 (publishing to a Tansu Kafka broker) versus while auditd runs with the project's rules
 node-wide. Needs root (eBPF, audit). Writes bench/out/tracers.json.
 
-    .venv/bin/python bench/bench_trace.py --tracers [--files 3000] [--repeat 5]
+    .venv/bin/python bench/bench_trace.py --tracers [--files 3000] [--repeat 5] [--node-only]
 """
 
 from __future__ import annotations

