@@ -235,18 +235,22 @@ class Collector:
         self.proc: subprocess.Popen | None = None
 
     def __call__(self, on: bool) -> None:
+        # its messages go to a file: a pipe nobody reads during the run would block it
+        log = self.config.with_name("collect-ebpf.log")
         if on:
-            self.proc = subprocess.Popen([URSPRUNG, "collect", "ebpf", "--to", self.url,
-                                          "--config", str(self.config)], env=self.env,
-                                         stderr=subprocess.PIPE)
-            assert self.proc.stderr is not None
-            line = self.proc.stderr.readline()
-            if b"collecting" not in line:
-                raise RuntimeError(f"collect ebpf did not start: {line!r}")
+            with open(log, "wb") as out:
+                self.proc = subprocess.Popen([URSPRUNG, "collect", "ebpf", "--to", self.url,
+                                              "--config", str(self.config)], env=self.env,
+                                             stderr=out)
+            deadline = time.monotonic() + 120
+            while b"collecting" not in log.read_bytes():
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"collect ebpf did not start: {log.read_text()!r}")
+                time.sleep(0.02)
         else:
             assert self.proc is not None
             self.proc.terminate()
-            self.proc.communicate(timeout=120)
+            self.proc.wait(timeout=120)
 
 
 def tracers_main() -> int:
