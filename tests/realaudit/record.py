@@ -270,6 +270,17 @@ def _wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
     return predicate()
 
 
+
+def stop_auditd(auditd: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 15 s: how every recording stops its private auditd."""
+    if auditd.poll() is None:
+        auditd.send_signal(signal.SIGTERM)
+        try:
+            auditd.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            auditd.kill()
+            auditd.wait(timeout=15)
+
 def record(
     script: str | os.PathLike,
     workdir: str | os.PathLike,
@@ -432,13 +443,7 @@ def _record_locked(
                 errors.append(f"removing rules: {exc}")
         if auditd is not None:
             try:
-                if auditd.poll() is None:
-                    auditd.send_signal(signal.SIGTERM)
-                    try:
-                        auditd.wait(timeout=15)
-                    except subprocess.TimeoutExpired:
-                        auditd.kill()
-                        auditd.wait(timeout=15)
+                stop_auditd(auditd)
             except Exception as exc:
                 errors.append(f"stopping auditd {auditd.pid}: {exc}")
         if old_backlog is not None:

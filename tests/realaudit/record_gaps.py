@@ -46,6 +46,7 @@ from tests.realaudit.record import (
     _wait_for,
     audit_status,
     auditd_available,
+    stop_auditd,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -65,13 +66,7 @@ def _start_auditd(tmp: Path, out: Path) -> subprocess.Popen:
 
 
 def _stop_auditd(auditd: subprocess.Popen) -> None:
-    if auditd.poll() is None:
-        auditd.send_signal(signal.SIGTERM)
-        try:
-            auditd.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            auditd.kill()
-            auditd.wait(timeout=15)
+    stop_auditd(auditd)
     _wait_for(lambda: audit_status().get("pid") in ("0", None), 10)
 
 
