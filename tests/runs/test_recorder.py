@@ -147,6 +147,17 @@ def test_writer_delivers_in_order_and_reports_errors():
     assert writer.delivered == 0
 
 
+def test_writer_delivers_a_lone_small_chunk_after_max_delay():
+    """A first put below ``min_events`` still goes out once it has waited ``max_delay``
+    (the writer used to sleep until ``min_events`` gathered: nothing was stored while a
+    quiet command ran)."""
+    delivered = threading.Event()
+    writer = ChunkWriter(lambda evs: delivered.set(), min_events=1000, max_delay=0.05)
+    writer.put([1])
+    assert delivered.wait(5)
+    writer.join()
+
+
 def test_writer_does_not_wait_once_hurried():
     delivered = threading.Event()
     writer = ChunkWriter(lambda evs: delivered.set(), min_events=1000, max_delay=60)

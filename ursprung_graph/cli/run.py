@@ -97,7 +97,8 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
         t = recorded.trace
         click.echo(f"ursprung run: recorded run {recorded.id}: {len(t.members)} processes, "
                    f"{t.events} events, {recorded.versions} file versions "
-                   f"({recorded.stored} stored), exit status {t.returncode}; traced by "
+                   f"({recorded.hashed_early} hashed while it ran, {recorded.stored} stored), "
+                   f"exit status {t.returncode}; traced by "
                    f"{t.tracer}", err=True)
     _exit(recorded.returncode)
 

@@ -3,13 +3,17 @@
 A file larger than the limit keeps only size and mtime (hashing a 50 GB dataset at the end of
 every run would cost more than the run). A file that changes while it is hashed (size or
 mtime differ before and after) gets no hash either: the hash would describe no real state.
+
+A version also carries the file's identity when it was read (:class:`Identity`: device,
+inode, size, mtime, ctime), so that a later ``stat`` can tell whether the file is provably
+still what was hashed (:func:`still`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from stat import S_ISREG
 
 from ..config import RunsConfig
@@ -19,12 +23,49 @@ CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
+class Identity:
+    """What ``stat`` says of a file; any write, truncation, rename over it or change of its
+    metadata changes ``ctime`` (and a replaced file has another inode)."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime: int  # epoch ns
+    ctime: int  # epoch ns
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Identity:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass(frozen=True, slots=True)
 class FileVersion:
-    """What a file held: size, mtime (epoch ns) and sha256 (None above the limit)."""
+    """What a file held: size, mtime (epoch ns) and sha256 (None above the limit), and the
+    file's identity when it was hashed (None if it changed meanwhile)."""
 
     size: int
     mtime: int
     sha256: str | None
+    identity: Identity | None = field(default=None, compare=False)
+
+
+#: File systems stamp times from a coarse clock (a scheduler tick: 1-10 ms); one with
+#: whole-second times (FAT, ext3, some NFS servers) is recognised by them.
+TICK_NS = 20_000_000
+COARSE_TICK_NS = 2_000_000_000
+
+
+def still(version: FileVersion, hashed_at: int, now: os.stat_result) -> bool:
+    """Whether a file that ``stat`` describes as ``now`` provably still holds ``version``,
+    which was read from it starting at ``hashed_at`` (epoch ns): the same identity, and
+    its last change older than the reading by more than a clock tick. A write within the
+    tick of the reading could leave size and times as they were (git calls such an entry
+    "racily clean" and hashes it again; so do we)."""
+    ident = version.identity
+    if ident is None or version.sha256 is None or Identity.of(now) != ident:
+        return False
+    coarse = ident.mtime % 1_000_000_000 == 0 and ident.ctime % 1_000_000_000 == 0
+    return max(ident.mtime, ident.ctime) + (COARSE_TICK_NS if coarse else TICK_NS) < hashed_at
 
 
 def hash_file(path: str, limit: int = RunsConfig().hash_limit) -> FileVersion | None:
@@ -65,4 +106,6 @@ def hash_file(path: str, limit: int = RunsConfig().hash_limit) -> FileVersion | 
         os.close(fd)
     if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
         return FileVersion(after.st_size, after.st_mtime_ns, None)
-    return FileVersion(st.st_size, st.st_mtime_ns, digest.hexdigest())
+    same = Identity.of(st) == Identity.of(after)
+    return FileVersion(st.st_size, st.st_mtime_ns, digest.hexdigest(),
+                       Identity.of(st) if same else None)

@@ -57,23 +57,29 @@ LINK_RUN_PROCESSES = Cypher(
 #: The file of a version is seen at the version's time, as any event's file is (the same
 #: node and span ``UPSERT_FILES`` gives it), so a version needs no separate file row.
 #: ``at`` and ``last`` are the first and last time in the batch the run observed the version;
-#: ``OBSERVED.at`` keeps the first over all batches.
+#: ``OBSERVED.at`` keeps the first over all batches. What a new node or edge gets is set on
+#: creation, the min/max comparisons only on a match: the same effect, and FalkorDB sets
+#: properties on creation for a fraction of what a separate update costs it.
 UPSERT_VERSIONS = Cypher(
     "UNWIND $rows AS r "
     "MERGE (f:File {key: r.file}) "
-    "ON CREATE SET f.path = r.path, f.host = r.host, f.fs = r.fs, f.name = r.name "
-    "SET f.first = CASE WHEN f.first IS NULL OR r.at < f.first THEN r.at ELSE f.first END, "
+    "ON CREATE SET f.path = r.path, f.host = r.host, f.fs = r.fs, f.name = r.name, "
+    "f.first = r.at, f.last = r.last "
+    "ON MATCH SET f.first = CASE WHEN f.first IS NULL OR r.at < f.first THEN r.at "
+    "ELSE f.first END, "
     "f.last = CASE WHEN f.last IS NULL OR r.last > f.last THEN r.last ELSE f.last END "
     "MERGE (v:Version {key: r.key}) "
-    "ON CREATE SET v.path = r.path, v.sha256 = r.sha256, v.size = r.size, v.mtime = r.mtime "
-    "SET v.stored = CASE WHEN r.stored THEN true ELSE coalesce(v.stored, false) END, "
+    "ON CREATE SET v.path = r.path, v.sha256 = r.sha256, v.size = r.size, v.mtime = r.mtime, "
+    "v.stored = r.stored, v.first = r.at, v.last = r.last "
+    "ON MATCH SET v.stored = CASE WHEN r.stored THEN true ELSE coalesce(v.stored, false) END, "
     "v.first = CASE WHEN v.first IS NULL OR r.at < v.first THEN r.at ELSE v.first END, "
     "v.last = CASE WHEN v.last IS NULL OR r.last > v.last THEN r.last ELSE v.last END "
     "MERGE (f)-[:HAS_VERSION]->(v) "
     "WITH v, r "
     "MATCH (x:PipelineRun {key: r.run}) "
     "MERGE (x)-[o:OBSERVED]->(v) "
-    "SET o.at = CASE WHEN o.at IS NULL OR r.at < o.at THEN r.at ELSE o.at END"
+    "ON CREATE SET o.at = r.at "
+    "ON MATCH SET o.at = CASE WHEN o.at IS NULL OR r.at < o.at THEN r.at ELSE o.at END"
 )
 
 

@@ -5,8 +5,10 @@
 2. When it has ended, its inputs, outputs and programs are taken from the ledger by the
    query layer's rules (:func:`ursprung_graph.query.runs.classify_files`: one definition
    for traced runs, stored runs and runs from audit data), without reading the graph.
-3. While the last events are being stored, each of those files is hashed (streaming, size
-   limit) and queued as a ``version`` event, after the ``run`` event (``PipelineRun`` with
+3. While the last events are being stored, each of those files gets its version
+   (:mod:`.prehash` hashed most of them while the command ran; a file not provably
+   unchanged since is hashed now, streaming, with the size limit) and is queued as a
+   ``version`` event, after the ``run`` event (``PipelineRun`` with
    its member processes and its environment: interpreter versions, Python distributions
    the run imported, asked meanwhile); files matching the content patterns are copied into
    the content store (at most ``store_max_files`` per run: programs first, then inputs,
@@ -33,7 +35,7 @@ from ..collectors.trace.runner import (
     TraceUnavailable,
 )
 from ..config import RunsConfig
-from ..content import ContentStore, hash_file
+from ..content import ContentStore
 from ..ingest.runs import params_of
 from ..query.classify import Classifier
 from ..query.runs import RunFiles
@@ -51,6 +53,7 @@ from ..schema.names import name_from_os
 from ..store.base import GraphStore
 from .environment import environment_of
 from .ledger import RunLedger
+from .prehash import EarlyHashes
 from .sinks import StoreSink
 
 if TYPE_CHECKING:
@@ -67,6 +70,7 @@ class RecordedRun:
     versions: int
     stored: int
     error: str | None = None
+    hashed_early: int = 0  # versions whose hash was taken while the command ran
 
     @property
     def returncode(self) -> int:
@@ -99,11 +103,23 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
     cwd = os.path.abspath(cwd or os.getcwd())
     environ = env if env is not None else dict(os.environ)
     ledger = RunLedger()
+    classifier = Classifier(config.system_prefixes, config.ignore_patterns)
+    early = EarlyHashes(config.hash_limit,
+                        lambda path: not classifier.environment(path))
     sink = StoreSink(store, observe)
-    tracing, result = _trace(tracer, argv, sink, host=host, cwd=cwd, env=env, check=check,
-                             observe=ledger.add, prepare=sink.open, stdout=stdout,
-                             chunk_events=CHUNK_EVENTS if live else 1 << 62,
-                             chunk_seconds=CHUNK_SECONDS if live else float("inf"))
+
+    def seen(events: list[Event]) -> None:
+        ledger.add(events)
+        early.observe(events)
+
+    try:
+        tracing, result = _trace(tracer, argv, sink, host=host, cwd=cwd, env=env,
+                                 check=check, observe=seen, prepare=sink.open,
+                                 stdout=stdout,
+                                 chunk_events=CHUNK_EVENTS if live else 1 << 62,
+                                 chunk_seconds=CHUNK_SECONDS if live else float("inf"))
+    finally:
+        early.stop()
     # The command has ended and its trace is parsed; the last events may still be on their
     # way to the store while the run's files are hashed.
     root_pid = result.root_pid if result.root_pid is not None else 0
@@ -113,7 +129,6 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
     values = {k: name_from_os(v) for k, v in environ.items()}
     all_params = params_of(names, values, config.param_env)
     all_params.update(params or {})
-    classifier = Classifier(config.system_prefixes, config.ignore_patterns)
     files = ledger.run_files(result.start, result.end, here, classifier)
     root = ProcessInfo(pid=root_pid, start=root_start)
     source = tracing.source
@@ -137,7 +152,7 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
         tracing.put(gaps)
     try:
         versions, stored = _queue_facts(tracing, files, config, content_root, run_id, event,
-                                        info, cache)
+                                        info, cache, early)
     except BaseException:
         tracing.wait_stored(result)  # what the run did is stored even so
         raise
@@ -145,7 +160,7 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
     if result.sink_error is not None:
         return RecordedRun(run_id, result, 0, 0,
                            error=f"the trace could not be stored: {result.sink_error}")
-    return RecordedRun(run_id, result, versions, stored)
+    return RecordedRun(run_id, result, versions, stored, hashed_early=early.reused)
 
 
 #: The run's environment entry that says the trace is incomplete (records the kernel dropped).
@@ -195,7 +210,7 @@ def _trace(mode: str, argv: Sequence[str], sink: StoreSink,
 
 def _queue_facts(tracer: Tracer | EbpfTracer, files: RunFiles, config: RunsConfig,
                  content_root: Path | None, run_id: str, event: Callable[..., Event],
-                 info: RunInfo, cache: Path | None) -> tuple[int, int]:
+                 info: RunInfo, cache: Path | None, early: EarlyHashes) -> tuple[int, int]:
     """Queue the run (once its environment is known) and its versions (as they are hashed,
     held back until the run is queued, whose node their edges need); returns how many
     versions and stored contents."""
@@ -218,13 +233,14 @@ def _queue_facts(tracer: Tracer | EbpfTracer, files: RunFiles, config: RunsConfi
             else:
                 held.extend(versions)
 
-        counts = _versions(files, config, content_root, run_id, event, put)
+        counts = _versions(files, config, content_root, run_id, event, put, early)
         put([])  # the run, if its environment came last, and what waited for it
     return counts
 
 
 def _versions(files: RunFiles, config: RunsConfig, content_root: Path | None, run_id: str,
-              event: Callable[..., Event], put: Callable[[list[Event]], None]) -> tuple[int, int]:
+              event: Callable[..., Event], put: Callable[[list[Event]], None],
+              early: EarlyHashes) -> tuple[int, int]:
     """Each observed file's version now (programs, inputs, outputs), handed to ``put`` in
     chunks, and the bytes of some of them in the content store (programs first). Returns
     how many versions and how many stored contents."""
@@ -232,7 +248,7 @@ def _versions(files: RunFiles, config: RunsConfig, content_root: Path | None, ru
     versions: list[Event] = []
     count = stored = 0
     for f in files.observed():
-        v = hash_file(f.path, config.hash_limit)
+        v = early.version(f.path)
         if v is None:
             continue
         keep = False

@@ -42,13 +42,13 @@ Sink = Callable[[list[Event]], None]
 
 STRING_LIMIT = 4096
 #: While the command runs, events go to the store when this many have gathered or the
-#: oldest has waited this long: about one write a second. Each write upserts every file
-#: its events name once, so larger chunks mean fewer rows (a file written, then read,
-#: then versioned is one row per write it appears in) and fewer statements; the store, the
-#: command and strace share the machine's cores, and with quarter-second chunks the store
-#: did half as much work again and was no less behind when the command ended.
+#: oldest has waited this long. The store works on the core the command leaves free, so
+#: that little is left to store when the command ends (what is waiting then is what the
+#: user waits for); each write upserts every file its events name once, so a file written
+#: in one chunk and read in the next is two rows, which is cheaper than storing it after
+#: the end.
 CHUNK_EVENTS = 10000
-CHUNK_SECONDS = 1.0
+CHUNK_SECONDS = 0.25
 POLL_SECONDS = 0.02
 HURRY_EVENTS = 500
 MAX_WAIT = 3600.0  # longer delays (no chunking by time) wait for a notification
@@ -181,11 +181,12 @@ class ChunkWriter:
         if not events:
             return
         with self._cond:
-            if not self._buffer:
+            first = not self._buffer
+            if first:
                 self._since = time.monotonic()
             self._buffer.extend(events)
-            if len(self._buffer) >= self._min_events:
-                self._cond.notify()
+            if first or len(self._buffer) >= self._min_events:
+                self._cond.notify()  # a first event starts the writer's clock
 
     def hurry(self, unless_below: int = 0) -> None:
         """From now on, deliver what comes without waiting for more; unless fewer than
