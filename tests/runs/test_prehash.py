@@ -26,11 +26,12 @@ def _event(kind: Kind, path: Path) -> Event:
                  proc=ProcessInfo(pid=1, start=1), file=FileRef(str(path)))
 
 
-def _settled(early: EarlyHashes, path: Path, timeout: float = 10) -> None:
+def _hashed(early: EarlyHashes, count: int, timeout: float = 10) -> None:
+    """Wait until ``count`` early hashes were taken."""
     deadline = time.monotonic() + timeout
-    while str(path) not in early._done and time.monotonic() < deadline:  # noqa: SLF001
+    while early.taken < count and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert str(path) in early._done, "the file was never hashed early"  # noqa: SLF001
+    assert early.taken == count, "the file was never hashed early"
 
 
 def test_an_unchanged_file_keeps_its_early_hash(tmp_path: Path):
@@ -38,7 +39,7 @@ def test_an_unchanged_file_keeps_its_early_hash(tmp_path: Path):
     f.write_text("final\n")
     early = EarlyHashes(1 << 30, lambda p: True, settle=0.05)
     early.observe([_event(Kind.WRITE, f)])
-    _settled(early, f)
+    _hashed(early, 1)
     time.sleep(0.05)
     early.stop()
     assert early.version(str(f)) == hash_file(str(f))
@@ -51,7 +52,7 @@ def test_a_file_changed_after_its_early_hash_is_hashed_again(tmp_path: Path):
     f.write_text("first\n")
     early = EarlyHashes(1 << 30, lambda p: True, settle=0.05)
     early.observe([_event(Kind.WRITE, f)])
-    _settled(early, f)
+    _hashed(early, 1)
     early.stop()
     st = f.stat()
     f.write_text("other\n")  # not seen by the tracer: a process outside the run
@@ -81,15 +82,13 @@ def test_a_file_written_again_and_again_is_left_for_the_end(tmp_path: Path):
     for i in range(MAX_EARLY):
         with log.open("a") as fh:
             fh.write(f"step {i}\n")
-        early._done.pop(str(log), None)  # noqa: SLF001  (to wait for this hash)
         early.observe([_event(Kind.WRITE, log)])
-        _settled(early, log)
+        _hashed(early, i + 1)
     with log.open("a") as fh:
         fh.write("last step\n")
-    early._done.pop(str(log))  # noqa: SLF001
     early.observe([_event(Kind.WRITE, log)])
     time.sleep(0.3)
-    assert str(log) not in early._done  # noqa: SLF001  (no fourth early hash)
+    assert early.taken == MAX_EARLY  # no fourth early hash
     early.stop()
     assert early.version(str(log)) == hash_file(str(log)) and early.hashed_late == 1
 
@@ -101,7 +100,7 @@ def test_files_refused_are_never_hashed_early(tmp_path: Path):
     early.observe([_event(Kind.READ, f)])
     time.sleep(0.2)
     early.stop()
-    assert not early._done  # noqa: SLF001
+    assert early.taken == 0
     assert early.version(str(f)) == hash_file(str(f)) and early.hashed_late == 1
 
 

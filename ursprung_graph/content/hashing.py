@@ -15,6 +15,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from stat import S_ISREG
+from typing import NamedTuple
 
 from ..config import RunsConfig
 from ..schema.names import name_to_bytes
@@ -22,10 +23,10 @@ from ..schema.names import name_to_bytes
 CHUNK = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
+class Identity(NamedTuple):
     """What ``stat`` says of a file; any write, truncation, rename over it or change of its
-    metadata changes ``ctime`` (and a replaced file has another inode)."""
+    metadata changes ``ctime`` (and a replaced file has another inode). A tuple: it is
+    compared for thousands of files while the user waits."""
 
     dev: int
     ino: int
@@ -33,9 +34,9 @@ class Identity:
     mtime: int  # epoch ns
     ctime: int  # epoch ns
 
-    @classmethod
-    def of(cls, st: os.stat_result) -> Identity:
-        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+def identity(st: os.stat_result) -> Identity:
+    return Identity(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,7 @@ def still(version: FileVersion, hashed_at: int, now: os.stat_result) -> bool:
     tick of the reading could leave size and times as they were (git calls such an entry
     "racily clean" and hashes it again; so do we)."""
     ident = version.identity
-    if ident is None or version.sha256 is None or Identity.of(now) != ident:
+    if ident is None or version.sha256 is None or identity(now) != ident:
         return False
     coarse = ident.mtime % 1_000_000_000 == 0 and ident.ctime % 1_000_000_000 == 0
     return max(ident.mtime, ident.ctime) + (COARSE_TICK_NS if coarse else TICK_NS) < hashed_at
@@ -106,6 +107,6 @@ def hash_file(path: str, limit: int = RunsConfig().hash_limit) -> FileVersion | 
         os.close(fd)
     if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
         return FileVersion(after.st_size, after.st_mtime_ns, None)
-    same = Identity.of(st) == Identity.of(after)
+    same = identity(st) == identity(after)
     return FileVersion(st.st_size, st.st_mtime_ns, digest.hexdigest(),
-                       Identity.of(st) if same else None)
+                       identity(st) if same else None)

@@ -54,7 +54,8 @@ class EarlyHashes:
         self._done: dict[str, tuple[FileVersion, int]] = {}  # path -> (version, hashed at)
         self._skipped: set[str] = set()  # paths ``wanted`` refused, and logs
         self._times: dict[str, int] = {}  # path -> early hashes taken
-        self.reused = 0
+        self.taken = 0  # early hashes taken
+        self.reused = 0  # of them, used at the end
         self.hashed_late = 0
         self._thread = threading.Thread(target=self._run, name="ursprung-prehash",
                                         daemon=True)
@@ -139,6 +140,7 @@ class EarlyHashes:
             return
         with self._lock:  # a write meanwhile is caught by the check at the end
             self._done[path] = (version, started)
+            self.taken += 1
             times = self._times[path] = self._times.get(path, 0) + 1
             if times >= MAX_EARLY:
                 self._skipped.add(path)

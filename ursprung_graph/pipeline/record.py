@@ -37,7 +37,7 @@ from ..collectors.trace.runner import (
 from ..config import RunsConfig
 from ..content import ContentStore
 from ..ingest.runs import params_of
-from ..query.classify import Classifier
+from ..query.classify import Classifier, matcher
 from ..query.runs import RunFiles
 from ..schema.event import (
     SCHEMA_VERSION,
@@ -273,11 +273,11 @@ def _fields(info: RunInfo) -> dict[str, Any]:
     return {name: getattr(info, name) for name in info.__struct_fields__}
 
 
-def _matches(path: str, patterns: Sequence[str]) -> bool:
-    import fnmatch
-
-    name = os.path.basename(path)
-    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(path, p) for p in patterns)
+def _matches(path: str, patterns: tuple[str, ...]) -> bool:
+    """Whether the file's name or its whole path matches one of the fnmatch ``patterns``."""
+    pattern = matcher(patterns)
+    return pattern.match(os.path.basename(path)) is not None \
+        or pattern.match(path) is not None
 
 
 def _default_pipeline(argv: Sequence[str]) -> str:
