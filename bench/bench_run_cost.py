@@ -58,13 +58,17 @@ def modes(argv: list[str], work: Path, env: dict[str, str], baseline: Path | Non
 
 
 def measure(commands: dict[str, tuple[list[str], dict[str, str]]], cwd: Path, repeat: int,
-            data: Path) -> dict:
+            data: Path, warmups: int = 1) -> dict:
+    """Every mode once per round, interleaved; the first ``warmups`` rounds are not counted
+    (the store's first writes, cold caches)."""
     runs: dict[str, list[float]] = {m: [] for m in commands}
     load = [os.getloadavg()[0]]
-    for _ in range(repeat):
+    for round_ in range(warmups + repeat):
         for mode, (argv, env) in commands.items():
             shutil.rmtree(data, ignore_errors=True)
-            runs[mode].append(wall(argv, cwd, env))
+            took = wall(argv, cwd, env)
+            if round_ >= warmups:
+                runs[mode].append(took)
         load.append(os.getloadavg()[0])
     med = {m: statistics.median(v) for m, v in runs.items()}
     out: dict = {"runs": runs, "median": med, "load": load,
@@ -83,6 +87,10 @@ def main() -> int:
     parser.add_argument("--baseline", type=Path, default=None,
                         help="A checkout of older code to time side by side (PYTHONPATH).")
     parser.add_argument("--no-reprozip", action="store_true")
+    parser.add_argument("--warmups", type=int, default=1,
+                        help="Uncounted rounds before the measured ones.")
+    parser.add_argument("--workloads", default="files_tmpfs,files_disk",
+                        help="Comma-separated subset of files_tmpfs, files_disk.")
     parser.add_argument("--out", type=Path, default=HERE / "out" / "run_cost.json")
     args = parser.parse_args()
     baseline = args.baseline.resolve() if args.baseline else None
@@ -105,10 +113,12 @@ def main() -> int:
         subprocess.run([URSPRUNG, "db", "start"], env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for name, data in (("files_tmpfs", shm / "d"), ("files_disk", work / "d")):
+            if name not in args.workloads.split(","):
+                continue
             argv = ["sh", "-c", f'"{py}" {work}/gen.py {data} {args.files} && '
                     f'"{py}" {work}/agg.py {data} {data}.sum']
             results[name] = r = measure(modes(argv, work, env, baseline, reprozip), work,
-                                        args.repeat, data)
+                                        args.repeat, data, args.warmups)
             print(f"{name:12} " + "  ".join(f"{m} {s:.3f}s ({r['ratio'][m]:.2f}x)"
                                             for m, s in r["median"].items()), flush=True)
     finally:

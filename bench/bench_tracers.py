@@ -177,16 +177,20 @@ class Auditd:
 
 
 def measure(modes: dict[str, Command], cwd: Path, repeat: int, reset: Callable[[], None],
-            around: dict[str, Callable[[bool], None]]) -> dict:
+            around: dict[str, Callable[[bool], None]], warmups: int = 0) -> dict:
+    """Every mode once per round, interleaved; the first ``warmups`` rounds are not
+    counted (cold caches, the store's first writes)."""
     runs: dict[str, list[float]] = {m: [] for m in modes}
-    for _ in range(repeat):
+    for round_ in range(warmups + repeat):
         for mode, (argv, env) in modes.items():
             reset()
             hook = around.get(mode)
             if hook:
                 hook(True)
             try:
-                runs[mode].append(wall(argv, cwd, env))
+                took = wall(argv, cwd, env)
+                if round_ >= warmups:
+                    runs[mode].append(took)
             finally:
                 if hook:
                     hook(False)
@@ -258,6 +262,10 @@ def tracers_main() -> int:
     parser.add_argument("--files", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--cpu-iterations", type=int, default=10_000_000)
+    parser.add_argument("--workloads", default="files_tmpfs,files_disk,cpu",
+                        help="Comma-separated subset of files_tmpfs, files_disk, cpu.")
+    parser.add_argument("--warmups", type=int, default=1,
+                        help="Uncounted rounds before the measured ones.")
     parser.add_argument("--no-node", action="store_true", help="Skip the node-wide part.")
     parser.add_argument("--node-only", action="store_true",
                         help="Only the node-wide part.")
@@ -341,17 +349,22 @@ def _per_command(args: argparse.Namespace, work: Path, shm: Path, env: dict[str,
     py = sys.executable
     with Auditd(work.parent, auid=BENCH_AUID) as audit:
         around = {"auditd": audit.enable}
+        wanted = set(args.workloads.split(","))
         for name, data in (("files_tmpfs", shm / "d"), ("files_disk", work / "d")):
+            if name not in wanted:
+                continue
             argv = ["sh", "-c", f'"{py}" {work}/gen.py {data} {args.files} && '
                     f'"{py}" {work}/agg.py {data} {data}.sum']
             results[name] = measure(
                 tracer_modes(argv, work, env, name, reprozip, True), work, args.repeat,
-                lambda data=data: shutil.rmtree(data, ignore_errors=True), around)
+                lambda data=data: shutil.rmtree(data, ignore_errors=True), around,
+                args.warmups)
             _report(name, results[name])
-        argv = [py, str(work / "cpu.py"), str(args.cpu_iterations)]
-        results["cpu"] = measure(tracer_modes(argv, work, env, "cpu", reprozip, True),
-                                 work, args.repeat, lambda: None, around)
-        _report("cpu", results["cpu"])
+        if "cpu" in wanted:
+            argv = [py, str(work / "cpu.py"), str(args.cpu_iterations)]
+            results["cpu"] = measure(tracer_modes(argv, work, env, "cpu", reprozip, True),
+                                     work, args.repeat, lambda: None, around, args.warmups)
+            _report("cpu", results["cpu"])
 
 
 def _report(name: str, r: dict) -> None:
