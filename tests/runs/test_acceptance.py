@@ -5,6 +5,7 @@ and a changed raw input; then `runs compare` and `lineage`."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -17,11 +18,16 @@ pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="strace n
 
 
 def run_pipeline(settings, work: Path, lr: str) -> str:
-    out = ursprung(settings, "run", "--pipeline", "demo", "--id-file", str(work / "id"), "--",
-                   "sh", str(EXAMPLE / "run.sh"), "--lr", lr, "--python", sys.executable,
-                   cwd=work)
+    out = ursprung(settings, "run", "--pipeline", "demo", "--id-file", str(work / "id"),
+                   "--verbose", "--", "sh", str(EXAMPLE / "run.sh"), "--lr", lr, "--python",
+                   sys.executable, cwd=work)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(b"mse=")  # evaluate's output passes through
+    # --verbose says what was recorded, and how long after the command's end it was stored
+    said = re.search(rb"(\d+) file versions \((\d+) hashed while it ran, \d+ stored\).*"
+                     rb"all stored (\d+\.\d\d) s after the command ended", out.stderr)
+    assert said is not None, out.stderr
+    assert int(said[2]) <= int(said[1]) and 0 <= float(said[3]) < 60
     return (work / "id").read_text().strip()
 
 

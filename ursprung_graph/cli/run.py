@@ -98,8 +98,8 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
         click.echo(f"ursprung run: recorded run {recorded.id}: {len(t.members)} processes, "
                    f"{t.events} events, {recorded.versions} file versions "
                    f"({recorded.hashed_early} hashed while it ran, {recorded.stored} stored), "
-                   f"exit status {t.returncode}; traced by "
-                   f"{t.tracer}", err=True)
+                   f"exit status {t.returncode}; traced by {t.tracer}; all stored "
+                   f"{recorded.after / 1e9:.2f} s after the command ended", err=True)
     _exit(recorded.returncode)
 
 

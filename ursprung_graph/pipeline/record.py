@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +72,7 @@ class RecordedRun:
     stored: int
     error: str | None = None
     hashed_early: int = 0  # versions whose hash was taken while the command ran
+    after: int = 0  # ns from the command's end until everything was stored
 
     @property
     def returncode(self) -> int:
@@ -160,7 +162,8 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
     if result.sink_error is not None:
         return RecordedRun(run_id, result, 0, 0,
                            error=f"the trace could not be stored: {result.sink_error}")
-    return RecordedRun(run_id, result, versions, stored, hashed_early=early.reused)
+    return RecordedRun(run_id, result, versions, stored, hashed_early=early.reused,
+                       after=max(0, time.time_ns() - result.end))
 
 
 #: The run's environment entry that says the trace is incomplete (records the kernel dropped).
