@@ -15,8 +15,12 @@ import pytest
 from ursprung_graph.content.hashing import FileVersion, Identity, hash_file, still
 from ursprung_graph.pipeline.prehash import MAX_EARLY, EarlyHashes
 from ursprung_graph.pipeline.record import record_run
+from ursprung_graph.query.classify import Classifier
 from ursprung_graph.query.runs import run_facts
 from ursprung_graph.schema.event import SCHEMA_VERSION, Event, FileRef, Kind, ProcessInfo
+
+#: A classifier for which nothing is software environment.
+ANY = Classifier(system_prefixes=(), ignore_patterns=())
 
 needs_strace = pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")
 
@@ -37,7 +41,7 @@ def _hashed(early: EarlyHashes, count: int, timeout: float = 10) -> None:
 def test_an_unchanged_file_keeps_its_early_hash(tmp_path: Path):
     f = tmp_path / "out.txt"
     f.write_text("final\n")
-    early = EarlyHashes(1 << 30, lambda p: True, settle=0.05)
+    early = EarlyHashes(1 << 30, ANY, None, settle=0.05)
     early.observe([_event(Kind.WRITE, f)])
     _hashed(early, 1)
     time.sleep(0.05)
@@ -50,7 +54,7 @@ def test_a_file_changed_after_its_early_hash_is_hashed_again(tmp_path: Path):
     """Same size, mtime put back: only ctime tells, and it is enough."""
     f = tmp_path / "out.txt"
     f.write_text("first\n")
-    early = EarlyHashes(1 << 30, lambda p: True, settle=0.05)
+    early = EarlyHashes(1 << 30, ANY, None, settle=0.05)
     early.observe([_event(Kind.WRITE, f)])
     _hashed(early, 1)
     early.stop()
@@ -78,7 +82,7 @@ def test_a_change_within_the_clock_tick_of_the_hash_is_not_trusted(tmp_path: Pat
 
 def test_a_file_written_again_and_again_is_left_for_the_end(tmp_path: Path):
     log = tmp_path / "train.log"
-    early = EarlyHashes(1 << 30, lambda p: True, settle=0.02)
+    early = EarlyHashes(1 << 30, ANY, None, settle=0.02)
     for i in range(MAX_EARLY):
         with log.open("a") as fh:
             fh.write(f"step {i}\n")
@@ -93,15 +97,31 @@ def test_a_file_written_again_and_again_is_left_for_the_end(tmp_path: Path):
     assert early.version(str(log)) == hash_file(str(log)) and early.hashed_late == 1
 
 
-def test_files_refused_are_never_hashed_early(tmp_path: Path):
-    f = tmp_path / "lib.so"
-    f.write_text("x")
-    early = EarlyHashes(1 << 30, lambda p: False, settle=0.01)
-    early.observe([_event(Kind.READ, f)])
+def test_the_software_environment_is_never_hashed_early(tmp_path: Path):
+    """System files, and files in the installation tree of a program the run executed
+    (a virtualenv's site-packages), get no version: they are not hashed ahead either."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "lib").mkdir()
+    python, module = venv / "bin" / "python", venv / "lib" / "numpy.py"
+    python.write_text("#!"), module.write_text("x = 1\n")
+    data = tmp_path / "work" / "data.csv"
+    data.parent.mkdir()
+    data.write_text("a,b\n")
+    early = EarlyHashes(1 << 30, Classifier(system_prefixes=(str(tmp_path / "sys"),)),
+                        str(data.parent), settle=0.01)
+    lib = tmp_path / "sys" / "libc.txt"
+    lib.parent.mkdir()
+    lib.write_text("x")
+    time.sleep(0.05)  # older than a clock tick when hashed: not racily clean
+    early.observe([_event(Kind.EXEC, python), _event(Kind.READ, module),
+                   _event(Kind.READ, lib), _event(Kind.READ, data)])
+    _hashed(early, 1)
     time.sleep(0.2)
     early.stop()
-    assert early.taken == 0
-    assert early.version(str(f)) == hash_file(str(f)) and early.hashed_late == 1
+    assert early.taken == 1  # data.csv only
+    assert early.version(str(data)) == hash_file(str(data)) and early.reused == 1
+    assert early.version(str(module)) == hash_file(str(module)) and early.hashed_late == 1
 
 
 @needs_strace

@@ -21,9 +21,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from ..content.hashing import FileVersion, hash_file, still
+from ..query.classify import Classifier
+from ..query.runs import install_root
 from ..schema.event import Event, Kind
 from ..schema.names import name_to_bytes
 
@@ -39,13 +41,17 @@ _KINDS = frozenset({Kind.READ, Kind.WRITE, Kind.EXEC})
 
 class EarlyHashes:
     """Feed it the run's events (:meth:`observe`, from the thread that parses the trace);
-    ask it for versions at the end (:meth:`version`). ``wanted`` says which paths the run
-    may record a version of (not system files); ``limit`` is the hashing size limit."""
+    ask it for versions at the end (:meth:`version`). Files of the software environment
+    (``classifier``, and the installation trees of the programs the run executed, as the
+    run's classification finds them) are left alone: they get no version. ``limit`` is the
+    hashing size limit."""
 
-    def __init__(self, limit: int, wanted: Callable[[str], bool], *,
+    def __init__(self, limit: int, classifier: Classifier, cwd: str | None, *,
                  settle: float = SETTLE) -> None:
         self._limit = limit
-        self._wanted = wanted
+        self._classifier = classifier
+        self._cwd = cwd
+        self._roots: tuple[str, ...] = ()  # installation trees of executed programs
         self._settle = settle
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -68,6 +74,8 @@ class EarlyHashes:
         for ev in events:
             if ev.file is not None and ev.kind in _KINDS:
                 (written if ev.kind is Kind.WRITE else read).append(ev.file.path)
+                if ev.kind is Kind.EXEC:
+                    self._learn(ev.file.path)
         if not written and not read:
             return
         pending, done, skipped = self._pending, self._done, self._skipped
@@ -128,6 +136,15 @@ class EarlyHashes:
             for path in batch:
                 del self._pending[path]
         return batch or None
+
+    def _learn(self, exe: str) -> None:
+        root = install_root(exe, self._cwd)
+        if root is not None and root not in self._roots:
+            with self._lock:
+                self._roots = (*self._roots, root)
+
+    def _wanted(self, path: str) -> bool:
+        return not (self._classifier.environment(path) or path.startswith(self._roots))
 
     def _hash(self, path: str) -> None:
         if not self._wanted(path):

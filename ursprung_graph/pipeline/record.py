@@ -106,8 +106,7 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
     environ = env if env is not None else dict(os.environ)
     ledger = RunLedger()
     classifier = Classifier(config.system_prefixes, config.ignore_patterns)
-    early = EarlyHashes(config.hash_limit,
-                        lambda path: not classifier.environment(path))
+    early = EarlyHashes(config.hash_limit, classifier, name_from_os(cwd))
     sink = StoreSink(store, observe)
 
     def seen(events: list[Event]) -> None:

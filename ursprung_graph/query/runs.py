@@ -418,21 +418,26 @@ def _rename_time(first: int, last: int, start: int, end: int, written: int | Non
 
 def _install_roots(procs: Sequence[RunProcess], files: dict[str, RunFile],
                    cwd: str | None) -> tuple[str, ...]:
-    """The trees interpreters and tools were installed in: the parent of the ``bin`` dir of
-    each executed program (``/opt/x/bin/python`` -> ``/opt/x/``), unless the run's working
-    directory lies inside it (then it is the project, not an installation)."""
+    """The trees interpreters and tools were installed in (:func:`install_root` of each
+    executed program)."""
     exes = {f.path for f in files.values() if f.executed is not None}
     exes.update(p.exe for p in procs if p.exe)
-    here = (cwd or "/nonexistent").rstrip("/") + "/"
-    roots = set()
-    for exe in exes:
-        parent = posixpath.dirname(exe)
-        if posixpath.basename(parent) not in ("bin", "sbin", "libexec", "shims"):
-            continue
-        root = posixpath.dirname(parent).rstrip("/") + "/"
-        if root != "/" and not here.startswith(root):
-            roots.add(root)
+    roots = {root for exe in exes if (root := install_root(exe, cwd)) is not None}
     return tuple(sorted(roots))
+
+
+def install_root(exe: str, cwd: str | None) -> str | None:
+    """The tree the program ``exe`` was installed in: the parent of its ``bin`` dir
+    (``/opt/x/bin/python`` -> ``/opt/x/``), unless the run's working directory lies inside
+    it (then it is the project, not an installation)."""
+    parent = posixpath.dirname(exe)
+    if posixpath.basename(parent) not in ("bin", "sbin", "libexec", "shims"):
+        return None
+    root = posixpath.dirname(parent).rstrip("/") + "/"
+    here = (cwd or "/nonexistent").rstrip("/") + "/"
+    if root == "/" or here.startswith(root):
+        return None
+    return root
 
 
 def is_interpreter(name: str) -> bool:
