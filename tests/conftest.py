@@ -1,5 +1,6 @@
 """Shared fixtures: one real embedded FalkorDB server per test session, a fresh graph per
-test (graphs are independent in FalkorDB, so tests do not see each other's data)."""
+test (graphs are independent in FalkorDB, so tests do not see each other's data); one real
+Neo4j 5 per session, started on first use (tests/neo4j_server.py, or ``NEO4J_URI``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.neo4j_server import Neo4jServer, Neo4jTarget, Neo4jUnavailable, external
 from ursprung_graph.config import Settings
 from ursprung_graph.store import embedded_server
 from ursprung_graph.store.falkordb import FalkorDBStore
@@ -45,3 +47,19 @@ def store(settings: Settings) -> Iterator[FalkorDBStore]:
     yield s
     s.clear()
     s.close()
+
+
+@pytest.fixture(scope="session")
+def neo4j_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo4jTarget]:
+    given = external()
+    if given is not None:
+        yield given
+        return
+    server = Neo4jServer(tmp_path_factory.mktemp("neo4j") / "data")
+    try:
+        target = server.start()
+    except Neo4jUnavailable as exc:
+        pytest.fail(f"no Neo4j for the backend tests: {exc}", pytrace=False)
+    atexit.register(server.stop)  # also when the run is interrupted
+    yield target
+    server.stop()

@@ -1,5 +1,5 @@
 """Both backends for one suite: the embedded FalkorDB of the session (a fresh graph per
-test) and one real Neo4j 5 per session (tests/neo4j_server.py, or ``NEO4J_URI``), cleared
+test) and the session's real Neo4j 5 (``neo4j_target`` of tests/conftest.py), cleared
 before and after each test, since Neo4j community has a single database.
 
 An external Neo4j given by ``NEO4J_URI`` is cleared by these tests: point it at a
@@ -7,7 +7,6 @@ disposable database only."""
 
 from __future__ import annotations
 
-import atexit
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.neo4j_server import Neo4jServer, Neo4jTarget, Neo4jUnavailable, external
+from tests.neo4j_server import Neo4jTarget
 from ursprung_graph.config import Settings
 from ursprung_graph.store import embedded_server
 from ursprung_graph.store.base import GraphStore
@@ -23,22 +22,6 @@ from ursprung_graph.store.falkordb import FalkorDBStore
 from ursprung_graph.store.neo4j import Neo4jStore
 
 BACKENDS = ["falkordb", "neo4j"]
-
-
-@pytest.fixture(scope="session")
-def neo4j_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neo4jTarget]:
-    given = external()
-    if given is not None:
-        yield given
-        return
-    server = Neo4jServer(tmp_path_factory.mktemp("neo4j") / "data")
-    try:
-        target = server.start()
-    except Neo4jUnavailable as exc:
-        pytest.fail(f"no Neo4j for the backend tests: {exc}", pytrace=False)
-    atexit.register(server.stop)  # also when the run is interrupted
-    yield target
-    server.stop()
 
 
 @dataclass(frozen=True, slots=True)
