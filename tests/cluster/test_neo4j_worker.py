@@ -55,8 +55,8 @@ def test_kafka_fed_worker_killed_mid_stream_into_neo4j(
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0, procs.log(worker)
         assert dump(store) == clean  # nothing lost, nothing doubled
-        published = re.search(r"in ([0-9,]+) messages", r.stdout)
-        assert published is not None, r.stdout
+        published = re.search(r"in ([0-9,]+) messages", r.stdout + r.stderr)
+        assert published is not None, r.stderr
         assert sum(bus.committed(topics.group, topics.events).values()) == \
             int(published.group(1).replace(",", ""))  # every message written and committed
     finally:
