@@ -2,7 +2,7 @@
 launcher of tools/neo4j, full JIT) and the embedded FalkorDB, on the same events.
 
     .venv/bin/python bench/bench_backends.py [--hosts 4] [--batch 5000] [--rounds 2]
-        [--writers 1] [--warmups 2]
+        [--writers 1] [--warmups 10]
 
 Input: the recorded audit logs of tests/data/ (parsed once, before any timing), replayed
 as N hosts so the graph grows as a cluster's would. For each backend:
@@ -11,8 +11,9 @@ as N hosts so the graph grows as a cluster's would. For each backend:
   (one ``store.write`` per batch, as an ingest worker does), events/s over the whole
   import. Rounds alternate the order of the backends (the machine's speed drifts); each
   round starts from an empty graph. Neo4j gets ``--warmups`` whole imports first (a server
-  runs for months; its JIT warm-up is not the steady state: the server's CPU time per
-  import fell from 27 s to 6 s over five imports here), reported separately;
+  runs for months; its JIT warm-up is not the steady state: on a quiet machine C2 kept
+  compiling for ~10 imports of these events, the server's CPU time per import falling from
+  24 s to ~1.2 s), reported separately;
 * ``--writers N``: N writers at once, the hosts split between them (as Kafka partitions
   split them between ingest workers), each with its own batches;
 * lineage: upstream and downstream of files that were written, on the graph of the last
@@ -117,7 +118,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--roots", type=int, default=200, help="files whose lineage is timed")
     parser.add_argument("--writers", type=int, default=1, help="writers at once, by host")
-    parser.add_argument("--warmups", type=int, default=2, help="Neo4j imports before timing")
+    parser.add_argument("--warmups", type=int, default=10,
+                        help="Neo4j imports before timing (JIT warm-up)")
     args = parser.parse_args()
 
     events = load_events(args.hosts)
