@@ -64,9 +64,11 @@ def expected_graph(store: FalkorDBStore, events: list, dead: list[tuple[DeadLett
 def run_worker(bus, store, topics: Topics, dead_letters=None, **kw):
     stop = threading.Event()
     metrics = Metrics("t")
+    observe = kw.pop("observe", None)
     opts = WorkerOptions(events_topic=topics.events, deadletter_topic=topics.dead,
                          group=topics.group, batch_seconds=0.05, resolve_wait=0.5, **kw)
-    worker = IngestWorker(bus, store, opts, metrics=metrics, dead_letters=dead_letters)
+    worker = IngestWorker(bus, store, opts, metrics=metrics, dead_letters=dead_letters,
+                          observe=observe)
     thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
     thread.start()
     return worker, stop, thread, metrics
@@ -215,3 +217,29 @@ def test_in_process_bus_keeps_its_dead_letters_in_the_store(store: FalkorDBStore
     assert bus.end_offsets(topics.dead) in ({}, {0: 0, 1: 0})  # nothing left in memory
     nodes, edges = dump(store)
     assert ([n for n in nodes if '"DeadLetter"' not in n], edges) == expected_events
+
+
+def test_a_backlog_is_written_in_batches_of_the_configured_size(store: FalkorDBStore) -> None:
+    """Fifty messages wait on the bus; with ``batch_events`` 20 every write holds at most
+    20 events plus the rest of the message that crossed the limit (a poll takes up to 500
+    messages: the rest waits for the next batch), and nothing is lost."""
+    bus = InProcessBus(partitions=1)
+    topics = Topics()
+    stories = [story(f"host{h}") for h in range(50)]
+    events = [ev for s in stories for ev in s]
+    expected = expected_graph(store, events, [])
+    pub = bus.publisher()
+    for s in stories:  # one message each
+        pub.publish(topics.events, b"k", encode_batch(s), event_headers("t"))
+    sizes: list[int] = []
+    worker, stop, thread, _ = run_worker(bus, store, topics, batch_events=20,
+                                         observe=lambda evs: sizes.append(len(evs)))
+    try:
+        wait_until(lambda: drained_on(bus, topics), 30, "the backlog")
+    finally:
+        stop.set()
+        thread.join(30)
+    per_message = len(stories[0])
+    assert sum(sizes) == len(events)
+    assert max(sizes) <= 20 + per_message - 1 and len(sizes) >= len(events) // 24
+    assert dump(store) == expected

@@ -188,6 +188,7 @@ class IngestWorker:
         self.resolver = Resolver(store, wait=self.opt.resolve_wait)
         self.tracker = OffsetTracker()
         self._entries: list[_Entry] = []
+        self._carried: list[Message] = []  # polled, for the next batch
         self._pending_events = 0
         self._waiting: list[Waiting] = []
         self._subscription: Subscription | None = None
@@ -235,6 +236,7 @@ class IngestWorker:
     def _assigned(self, parts: Partitions) -> None:
         self.metrics.rebalances("assign").inc()
         self.tracker.forget(parts)  # positions restart at the committed offsets
+        self._drop_carried(parts)
         self.metrics.assigned += len(parts)
         log.info("assigned %s", parts)
 
@@ -243,20 +245,37 @@ class IngestWorker:
         gone = set(parts)
         self.metrics.assigned = max(0, self.metrics.assigned - len(parts))
         self.tracker.forget(parts)
+        self._drop_carried(parts)
         self._waiting = [w for w in self._waiting if w.token.tp not in gone]  # type: ignore
         self.metrics.waiting.set(len(self._waiting))
         log.info("revoked %s", parts)
 
+    def _drop_carried(self, parts: Partitions) -> None:
+        """Messages polled from partitions that moved: they are consumed again from the
+        committed offsets, by whoever has the partition now."""
+        moved = set(parts)
+        self._carried = [m for m in self._carried if (m.topic, m.partition) not in moved]
+
     # ------------------------------------------------------------------ consuming
 
     def _fill(self, stop: threading.Event) -> None:
+        """Gather a batch: until it holds ``batch_events`` events or its first message
+        waited ``batch_seconds``. A poll's messages past the batch's size wait for the next
+        batch (``_carried``), so a backlog never makes one transaction larger than
+        configured (a Neo4j transaction's memory grows with it)."""
         opt = self.opt
         deadline = None
         while not stop.is_set():
             now = time.monotonic()
             timeout = 0.1 if deadline is None else max(0.0, deadline - now)
-            msgs = self._sub.poll(POLL_MESSAGES, timeout)
-            for m in msgs:
+            if self._carried:
+                msgs, self._carried = self._carried, []
+            else:
+                msgs = self._sub.poll(POLL_MESSAGES, timeout)
+            for i, m in enumerate(msgs):
+                if self._entries and self._pending_events >= opt.batch_events:
+                    self._carried = msgs[i:]
+                    return
                 self._take(m)
             if self._entries and deadline is None:
                 deadline = time.monotonic() + opt.batch_seconds
@@ -425,8 +444,8 @@ class IngestWorker:
                 return True
             if stop.is_set():
                 return False
-            for m in self._sub.poll(POLL_MESSAGES, min(left, 0.2)):
-                self._take(m)  # fetched before the pause: next batch
+            # fetched before the pause: for the next batch
+            self._carried.extend(self._sub.poll(POLL_MESSAGES, min(left, 0.2)))
             self.metrics.beat()
 
     def _isolate(self, entries: list[_Entry], stop: threading.Event, final: bool) -> bool:
