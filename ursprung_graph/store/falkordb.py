@@ -266,26 +266,15 @@ def _bare_keys(value: Any, data: bytes) -> bytes:
     Outside keys the text ``"key":`` cannot occur: a quote inside a string is escaped, and
     after a string value comes ``,``, ``]`` or ``}``, never ``:``. So each key is replaced
     as a whole, at C speed (a substitution with a group template calls Python per match,
-    45,000 per trace). The keys are those of the maps ``value`` holds (rows are flat maps
-    of the same few keys), found in the text only when maps hold lists or maps. Flat rows
-    of names and scalars, what ingest writes, take three replacements whatever the
-    number of keys: then every ``{"`` and ``,"`` opens a key and every ``":`` closes one
-    (unless a string holds ``\\":``)."""
+    45,000 per trace). The keys are those of the maps ``value`` holds at its top level
+    (rows: flat maps of a few keys), unless the text has more maps than those (each
+    non-empty map starts with ``{"``; a string that ends in ``{`` adds one): then they are
+    found in the text."""
     rows = _top_maps(value)
-    flat = rows is not None and data.find(b"[", 1) < 0 and b'":{' not in data
-    if not flat:  # lists or maps inside (or text that looks so): find the keys
-        if rows is not None and data.count(b'{"') == len(rows) - rows.count({}):
-            keys = {k.encode() for k in _names(rows) if _is_name(k)}
-        else:
-            keys = set(_JSON_KEY.findall(data))
+    if rows is not None and data.count(b'{"') == len(rows) - rows.count({}):
+        keys = {k.encode() for k in set().union(*rows) if _is_name(k)}
     else:
-        assert rows is not None
-        names = _names(rows)
-        if not names:
-            return data
-        if all(map(_is_name, names)) and (b"\\" not in data or b'\\":' not in data):
-            return data.replace(b'":', b":").replace(b',"', b",").replace(b'{"', b"{")
-        keys = {k.encode() for k in names if _is_name(k)}
+        keys = set(_JSON_KEY.findall(data))
     for key in keys:
         data = data.replace(b'"' + key + b'":', key + b":")
     return data
@@ -300,10 +289,6 @@ def _top_maps(value: Any) -> list[dict[Any, Any]] | None:
     if kind is list or kind is tuple:
         return list(value) if value and set(map(type, value)) == {dict} else None
     return [] if kind in _SCALARS else None
-
-
-def _names(rows: list[dict[Any, Any]]) -> set[Any]:
-    return set().union(*rows)
 
 
 def _is_name(key: Any) -> bool:
