@@ -15,8 +15,9 @@ retried.
 Resending. A connection that was idle in the pool and turns out dropped (the server
 restarted, or closed it) is replaced once and the commands sent again. That is only safe
 for commands that may run twice: the store sends its writes, which are idempotent upserts
-(``MERGE``), its schema marker and index creation, and ``clear``; a reader of this module
-must not send anything else through :meth:`Resp.execute` or :meth:`Resp.pipeline`.
+(``MERGE``), its schema marker and index creation, and ``clear``, and `db stop` its
+``INFO`` and ``BGREWRITEAOF``; nothing that must not run twice may be sent through
+:meth:`Resp.execute` or :meth:`Resp.pipeline`.
 
 A :class:`Resp` is safe to share between threads: each call takes a connection of its own
 from a small pool (two writers on one store write at the same time, as with redis-py).
