@@ -1,7 +1,8 @@
 """Graph stores: one interface (`base.GraphStore`), the FalkorDB backend (embedded by
 default) and the Neo4j backend (a cluster's store). `open_store` picks one from the settings.
 
-The backends' client libraries are imported when a store is opened, not with this package:
+The backends' client libraries are imported when a store is opened, not with this package
+(FalkorDB's official client only at a store's first read: its writes go over `resp`):
 importing redis-py alone takes ~150 ms, which every command that only needs `Cypher` or
 the interface would pay, and `ursprung run` opens its store while the command runs."""
 
@@ -54,7 +55,8 @@ def _from_url(url: str, settings: Settings) -> GraphStore:
         return FalkorDBStore(unix_socket=parsed.path, graph=settings.graph)
     if parsed.scheme == "falkordb":
         return FalkorDBStore(host=parsed.hostname or "127.0.0.1", port=parsed.port or 6379,
-                             password=parsed.password, graph=settings.graph)
+                             password=unquote(parsed.password) if parsed.password else None,
+                             graph=settings.graph)
     raise StoreError(f"unsupported store URL {url!r}: use falkordb://HOST:PORT, "
                      "falkordb+unix:///PATH, neo4j://HOST:PORT or bolt://HOST:PORT")
 

@@ -33,9 +33,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..home import UMASK, open_private, private_dir
 from .base import StoreError
+
+if TYPE_CHECKING:
+    from .resp import Resp
 
 log = logging.getLogger("ursprung.store")
 
@@ -207,23 +211,23 @@ class EmbeddedServer:
 
     def compact(self, timeout: float = 300.0) -> bool:
         """Rewrite the append-only file as a snapshot base (fast to load); True if done."""
-        import redis
+        from .resp import Resp
 
-        client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5)
+        client = Resp(unix_socket=str(self.socket), timeout=5)
         try:
-            info = client.info("persistence")
-            if info.get("aof_rewrite_in_progress") or not self._has_queries():
+            info = _persistence(client)
+            if info.get("aof_rewrite_in_progress") != "0" or not self._has_queries():
                 return False
-            client.bgrewriteaof()
+            client.execute(b"BGREWRITEAOF")
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                info = client.info("persistence")
-                if not (info.get("aof_rewrite_in_progress")
-                        or info.get("aof_rewrite_scheduled")):
+                info = _persistence(client)
+                if info.get("aof_rewrite_in_progress") == info.get("aof_rewrite_scheduled") \
+                        == "0":
                     return info.get("aof_last_bgrewrite_status") == "ok"
                 time.sleep(0.02)
             return False
-        except (redis.RedisError, OSError) as exc:
+        except StoreError as exc:
             log.warning("could not compact the append-only file: %s", exc)
             return False
         finally:
@@ -258,6 +262,12 @@ class EmbeddedServer:
                 return True
             time.sleep(0.05)
         raise StoreError(f"FalkorDB (pid {pid}) did not stop within {timeout:.0f}s")
+
+
+def _persistence(client: Resp) -> dict[str, str]:
+    """``INFO persistence`` as its ``name:value`` lines."""
+    text = client.execute(b"INFO", b"persistence").decode()
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
 
 
 def _zombie(pid: int) -> bool:

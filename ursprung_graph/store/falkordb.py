@@ -1,4 +1,11 @@
-"""The FalkorDB backend (embedded or remote), through the official `falkordb` client."""
+"""The FalkorDB backend (embedded or remote).
+
+Writes, the schema marker, index creation and ``clear`` go over :mod:`.resp`, a small RESP
+client of our own: opening a store and writing never imports the official client, whose
+import (all of redis-py) costs ~0.16 s of CPU. Reads go through the official `falkordb`
+client, imported on the first read: it parses FalkorDB's compact result format (nodes,
+edges and paths by label and property ids, resolved against the graph's schema).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +13,11 @@ import hashlib
 import os
 import pathlib
 import re
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import redis
-from falkordb import Edge, FalkorDB, Node, Path
 
 from ..schema.graph import (
     EDGE_TYPES,
@@ -28,6 +34,10 @@ from ..schema.graph import (
 from .base import Row, StoreError, StoreFull, StoreTimeout, StoreUnavailable
 from .cypher import Cypher
 from .readguard import check_read
+from .resp import ReplyError, Resp
+
+if TYPE_CHECKING:
+    from falkordb import FalkorDB, Graph
 
 #: Indexes as (label, property): the keys every MERGE looks up, then what users search by.
 INDEXES = UNIQUE_KEYS + LOOKUP_PROPERTIES
@@ -42,7 +52,6 @@ DISK_RESERVE = 1 << 20
 #: Parameter names FalkorDB's ``CYPHER name=value`` header can carry.
 PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-
 #: Values that are plain already (most of what a read returns): no further checks.
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
@@ -51,6 +60,8 @@ def plain(value: Any) -> Any:
     """Turn client objects into plain Python values (the rows both backends return)."""
     if type(value) in _SCALARS:
         return value
+    from falkordb import Edge, Node, Path
+
     if isinstance(value, Node):
         return {"_id": value.id, "_labels": list(value.labels or []), **value.properties}
     if isinstance(value, Edge):
@@ -70,18 +81,26 @@ def plain(value: Any) -> Any:
 
 class FalkorDBStore:
     """A graph in a FalkorDB server. Each statement is one atomic GRAPH.QUERY; with the
-    embedded server's `appendfsync always` it is on disk when the call returns."""
+    embedded server's `appendfsync always` it is on disk when the server replies, and a
+    write returns only after every reply.
+
+    A connection found dropped (the server restarted) is opened again once and the
+    command resent (:mod:`.resp`): every write is an idempotent upsert, and so are the
+    schema's statements and ``clear``, so a command that ran before its reply was lost
+    does no harm when it runs again."""
 
     def __init__(self, *, unix_socket: str | None = None, host: str = "127.0.0.1",
                  port: int = 6379, graph: str = "ursprung", password: str | None = None,
                  timeout: float | None = 300.0, data_dir: pathlib.Path | None = None) -> None:
         """``data_dir``: where the server keeps its data, when it is on this machine (the
         embedded one): writes are refused while its disk is full."""
-        self._db = FalkorDB(
-            host=host, port=port, unix_socket_path=unix_socket, password=password,
-            socket_timeout=timeout,
-        )
-        self._graph = self._db.select_graph(graph)
+        self._where = {"host": host, "port": port, "unix_socket_path": unix_socket,
+                       "password": password, "socket_timeout": timeout}
+        self._resp = Resp(unix_socket=unix_socket, host=host, port=port, password=password,
+                          timeout=timeout)
+        self._client: FalkorDB | None = None
+        self._reader: Graph | None = None
+        self._reader_lock = threading.Lock()
         self.name = graph
         self._data_dir = data_dir
         self._marker = f"ursprung:schema:{graph}"
@@ -89,23 +108,19 @@ class FalkorDBStore:
     def ensure_schema(self) -> None:
         """Create the schema unless the graph's marker says it is there: one read, so that
         only the first writer of a store writes it (reads never call this)."""
-        redis_ = self._db.connection
-        marker = self._guard(lambda: redis_.get(self._marker))
-        if marker in (SCHEMA_DIGEST, SCHEMA_DIGEST.encode()):  # as the client decodes it
+        if self._resp.execute(b"GET", self._marker) == SCHEMA_DIGEST.encode():
             return
         self._check_disk()
         self._create_schema()
-        self._guard(lambda: redis_.set(self._marker, SCHEMA_DIGEST))
+        self._resp.execute(b"SET", self._marker, SCHEMA_DIGEST)
 
     def _create_schema(self) -> None:
+        """The types, then each index (one that is there already is an error, ignored)."""
         self._register_types()
-        existing = self._existing_indexes()
         for label, prop in INDEXES:
-            if (label, prop) in existing:
-                continue
             try:
-                self._graph.create_node_range_index(label, prop)
-            except redis.ResponseError as exc:
+                self._query(f"CREATE INDEX FOR (e:{label}) ON (e.{prop})".encode())
+            except ReplyError as exc:
                 if "already indexed" not in str(exc):
                     raise StoreError(f"could not index {label}.{prop}: {exc}") from exc
 
@@ -120,18 +135,7 @@ class FalkorDBStore:
         types = sorted({e.name for e in (*EDGE_TYPES, *RUN_EDGE_TYPES, *RULE_EDGE_TYPES, RAN_ON)})
         parts = [f"(a{i}:{labels})-[e{i}:{t}]->(b{i}:{labels})" for i, t in enumerate(types)]
         doomed = ", ".join(f"e{i}, a{i}, b{i}" for i in range(len(types)))
-        self._call(self._graph.query, f"CREATE {', '.join(parts)} DELETE {doomed}", None)
-
-    def _existing_indexes(self) -> set[tuple[str, str]]:
-        try:
-            result = self._graph.list_indices()
-        except redis.ResponseError:
-            return set()  # a graph that does not exist yet has no indexes
-        found: set[tuple[str, str]] = set()
-        for row in result.result_set:
-            label, props = row[0], row[1]
-            found.update((label, p) for p in props)
-        return found
+        self._query(f"CREATE {', '.join(parts)} DELETE {doomed}".encode())
 
     def read(self, statement: str, params: dict[str, Any] | None = None, *,
              timeout: float | None = None) -> list[Row]:
@@ -141,8 +145,9 @@ class FalkorDBStore:
         header = params_header(params)
         if header is not None:  # msgspec's header, as for writes (the client's is slower)
             statement, params = header + statement, None
+        graph = self._graph()
         try:
-            result = self._guard(lambda: self._graph.ro_query(statement, params, timeout=ms))
+            result = self._guard(lambda: graph.ro_query(statement, params, timeout=ms))
         except StoreError as exc:
             if ms is not None and "timed out" in str(exc).lower():
                 raise StoreTimeout(f"the store stopped a read after {ms} ms") from exc
@@ -150,21 +155,35 @@ class FalkorDBStore:
         names = [h[1] for h in result.header]
         return [dict(zip(names, (plain(v) for v in row), strict=True)) for row in result.result_set]
 
+    def _graph(self) -> Graph:
+        """The official client's graph, for reads: made (and the client imported) once."""
+        with self._reader_lock:
+            if self._reader is None:
+                from falkordb import FalkorDB
+
+                self._client = self._guard(lambda: FalkorDB(**self._where))
+                self._reader = self._client.select_graph(self.name)
+            return self._reader
+
     def write(self, statements: list[tuple[Cypher, dict[str, Any]]]) -> None:
         self._check_disk()
         for statement, params in statements:
             try:
-                header = params_header(params)
-                if header is None:
-                    self._call(self._graph.query, statement, params)
-                else:
-                    self._call(self._graph.query, header + statement, None)
-            except StoreError:
+                self._query(statement.encode(), params)
+            except ReplyError:
                 if not _has_nul(params):
                     raise
                 # FalkorDB's parameter header is a C string: a NUL ends it. File names
                 # cannot hold one, but event text (a dead letter, a Scale record) can.
-                self._call(self._graph.query, statement, _without_nul(params))
+                self._query(statement.encode(), _without_nul(params))
+
+    def _query(self, statement: bytes, params: dict[str, Any] | None = None) -> None:
+        """One GRAPH.QUERY, its parameters in the statement's header."""
+        header = header_bytes(params)
+        if header is None and params:
+            header = literal_header(params)
+        self._resp.execute(b"GRAPH.QUERY", self.name, (header or b"") + statement,
+                           b"--compact")
 
     def _check_disk(self) -> None:
         if self._data_dir is None:
@@ -179,11 +198,10 @@ class FalkorDBStore:
                             f"({free:,} bytes free): nothing was written; free some space "
                             "and run the command again")
 
-    def _call(self, method: Any, statement: str, params: dict[str, Any] | None) -> Any:
-        return self._guard(lambda: method(statement, params))
-
     def _guard(self, call: Callable[[], Any]) -> Any:
-        """The call's answer, with the client's errors as the store's."""
+        """The official client's answer, with its errors as the store's."""
+        import redis
+
         try:
             return call()
         except (redis.ConnectionError, redis.TimeoutError, ConnectionError) as exc:
@@ -194,15 +212,21 @@ class FalkorDBStore:
             raise StoreError(str(exc)) from exc
 
     def clear(self) -> None:
-        self._guard(lambda: self._db.connection.delete(self._marker))
+        self._resp.execute(b"DEL", self._marker)
         try:
-            self._graph.delete()
-        except redis.ResponseError as exc:
+            self._resp.execute(b"GRAPH.DELETE", self.name)
+        except ReplyError as exc:
             if "empty key" not in str(exc) and "Invalid graph" not in str(exc):
-                raise StoreError(str(exc)) from exc
+                raise
+        with self._reader_lock:
+            if self._reader is not None:  # its ids of labels and properties are gone too
+                self._reader.schema.clear()
 
     def close(self) -> None:
-        self._db.close()
+        self._resp.close()
+        with self._reader_lock:
+            if self._client is not None:
+                self._client.close()
 
 
 _json = msgspec.json.Encoder()
@@ -212,28 +236,87 @@ _JSON_KEY = re.compile(rb'[{,]"([A-Za-z_][A-Za-z0-9_]*)":')
 def params_header(params: dict[str, Any] | None) -> str | None:
     """The ``CYPHER name=value ...`` header FalkorDB parses its parameters from, made by
     msgspec's JSON encoder instead of the client's recursive Python one (which took as
-    long as the store itself on ingest batches). JSON is that syntax except for two
-    things: map keys, which Cypher wants bare (``"key":`` becomes ``key:``; inside a JSON
-    string a quote is always escaped, so only real keys match), and ``\\uXXXX`` escapes,
-    which FalkorDB keeps literally: a value that needs one (a control character) gives
-    None, and the client's own header is used.
+    long as the store itself on ingest batches), or None when JSON cannot say it (see
+    :func:`header_bytes`)."""
+    header = header_bytes(params)
+    return None if header is None else header.decode()
 
-    The few distinct keys are found first, then each ``"key":`` is replaced as a whole
-    (C speed; a substitution with a group template calls Python per match, which cost as
-    much as the encoding of a trace's rows many times over). Outside keys the text
-    ``"key":`` cannot occur: a quote inside a string is escaped, and after a string value
-    comes ``,``, ``]`` or ``}``, never ``:``."""
+
+def header_bytes(params: dict[str, Any] | None) -> bytes | None:
+    """:func:`params_header` as the bytes a command sends.
+
+    JSON is FalkorDB's parameter syntax except for two things: map keys, which Cypher
+    wants bare (``"key":`` becomes ``key:``, see :func:`_bare_keys`), and ``\\uXXXX``
+    escapes, which FalkorDB keeps literally: a value that needs one (a control character)
+    gives None, and :func:`literal_header` is used."""
     if not params:
         return None
     parts = []
     for name, value in params.items():
         data = _json.encode(value)
-        if b"\\u" in data:
+        if b"\\" in data and b"\\u" in data:  # memchr first: most rows have no backslash
             return None
-        for key in set(_JSON_KEY.findall(data)):
-            data = data.replace(b'"' + key + b'":', key + b":")
-        parts.append(b"`" + name.encode() + b"`=" + data)
-    return "CYPHER " + b" ".join(parts).decode() + " "
+        parts.append(b"`" + name.encode() + b"`=" + _bare_keys(value, data))
+    return b"CYPHER " + b" ".join(parts) + b" "
+
+
+def _bare_keys(value: Any, data: bytes) -> bytes:
+    """``data`` (``value`` as JSON) with every map key that is a name unquoted.
+
+    Outside keys the text ``"key":`` cannot occur: a quote inside a string is escaped, and
+    after a string value comes ``,``, ``]`` or ``}``, never ``:``. So each key is replaced
+    as a whole, at C speed (a substitution with a group template calls Python per match,
+    45,000 per trace). The keys are those of the maps ``value`` holds at its top level
+    (rows: flat maps of a few keys), unless the text has more maps than those (each
+    non-empty map starts with ``{"``; a string that ends in ``{`` adds one): then they are
+    found in the text."""
+    rows = _top_maps(value)
+    if rows is not None and data.count(b'{"') == len(rows) - rows.count({}):
+        keys = {k.encode() for k in set().union(*rows) if _is_name(k)}
+    else:
+        keys = set(_JSON_KEY.findall(data))
+    for key in keys:
+        data = data.replace(b'"' + key + b'":', key + b":")
+    return data
+
+
+def _top_maps(value: Any) -> list[dict[Any, Any]] | None:
+    """The maps ``value`` is or holds at its top level ([] for a scalar), None when it is
+    anything else (a list of strings, a list of lists, a dict subclass)."""
+    kind = type(value)
+    if kind is dict:
+        return [value]
+    if kind is list or kind is tuple:
+        return list(value) if value and set(map(type, value)) == {dict} else None
+    return [] if kind in _SCALARS else None
+
+
+def _is_name(key: Any) -> bool:
+    return type(key) is str and PARAM_NAME.fullmatch(key) is not None
+
+
+def literal_header(params: dict[str, Any]) -> bytes:
+    """The header as the official client writes it (``falkordb``'s
+    ``stringify_param_value``): strings quoted with ``\\`` and ``"`` escaped and nothing
+    else, so control characters go in raw. Used where JSON would need ``\\u`` escapes."""
+    return ("CYPHER " + "".join(f"`{name}`={_literal(value)} "
+                                for name, value in params.items())).encode()
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if value is None:
+        return "null"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(map(_literal, value)) + "]"
+    if isinstance(value, dict):
+        for key in value:
+            if str(key) == "" or "`" in str(key):
+                raise StoreError(f"{key!r} cannot be a map key: FalkorDB's parameters "
+                                 "take no empty keys and no backticks in them")
+        return "{" + ",".join(f"`{k}`:{_literal(v)}" for k, v in value.items()) + "}"
+    return str(value)
 
 
 def _check_names(params: dict[str, Any] | None) -> None:
