@@ -139,10 +139,10 @@ def _checked(settings: Settings, strace: str | None,
     """Check, before anything runs, that tracing works here and that the store is there.
 
     Both are checked at the same time. The embedded store is checked by its server's
-    answer (starting it if needed) and connected to once the command runs: the client
-    library alone takes ~150 ms to import, which the command would otherwise wait for. A
-    store given by URL is connected to now, so that a wrong address stops us before the
-    command runs. A tracing problem is reported first."""
+    answer (starting it if needed) and connected to once the command runs (connecting and
+    reading its schema marker cost the command nothing then). A store given by URL is
+    connected to now, so that a wrong address stops us before the command runs. A tracing
+    problem is reported first."""
 
     def connect() -> GraphStore:
         store = open_store(settings, quiet=True)
