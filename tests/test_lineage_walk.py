@@ -159,7 +159,7 @@ class Frontiers:
 
     def read(self, statement, params=None, *, timeout=None):
         if statement in (UPSTREAM_LEVEL, DOWNSTREAM_LEVEL):
-            self.files.update(f["key"] for f in params["files"])
+            self.files.update(f["key"] for f in params["frontier"]["files"])
         return self.store.read(statement, params, timeout=timeout)
 
 

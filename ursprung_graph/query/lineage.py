@@ -10,9 +10,11 @@ written, what they wrote afterwards, and children forked afterwards.
 Cypher cannot express the per-path time bound portably, so the walk is a breadth-first
 search in Python with one parameterized statement per level: a ``UNION ALL`` of one branch
 per node label and edge kind, each taking that label's part of the frontier with
-``UNWIND`` (the key index is per label). A node reached again with a looser bound is
-expanded again. :func:`walks` walks from many roots with the same statements, and a
-deadline reaches into the store as each statement's timeout.
+``UNWIND`` (the key index is per label). The frontier is one map parameter of a list per
+label, not a parameter per label: Neo4j plans a statement again for each new size range of
+each list parameter, a map's lists do not count (docs/decisions.md). A node reached again
+with a looser bound is expanded again. :func:`walks` walks from many roots with the same
+statements, and a deadline reaches into the store as each statement's timeout.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def _types(*edges: g.EdgeType) -> str:
 _FORKED = g.FORKED.name
 _NETWORK = _types(g.CONNECTED, g.ACCEPTED, g.BOUND)
 
-#: The frontier parameter of each label (one list per label: the key index is per label).
+#: The frontier's list of each label, a field of the map parameter ``$frontier`` (one list
+#: per label: the key index is per label).
 FRONTIER_PARAMS = {g.FILE: "files", g.PROCESS: "processes", g.PIPE: "pipes",
                    g.ENDPOINT: "endpoints"}
 
@@ -79,9 +82,10 @@ DOWNSTREAM_STEPS = (
 
 def _level(steps: tuple[LevelStep, ...], condition: str) -> Cypher:
     """One statement for a whole level: a ``UNION ALL`` of one branch per step, each taking
-    its label's frontier (``[{key, bound}]``); ``step`` says which branch a row came from."""
+    its label's frontier (``$frontier.files``: ``[{key, bound}]``); ``step`` says which
+    branch a row came from."""
     return Cypher(" UNION ALL ".join(
-        f"UNWIND ${FRONTIER_PARAMS[s.label]} AS f MATCH (x:{s.label} {{key: f.key}})"
+        f"UNWIND $frontier.{FRONTIER_PARAMS[s.label]} AS f MATCH (x:{s.label} {{key: f.key}})"
         f"{s.pattern}(m) WHERE {condition} RETURN {i} AS step, f.key AS at, m.key AS key, "
         "labels(m)[0] AS label, type(e) AS rel, e.first AS first, e.last AS last, "
         "m.path AS path" for i, s in enumerate(steps)))
@@ -113,11 +117,11 @@ NODE_TYPES: dict[str, type[LineageNode]] = {
 #: The attributes every node type may carry (after id and kind), in a fixed order.
 NODE_ATTRIBUTES = tuple(dict.fromkeys(
     a for node_type in NODE_TYPES.values() for a in node_type.__struct_fields__[2:]))
-#: The nodes of many keys at once: one branch per label (its keys in its frontier
-#: parameter), attributes as columns (cheaper to read than ``properties(n)``; an attribute
-#: a label does not have is null).
+#: The nodes of many keys at once: one branch per label (its keys in its list of the map
+#: parameter ``$nodes``), attributes as columns (cheaper to read than ``properties(n)``; an
+#: attribute a label does not have is null).
 NODES = Cypher(" UNION ALL ".join(
-    f"UNWIND ${FRONTIER_PARAMS[label]} AS k MATCH (n:{label} {{key: k}}) "
+    f"UNWIND $nodes.{FRONTIER_PARAMS[label]} AS k MATCH (n:{label} {{key: k}}) "
     f"RETURN '{label}' AS label, n.key AS key, "
     + ", ".join(f"n.{a} AS {a}" for a in NODE_ATTRIBUTES)
     for label in NODE_TYPES))
@@ -260,18 +264,18 @@ def _expand(store: GraphStore, statement: Cypher, active: list[_Walking], upstre
             if known is None or (bound > known if upstream else bound < known):
                 loosest[key] = bound
                 label_of[key] = w.labels[key]
-    params: dict[str, Any] = {name: [] for name in FRONTIER_PARAMS.values()}
+    frontier: dict[str, list[dict[str, Any]]] = {name: [] for name in FRONTIER_PARAMS.values()}
     for key, bound in loosest.items():
         name = FRONTIER_PARAMS.get(label_of[key])
         if name is not None:
-            params[name].append({"key": key, "bound": bound})
+            frontier[name].append({"key": key, "bound": bound})
     timeout = None
     if deadline is not None:
         timeout = deadline - time.monotonic()
         if timeout <= 0:
             return None
     try:
-        return store.read(statement, params, timeout=timeout)
+        return store.read(statement, {"frontier": frontier}, timeout=timeout)
     except StoreTimeout:
         return None
 
@@ -329,8 +333,10 @@ class _Walking:
                found: dict[str, LineageNode], as_of: int | None) -> Walk:
         nodes = sorted((found[k] for k in self.labels if k in found),
                        key=lambda n: (n.kind, n.id))
-        lineage = Lineage(root=self.root, direction=direction, nodes=nodes,
-                          edges=sorted(self.edges.values(), key=lambda e: (e.first, e.source)))
+        # a total order: edges of the same time would keep the store's row order, which
+        # differs between backends
+        edges = sorted(self.edges.values(), key=lambda e: (e.first, e.source, e.target, e.kind))
+        lineage = Lineage(root=self.root, direction=direction, nodes=nodes, edges=edges)
         return Walk(lineage=with_gaps(store, lineage, as_of), truncated=self.reason is not None,
                     reason=self.reason, distance=self.distance)
 
@@ -350,14 +356,14 @@ def _improves(upstream: bool, bound: int, known: int | None) -> bool:
 def load_nodes(store: GraphStore, labels: dict[str, str]) -> list[LineageNode]:
     """The typed nodes of ``labels`` (key -> label), by kind and key; keys the graph does
     not hold (or of other labels) are left out. One statement."""
-    params: dict[str, Any] = {FRONTIER_PARAMS[label]: [] for label in NODE_TYPES}
+    keys: dict[str, list[str]] = {FRONTIER_PARAMS[label]: [] for label in NODE_TYPES}
     for key, label in labels.items():
         if label in NODE_TYPES:
-            params[FRONTIER_PARAMS[label]].append(key)
-    if not any(params.values()):
+            keys[FRONTIER_PARAMS[label]].append(key)
+    if not any(keys.values()):
         return []
     nodes: list[LineageNode] = []
-    for row in store.read(NODES, params):
+    for row in store.read(NODES, {"nodes": keys}):
         label = row["label"]
         node_type = NODE_TYPES[label]
         attributes = node_type.__struct_fields__[2:]  # after id and kind
