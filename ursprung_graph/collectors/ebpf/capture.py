@@ -276,19 +276,30 @@ class Capture:
         """Wait until what the kernel buffered before this call has been read."""
         if self.backend.kind == "libbpf":
             return self._sync_ring(timeout)
-        cpus = sorted(os.sched_getaffinity(0))
+        deadline = time.monotonic() + timeout
         with self._cond:
             want = self._markers
+        want += self._mark_each_cpu()
+        while not self._wait_marker(want, SYNC_RETRY_SECONDS):
+            if time.monotonic() > deadline:
+                return False
+            self._mark_each_cpu()  # one was dropped (its CPU's buffer was full): again
+        return True
+
+    def _mark_each_cpu(self) -> int:
+        """A marker call on each CPU we may run on (bpftrace: one buffer per CPU); how
+        many were made."""
         saved = os.sched_getaffinity(0)
+        made = 0
         try:
-            for cpu in cpus:
+            for cpu in sorted(saved):
                 with contextlib.suppress(OSError):
                     os.sched_setaffinity(0, {cpu})
                     os.getpgid(0)
-                    want += 1
+                    made += 1
         finally:
             os.sched_setaffinity(0, saved)
-        return self._wait_marker(want, timeout)
+        return made
 
     def _sync_ring(self, timeout: float) -> bool:
         """One ring buffer for all CPUs: one marker read means all before it was; a marker
