@@ -107,6 +107,6 @@ def hash_file(path: str, limit: int = RunsConfig().hash_limit) -> FileVersion | 
         os.close(fd)
     if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
         return FileVersion(after.st_size, after.st_mtime_ns, None)
-    same = identity(st) == identity(after)
+    read = identity(st)
     return FileVersion(st.st_size, st.st_mtime_ns, digest.hexdigest(),
-                       identity(st) if same else None)
+                       read if read == identity(after) else None)
