@@ -38,7 +38,7 @@ UPSERT_GAPS = Cypher(
 #: store does not know yet has no gap. Once created, a replay changes nothing.
 UPSERT_RESTART_GAPS = Cypher(
     "UNWIND $rows AS r "
-    f"MATCH (p:{g.PROCESS} {{host: r.host}}) WHERE p.last <= r.end "
+    f"MATCH (p:{g.PROCESS} {{host: r.host}}) WHERE p.last < r.end "
     "WITH r.key AS key, r.host AS host, r.source AS source, r.end AS end, "
     "r.reason AS reason, r.origin AS origin, max(p.last) AS since "
     f"MERGE (x:{g.GAP} {{key: key}}) "

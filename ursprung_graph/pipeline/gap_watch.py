@@ -4,8 +4,11 @@
 
 * a **restart** gap when the source starts without a checkpoint (a stream that cannot be
   resumed, such as auditd's on stdin, or a lost checkpoint): from the host's last known time
-  in the store to now (``GapWindow.since_last_seen``: the ingest side knows that time; a host
-  the store does not know has no gap);
+  in the store to the earliest record read after the restart (``GapWindow.since_last_seen``:
+  the ingest side knows that time; a host the store does not know, or whose last known time
+  is not before that record, has no gap: a file re-read from its start misses nothing). It
+  is emitted at the first clean point (no event half read), so it is keyed by that record's
+  time and a collector restarted again before its first checkpoint marks the same gap;
 * **lost-counter** gaps when following the live stream: the kernel's ``lost`` counter
   (``auditctl -s``, sampled when the watch starts and every ``every`` seconds after) grew
   between two samples: that many records are missing from the window between them. A
@@ -91,34 +94,49 @@ class GapWatch:
     """A line source with the gaps its collector knows of (module docstring)."""
 
     def __init__(self, inner: LineSource, host: str, *, restart: bool = False,
-                 lost: LostCounter | None = None, clock: Callable[[], int] = time.time_ns
-                 ) -> None:
+                 lost: LostCounter | None = None) -> None:
         self.inner = inner
         self.kind = inner.kind
         self.host = host
         self.lost = lost
-        self._restart = restart
-        self._clock = clock
+        self._restart = restart  # still to be marked (at the first clean point)
+        self._first: int | None = None  # earliest record read since the start
         self._started = False
 
     def _watch(self, out: Chunk, *, force: bool = False) -> None:
         if not self._started:
             self._started = True
-            if self._restart:
-                now = self._clock()
-                out.events.append(_gap(self.kind, self.host, now,
-                                       f"{self.kind} collector started without a checkpoint",
-                                       GapWindow(source="collector-restart",
-                                                 since_last_seen=True)))
             force = True
         if self.lost is not None:
             gap = self.lost.sample(force=force)
             if gap is not None:
                 out.events.append(gap)
 
+    def _mark_restart(self, out: Chunk, since: int, pending: int) -> None:
+        """The restart gap, at the earliest record read until the first clean point (no
+        event half read, so the first record is among them; no checkpoint comes before that
+        point). ``out.events`` from ``since`` on are new."""
+        if not self._restart:
+            return
+        times = [e.ts for e in out.events[since:] if e.kind is not Kind.GAP]
+        if times:
+            self._first = min(times) if self._first is None else min(self._first, *times)
+        if pending == 0 and self._first is not None:
+            self._restart = False
+            out.events.append(_gap(self.kind, self.host, self._first,
+                                   f"{self.kind} collector started without a checkpoint",
+                                   GapWindow(source="collector-restart", since_last_seen=True)))
+
     def feed_block(self, data: bytes, offset: int, where: str, out: Chunk) -> Iterator[Point]:
         self._watch(out)
-        yield from self.inner.feed_block(data, offset, where, out)
+        since = len(out.events)
+        for point in self.inner.feed_block(data, offset, where, out):
+            # before the point is handed on: the chunk delivered with this point's
+            # checkpoint carries the gap
+            self._mark_restart(out, since, point[1])
+            yield point
+            since = len(out.events)
+        self._mark_restart(out, since, self.inner.pending)
 
     @property
     def records(self) -> int:
@@ -130,11 +148,15 @@ class GapWatch:
 
     def idle(self, where: str, out: Chunk, quiet_seconds: float) -> None:
         self._watch(out)
+        since = len(out.events)
         self.inner.idle(where, out, quiet_seconds)
+        self._mark_restart(out, since, self.inner.pending)
 
     def flush(self, where: str, out: Chunk) -> None:
         self._watch(out)
+        since = len(out.events)
         self.inner.flush(where, out)
+        self._mark_restart(out, since, self.inner.pending)
 
     def snapshot(self) -> bytes:
         return self.inner.snapshot()
