@@ -17,8 +17,8 @@ from pathlib import Path
 from tests.graphdump import dump
 from ursprung_graph.config import Settings
 from ursprung_graph.ingest.bus import KafkaBus
-from ursprung_graph.store.embedded import EmbeddedServer
 from ursprung_graph.store.cypher import Cypher
+from ursprung_graph.store.embedded import EmbeddedServer
 from ursprung_graph.store.falkordb import FalkorDBStore
 
 from .conftest import Procs, Topics, copy_fixture, drained, free_port, wait_until
