@@ -170,10 +170,41 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.1) -> N
 
 
 def drained(bus: KafkaBus, topics: Topics) -> bool:
-    """Every message of the events topic is committed by the ingest group."""
+    """Every message of the events topic is committed by the ingest group.
+
+    Tansu reports a partition's end as the base offset of its last record batch + 1 (one
+    batch of 300 messages: end 1), so the end offsets only say when to look: then a fetch
+    from the committed offsets must find nothing."""
     ends = {p: o for p, o in bus.end_offsets(topics.events).items() if o > 0}
     committed = bus.committed(topics.group, topics.events)
-    return bool(ends) and all(committed.get(p, 0) >= o for p, o in ends.items())
+    if not ends or any(committed.get(p, 0) < o for p, o in ends.items()):
+        return False
+    return nothing_after(bus, topics.events, committed)
+
+
+def nothing_after(bus: KafkaBus, topic: str, offsets: dict[int, int],
+                  timeout: float = 10.0) -> bool:
+    """No message at or after ``offsets`` in any of their partitions (each reached its end)."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bus.bootstrap, "group.id": "drained-probe",
+                         "enable.auto.commit": False, "enable.partition.eof": True})
+    try:
+        consumer.assign([TopicPartition(topic, p, o) for p, o in offsets.items()])
+        at_end: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while len(at_end) < len(offsets) and time.monotonic() < deadline:
+            m = consumer.poll(0.2)
+            if m is None:
+                continue
+            err = m.error()
+            if err is None:
+                return False
+            if err.code() == KafkaError._PARTITION_EOF:
+                at_end.add(m.partition())
+        return len(at_end) == len(offsets)
+    finally:
+        consumer.close()
 
 
 @pytest.fixture()
