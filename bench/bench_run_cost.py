@@ -66,6 +66,7 @@ def measure(commands: dict[str, tuple[list[str], dict[str, str]]], cwd: Path, re
     for round_ in range(warmups + repeat):
         for mode, (argv, env) in commands.items():
             shutil.rmtree(data, ignore_errors=True)
+            os.sync()  # the previous mode's writes are not written back during this one
             took = wall(argv, cwd, env)
             if round_ >= warmups:
                 runs[mode].append(took)

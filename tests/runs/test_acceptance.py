@@ -24,10 +24,11 @@ def run_pipeline(settings, work: Path, lr: str) -> str:
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(b"mse=")  # evaluate's output passes through
     # --verbose says what was recorded, and how long after the command's end it was stored
-    said = re.search(rb"(\d+) file versions \((\d+) hashed while it ran, \d+ stored\).*"
-                     rb"all stored (\d+\.\d\d) s after the command ended", out.stderr)
+    said = re.search(rb"(\d+) file versions \((\d+) hashed and (\d+) stored while it ran, "
+                     rb"\d+ contents kept\).*all stored (\d+\.\d\d) s after the command ended",
+                     out.stderr)
     assert said is not None, out.stderr
-    assert int(said[2]) <= int(said[1]) and 0 <= float(said[3]) < 60
+    assert int(said[3]) <= int(said[2]) <= int(said[1]) and 0 <= float(said[4]) < 60
     return (work / "id").read_text().strip()
 
 

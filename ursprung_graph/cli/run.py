@@ -97,7 +97,8 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
         t = recorded.trace
         click.echo(f"ursprung run: recorded run {recorded.id}: {len(t.members)} processes, "
                    f"{t.events} events, {recorded.versions} file versions "
-                   f"({recorded.hashed_early} hashed while it ran, {recorded.stored} stored), "
+                   f"({recorded.hashed_early} hashed and {recorded.stored_early} stored while "
+                   f"it ran, {recorded.stored} contents kept), "
                    f"exit status {t.returncode}; traced by {t.tracer}; all stored "
                    f"{recorded.after / 1e9:.2f} s after the command ended", err=True)
     _exit(recorded.returncode)

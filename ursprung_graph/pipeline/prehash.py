@@ -14,6 +14,10 @@ A file is queued when the run writes it (again after every write, up to :data:`M
 times: a log written all along is hashed once, at the end) or first reads or runs it; the
 thread hashes in slices only what has settled, and stops as soon as the command has ended
 (what it did not reach is hashed then).
+
+Each slice's hashes are handed to ``publish`` (``ursprung run`` stores them as versions
+the run observed at the time of the hash, while the command still runs); the end then
+stores only what is new: a file whose early version still holds is not written again.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..content.hashing import FileVersion, hash_file, still
 from ..query.classify import Classifier
@@ -38,30 +42,39 @@ MAX_EARLY = 3
 
 _KINDS = frozenset({Kind.READ, Kind.WRITE, Kind.EXEC})
 
+#: An early hash: the file's path, its version, and when the hash began (epoch ns).
+Hashed = tuple[str, FileVersion, int]
+#: Takes a slice of early hashes while the command runs; True if they were stored (queued
+#: for the store), False if they could not be yet (then the end stores them).
+Publish = Callable[[list[Hashed]], bool]
+
 
 class EarlyHashes:
     """Feed it the run's events (:meth:`observe`, from the thread that parses the trace);
     ask it for versions at the end (:meth:`version`). Files of the software environment
     (``classifier``, and the installation trees of the programs the run executed, as the
     run's classification finds them) are left alone: they get no version. ``limit`` is the
-    hashing size limit."""
+    hashing size limit; ``publish`` takes each slice of early hashes (:data:`Publish`)."""
 
     def __init__(self, limit: int, classifier: Classifier, cwd: str | None, *,
-                 settle: float = SETTLE) -> None:
+                 settle: float = SETTLE, publish: Publish | None = None) -> None:
         self._limit = limit
         self._classifier = classifier
         self._cwd = cwd
         self._roots: tuple[str, ...] = ()  # installation trees of executed programs
         self._settle = settle
+        self._publish = publish
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = False
         self._pending: dict[str, float] = {}  # path -> when an event last named it
         self._done: dict[str, tuple[FileVersion, int]] = {}  # path -> (version, hashed at)
+        self._published: dict[str, FileVersion] = {}  # path -> its early version, stored
         self._skipped: set[str] = set()  # paths ``wanted`` refused, and logs
         self._times: dict[str, int] = {}  # path -> early hashes taken
         self.taken = 0  # early hashes taken
         self.reused = 0  # of them, used at the end
+        self.published = 0  # early hashes stored while the command ran
         self.hashed_late = 0
         self._thread = threading.Thread(target=self._run, name="ursprung-prehash",
                                         daemon=True)
@@ -111,13 +124,20 @@ class EarlyHashes:
         self.hashed_late += 1
         return hash_file(path, self._limit)
 
+    def stored(self, path: str, version: FileVersion) -> bool:
+        """Whether ``version`` of ``path`` was stored while the command ran."""
+        return self._published.get(path) is version
+
     def _run(self) -> None:
         while True:
             self._wake.wait(self._settle)
             self._wake.clear()
             while (batch := self._settled()) is not None:
-                for path in batch:
-                    self._hash(path)
+                hashed = [h for path in batch if (h := self._hash(path)) is not None]
+                if hashed and self._publish is not None and self._publish(hashed):
+                    self.published += len(hashed)
+                    for path, version, _ in hashed:
+                        self._published[path] = version
             if self._stopped:
                 return
 
@@ -146,18 +166,19 @@ class EarlyHashes:
     def _wanted(self, path: str) -> bool:
         return not (self._classifier.environment(path) or path.startswith(self._roots))
 
-    def _hash(self, path: str) -> None:
+    def _hash(self, path: str) -> Hashed | None:
         if not self._wanted(path):
             with self._lock:
                 self._skipped.add(path)
-            return
+            return None
         started = time.time_ns()
         version = hash_file(path, self._limit)
         if version is None or version.identity is None:
-            return
+            return None
         with self._lock:  # a write meanwhile is caught by the check at the end
             self._done[path] = (version, started)
             self.taken += 1
             times = self._times[path] = self._times.get(path, 0) + 1
             if times >= MAX_EARLY:
                 self._skipped.add(path)
+        return path, version, started

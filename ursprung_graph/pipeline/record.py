@@ -2,17 +2,22 @@
 
 1. The command runs under strace (:mod:`.runner`); its events go into the store in chunks
    while it runs, and into the run's ledger (:mod:`.ledger`).
+   While it runs, :mod:`.prehash` hashes the files it wrote or read once they are quiet;
+   each slice of those hashes is queued as ``version`` events (the content the run observed
+   at the time of the hash), after a first ``run`` event that announces the run (its
+   ``PipelineRun`` node, without an end yet, which their ``OBSERVED`` edges need).
 2. When it has ended, its inputs, outputs and programs are taken from the ledger by the
    query layer's rules (:func:`ursprung_graph.query.runs.classify_files`: one definition
    for traced runs, stored runs and runs from audit data), without reading the graph.
-3. While the last events are being stored, each of those files gets its version
-   (:mod:`.prehash` hashed most of them while the command ran; a file not provably
-   unchanged since is hashed now, streaming, with the size limit) and is queued as a
-   ``version`` event, after the ``run`` event (``PipelineRun`` with
-   its member processes and its environment: interpreter versions, Python distributions
-   the run imported, asked meanwhile); files matching the content patterns are copied into
-   the content store (at most ``store_max_files`` per run: programs first, then inputs,
-   then outputs).
+3. While the last events are being stored, each of those files gets its version: an early
+   one that ``stat`` proves still holds is already stored; any other file is hashed now
+   (streaming, with the size limit) and queued as a ``version`` event at the run's end,
+   after the final ``run`` event (end, exit status, member processes and the environment:
+   interpreter versions, Python distributions the run imported, asked meanwhile). The run's
+   version of a file is the latest it observed (:func:`ursprung_graph.query.runs.run_files`),
+   so an early one that no longer held is superseded. Files matching the content patterns
+   are copied into the content store (at most ``store_max_files`` per run: programs first,
+   then inputs, then outputs).
 4. :func:`record_run` returns once the store has acknowledged all of it.
 """
 
@@ -27,6 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from ..collectors.trace.runner import (
     CHUNK_EVENTS,
@@ -54,7 +61,7 @@ from ..schema.names import name_from_os
 from ..store.base import GraphStore
 from .environment import environment_of
 from .ledger import RunLedger
-from .prehash import EarlyHashes
+from .prehash import EarlyHashes, Hashed
 from .sinks import StoreSink
 
 if TYPE_CHECKING:
@@ -72,6 +79,7 @@ class RecordedRun:
     stored: int
     error: str | None = None
     hashed_early: int = 0  # versions whose hash was taken while the command ran
+    stored_early: int = 0  # of them, stored while it ran
     after: int = 0  # ns from the command's end until everything was stored
 
     @property
@@ -104,9 +112,18 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
     run_id = run_id or uuid.uuid4().hex
     cwd = os.path.abspath(cwd or os.getcwd())
     environ = env if env is not None else dict(os.environ)
+    # Names in the text form events have (schema/names.py), the command's bytes kept.
+    names, here = [name_from_os(a) for a in argv], name_from_os(cwd)
+    values = {k: name_from_os(v) for k, v in environ.items()}
+    all_params = params_of(names, values, config.param_env)
+    all_params.update(params or {})
+    info = RunInfo(id=run_id, pipeline=pipeline or _default_pipeline(names), argv=names,
+                   cwd=here, user=_user(), origin="trace", params=all_params)
     ledger = RunLedger()
     classifier = Classifier(config.system_prefixes, config.ignore_patterns)
-    early = EarlyHashes(config.hash_limit, classifier, name_from_os(cwd))
+    running = LiveRun(info, host)
+    early = EarlyHashes(config.hash_limit, classifier, here,
+                        publish=running.publish if live else None)
     sink = StoreSink(store, observe)
 
     def seen(events: list[Event]) -> None:
@@ -116,7 +133,7 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
     try:
         tracing, result = _trace(tracer, argv, sink, host=host, cwd=cwd, env=env,
                                  check=check, observe=seen, prepare=sink.open,
-                                 stdout=stdout,
+                                 stdout=stdout, attach=running.attach,
                                  chunk_events=CHUNK_EVENTS if live else 1 << 62,
                                  chunk_seconds=CHUNK_SECONDS if live else float("inf"))
     finally:
@@ -125,11 +142,6 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
     # way to the store while the run's files are hashed.
     root_pid = result.root_pid if result.root_pid is not None else 0
     root_start = result.root_start if result.root_start is not None else result.start
-    # Names in the text form events have (schema/names.py), the command's bytes kept.
-    names, here = [name_from_os(a) for a in argv], name_from_os(cwd)
-    values = {k: name_from_os(v) for k, v in environ.items()}
-    all_params = params_of(names, values, config.param_env)
-    all_params.update(params or {})
     files = ledger.run_files(result.start, result.end, here, classifier)
     root = ProcessInfo(pid=root_pid, start=root_start)
     source = tracing.source
@@ -138,12 +150,10 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
         return Event(v=SCHEMA_VERSION, source=source, host=host, ts=result.end,
                      seq=f"run:{run_id}:{seq}", kind=kind, proc=root, **kw)
 
-    info = RunInfo(
-        id=run_id, pipeline=pipeline or _default_pipeline(names), argv=names, cwd=here,
-        user=_user(), start=result.start, end=result.end, exit_code=result.returncode,
-        origin="trace", params=all_params, members=sorted(result.members),
-        environment=capture_gap(result),
-    )
+    info = msgspec.structs.replace(info, start=result.start, end=result.end,
+                                   exit_code=result.returncode,
+                                   members=sorted(result.members),
+                                   environment=capture_gap(result))
     # Into the store's queue, after the trace's events (its processes and files): the run
     # (with its environment: the interpreters are asked for their versions while the files
     # are hashed), then the versions it observed, in chunks as they are hashed.
@@ -152,8 +162,8 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
     if gaps:
         tracing.put(gaps)
     try:
-        versions, stored = _queue_facts(tracing, files, config, content_root, run_id, event,
-                                        info, cache, early)
+        versions, stored, already = _queue_facts(tracing, files, config, content_root,
+                                                 run_id, event, info, cache, early)
     except BaseException:
         tracing.wait_stored(result)  # what the run did is stored even so
         raise
@@ -162,6 +172,7 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
         return RecordedRun(run_id, result, 0, 0,
                            error=f"the trace could not be stored: {result.sink_error}")
     return RecordedRun(run_id, result, versions, stored, hashed_early=early.reused,
+                       stored_early=already,
                        after=max(0, time.time_ns() - result.end))
 
 
@@ -190,16 +201,62 @@ def run_gaps(result: TraceResult, run_id: str, source: str, host: str,
             for i, (ts, count) in enumerate(result.gaps)]
 
 
-def _trace(mode: str, argv: Sequence[str], sink: StoreSink,
+class LiveRun:
+    """What a run stores while its command runs: the versions :mod:`.prehash` hashed, as
+    ``version`` events at the time of their hash, into the tracer's queue (in order with
+    the trace). The first slice is preceded by a ``run`` event that announces the run (the
+    facts known at its start; no end, exit status or members yet), so that the versions'
+    ``OBSERVED`` edges have their run; the run's last event completes it."""
+
+    def __init__(self, info: RunInfo, host: str) -> None:
+        self.info = info
+        self.host = host
+        self.tracer: Tracer | EbpfTracer | None = None
+        self._announced = False
+        self._count = 0
+
+    def attach(self, tracer: Tracer | EbpfTracer) -> None:
+        """The tracer about to run the command (called before it runs)."""
+        self.tracer = tracer
+
+    def publish(self, hashed: list[Hashed]) -> bool:
+        """Queue a slice of early hashes (from the hashing thread); False while the command's
+        process is not known yet (the end stores them then)."""
+        tracer = self.tracer
+        root = None if tracer is None else tracer.root()
+        if tracer is None or root is None or tracer.started is None:
+            return False
+        proc = ProcessInfo(pid=root[0], start=root[1])
+        events: list[Event] = []
+        if not self._announced:
+            run = msgspec.structs.replace(self.info, start=tracer.started)
+            events.append(Event(v=SCHEMA_VERSION, source=tracer.source, host=self.host,
+                                ts=tracer.started, seq=f"run:{self.info.id}:start",
+                                kind=Kind.RUN, proc=proc, run=run))
+            self._announced = True
+        for path, v, at in hashed:
+            events.append(Event(v=SCHEMA_VERSION, source=tracer.source, host=self.host, ts=at,
+                                seq=f"run:{self.info.id}:e{self._count}", kind=Kind.VERSION,
+                                proc=proc, file=FileRef(path),
+                                version=VersionInfo(run=self.info.id, size=v.size,
+                                                    mtime=v.mtime, sha256=v.sha256)))
+            self._count += 1
+        tracer.put(events)
+        return True
+
+
+def _trace(mode: str, argv: Sequence[str], sink: StoreSink, *,
+           attach: Callable[[Tracer | EbpfTracer], None],
            **kw: Any) -> tuple[Tracer | EbpfTracer, TraceResult]:
-    """Run the command under the chosen tracer; ``auto`` falls back to strace when eBPF
-    cannot work here (not root, no bpftrace, the program does not load) before anything
-    ran."""
+    """Run the command under the chosen tracer (handed to ``attach`` before it runs);
+    ``auto`` falls back to strace when eBPF cannot work here (not root, no bpftrace, the
+    program does not load) before anything ran."""
     if mode in ("ebpf", "auto"):
         from ..collectors.ebpf.runner import EbpfTracer
 
         try:
             ebpf = EbpfTracer(argv, sink, **kw)
+            attach(ebpf)
             return ebpf, ebpf.run()
         except TraceUnavailable:
             if mode == "ebpf":
@@ -207,15 +264,16 @@ def _trace(mode: str, argv: Sequence[str], sink: StoreSink,
     elif mode != "strace":
         raise ValueError(f"unknown tracer {mode!r} (auto, ebpf or strace)")
     strace = Tracer(argv, sink, **kw)
+    attach(strace)
     return strace, strace.run()
 
 
 def _queue_facts(tracer: Tracer | EbpfTracer, files: RunFiles, config: RunsConfig,
                  content_root: Path | None, run_id: str, event: Callable[..., Event],
-                 info: RunInfo, cache: Path | None, early: EarlyHashes) -> tuple[int, int]:
+                 info: RunInfo, cache: Path | None, early: EarlyHashes) -> tuple[int, int, int]:
     """Queue the run (once its environment is known) and its versions (as they are hashed,
     held back until the run is queued, whose node their edges need); returns how many
-    versions and stored contents."""
+    versions, stored contents, and versions stored while the command ran."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         probing = pool.submit(environment_of, files, probe=True, cache=cache)
         held: list[Event] = []
@@ -225,9 +283,8 @@ def _queue_facts(tracer: Tracer | EbpfTracer, files: RunFiles, config: RunsConfi
             nonlocal queued
             if not queued and (probing.done() or not versions):
                 environment = probing.result()
-                tracer.put([event(Kind.RUN, "run", run=RunInfo(
-                    **{**_fields(info), "environment": {**environment,
-                                                        **info.environment}}))])
+                tracer.put([event(Kind.RUN, "run", run=msgspec.structs.replace(
+                    info, environment={**environment, **info.environment}))])
                 queued = True
             if queued:
                 tracer.put([*held, *versions])
@@ -242,13 +299,14 @@ def _queue_facts(tracer: Tracer | EbpfTracer, files: RunFiles, config: RunsConfi
 
 def _versions(files: RunFiles, config: RunsConfig, content_root: Path | None, run_id: str,
               event: Callable[..., Event], put: Callable[[list[Event]], None],
-              early: EarlyHashes) -> tuple[int, int]:
+              early: EarlyHashes) -> tuple[int, int, int]:
     """Each observed file's version now (programs, inputs, outputs), handed to ``put`` in
-    chunks, and the bytes of some of them in the content store (programs first). Returns
-    how many versions and how many stored contents."""
+    chunks unless it was stored while the command ran, and the bytes of some of them in
+    the content store (programs first). Returns how many versions, how many stored
+    contents, and how many versions were stored while the command ran."""
     contents = ContentStore(content_root) if content_root is not None else None
     versions: list[Event] = []
-    count = stored = 0
+    count = stored = already = 0
     for f in files.observed():
         v = early.version(f.path)
         if v is None:
@@ -259,6 +317,10 @@ def _versions(files: RunFiles, config: RunsConfig, content_root: Path | None, ru
                 and _matches(f.path, config.store_patterns)):
             keep = contents.put(f.path, v.sha256)
             stored += keep
+        if not keep and early.stored(f.path, v):  # stored while the command ran
+            count += 1
+            already += 1
+            continue
         versions.append(event(Kind.VERSION, f"v{count}", file=FileRef(f.path),
                               version=VersionInfo(run=run_id, size=v.size, mtime=v.mtime,
                                                   sha256=v.sha256, stored=keep)))
@@ -268,11 +330,7 @@ def _versions(files: RunFiles, config: RunsConfig, content_root: Path | None, ru
             versions = []
     if versions:
         put(versions)
-    return count, stored
-
-
-def _fields(info: RunInfo) -> dict[str, Any]:
-    return {name: getattr(info, name) for name in info.__struct_fields__}
+    return count, stored, already
 
 
 def _matches(path: str, patterns: tuple[str, ...]) -> bool:

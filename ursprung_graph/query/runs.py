@@ -479,16 +479,31 @@ def _prior_writes(store: GraphStore, inputs: dict[str, list[RunFile]]) -> None:
             f.prior_write = _max(f.prior_write, row["t"])
 
 
+def latest_versions(rows: Iterable[Row]) -> dict[tuple[str, str], tuple[int, FileVersion]]:
+    """(run, file) -> (time, version) of the latest version the run observed of the file
+    (``RUN_VERSIONS`` rows, in any order; equal times: the greater hash)."""
+    out: dict[tuple[str, str], tuple[int, FileVersion]] = {}
+    for row in rows:
+        at = row["at"] if row["at"] is not None else -1
+        seen = out.get((row["run"], row["file"]))
+        if seen is None or (at, row["sha256"] or "") > (seen[0], seen[1].sha256 or ""):
+            out[(row["run"], row["file"])] = (at, FileVersion(
+                sha256=row["sha256"], size=row["size"], mtime=row["mtime"],
+                stored=bool(row["stored"])))
+    return out
+
+
 def _versions(store: GraphStore, runs: dict[str, RunFiles]) -> None:
-    versions: dict[str, dict[str, FileVersion]] = {k: {} for k in runs}
-    for row in store.read(RUN_VERSIONS, {"keys": list(runs)}):
-        versions[row["run"]][row["file"]] = FileVersion(
-            sha256=row["sha256"], size=row["size"], mtime=row["mtime"],
-            stored=bool(row["stored"]))
+    """Each file's version in the run: the latest the run observed (``ursprung run`` stores
+    the hashes it takes while the command runs; one that no longer held at the end is
+    superseded by the end's), none if the run deleted or renamed the file after it."""
+    versions = latest_versions(store.read(RUN_VERSIONS, {"keys": list(runs)}))
     for k, out in runs.items():
         for group in (out.inputs, out.outputs, out.programs, out.intermediates):
             for f in group:
-                f.version = versions[k].get(f.key)
+                seen = versions.get((k, f.key))
+                gone = max(f.deleted or -1, f.renamed_away or -1)
+                f.version = None if seen is None or seen[0] <= gone else seen[1]
 
 
 def run_facts(store: GraphStore, ref: str | RunSummary,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -48,6 +49,11 @@ READ_BLOCK = 1 << 20
 #: reads one buffer per CPU; the loader's one ring buffer is nearly in time order.
 REORDER_LAG_NS = 200_000_000
 LOADER_LAG_NS = 20_000_000
+#: When the back end's output has been quiet this long, the calls older than the reorder lag
+#: plus SETTLED_NS go out without waiting for a later call (the loader consumes its ring
+#: every 50 ms, bpftrace its buffers more often: by then every earlier call has come).
+QUIET_SECONDS = 0.25
+SETTLED_NS = 1_000_000_000
 #: A marker not seen this long after it was sent was dropped (the ring was full): again.
 SYNC_RETRY_SECONDS = 0.5
 #: The loader's ring buffer (KiB, a power of 2), shared by all CPUs.
@@ -247,8 +253,17 @@ class Capture:
         assert self._proc is not None and self._proc.stdout is not None
         fd = self._proc.stdout.fileno()
         parser, reorder = self.parser, self.reorder
+        settled_ns = SETTLED_NS + reorder.lag_ns
         try:
             while True:
+                if not select.select([fd], [], [], QUIET_SECONDS)[0]:
+                    with self._lock:  # quiet: what came before it is all here
+                        released = reorder.release_until(
+                            time.clock_gettime_ns(time.CLOCK_MONOTONIC) + self._offset
+                            - settled_ns)
+                        if released:
+                            self.deliver(released)
+                    continue
                 data = os.read(fd, READ_BLOCK)
                 if not data:
                     break

@@ -226,6 +226,13 @@ int main(int argc, char **argv)
 			status = die("reading the ring buffer", err);
 			break;
 		}
+		/* Records below the wake-up threshold wake nobody, and epoll reports the ring
+		 * only after a wake-up: without this they would wait for 256 KiB more or the end
+		 * (a quiet command's, or a quiet node's, events held back indefinitely). */
+		if (err == 0 && ring_buffer__consume(rb) < 0) {
+			status = die("reading the ring buffer", errno);
+			break;
+		}
 		__u64 n = lost_total(lost_fd);
 		if (n > lost_seen) {
 			control(REC_LOST, (__s64)(n - lost_seen));

@@ -275,6 +275,14 @@ class Reorder:
             out.append(heapq.heappop(heap)[2])
         return out
 
+    def release_until(self, ts: int) -> list[Call | Lost]:
+        """The calls up to ``ts``, once nothing earlier can come any more (the source has
+        been quiet long enough): a quiet stream's last calls do not wait for a later one."""
+        heap, out = self._heap, []
+        while heap and heap[0][0] <= ts:
+            out.append(heapq.heappop(heap)[2])
+        return out
+
     def drain(self) -> list[Call | Lost]:
         out = [item for _, _, item in sorted(self._heap)]
         self._heap.clear()

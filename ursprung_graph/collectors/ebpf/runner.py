@@ -95,6 +95,7 @@ class EbpfTracer:
         self._ring_kb = ring_kb
         self._lock = threading.Lock()
         self.converter: CallConverter | None = None
+        self.started: int | None = None  # when run() began (the run's start), epoch ns
         self._flushed = False
 
     def _deliver(self, items: list[Call | Lost]) -> None:
@@ -119,7 +120,7 @@ class EbpfTracer:
             self._writer.put(events)
 
     def run(self) -> TraceResult:
-        start = time.time_ns()
+        start = self.started = time.time_ns()
         capture: Capture | None = None
         try:
             with ForwardSignals() as forward:
@@ -181,7 +182,15 @@ class EbpfTracer:
         with contextlib.suppress(BaseException):  # the sink reports the same failure
             self._prepare()  # type: ignore[misc]
 
+    def root(self) -> tuple[int, int] | None:
+        """The command's process (pid, start) once it has started."""
+        conv = self.converter
+        if conv is None or conv.root is None or conv.root_start is None:
+            return None
+        return conv.root, conv.root_start
+
     def put(self, events: list[Event]) -> None:
+        """More events for the sink, in order with the trace's; from any thread."""
         self._writer.put(events)
 
     def wait_stored(self, result: TraceResult) -> TraceResult:

@@ -156,8 +156,8 @@ static __always_inline struct scratch *start(__u8 type, __u32 tid, __u32 pid)
 }
 
 /* The reader is woken only when WAKE_BYTES (at most a quarter of the ring) are waiting, or
- * for a marker (it polls every POLL_MS anyway): a wake-up per record would cost a context
- * switch per call. */
+ * for a marker (it consumes what is there every POLL_MS anyway): a wake-up per record
+ * would cost a context switch per call. */
 static __always_inline void emit(struct scratch *s, __u32 len)
 {
 	__u32 size = sizeof(struct rec) + (len & (SCRATCH - 1));

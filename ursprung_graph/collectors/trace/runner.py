@@ -265,6 +265,7 @@ class Tracer:
         self._prepare: Callable[[], object] | None = prepare
         self._stdout = stdout  # the command's stdout (None: ours, untouched)
         self._done = threading.Event()
+        self.started: int | None = None  # when run() began (the run's start), epoch ns
 
     def _pump(self, output: str) -> None:
         """Tail the trace file until the command has ended and the file is read."""
@@ -310,7 +311,7 @@ class Tracer:
         pumper = threading.Thread(target=self._pump, args=(output,), name="ursprung-trace",
                                   daemon=True)
         argv, env = strace_command(self.strace, output, self.argv, self.env)
-        start = time.time_ns()
+        start = self.started = time.time_ns()
         try:
             with ForwardSignals() as forward:
                 try:
@@ -352,8 +353,15 @@ class Tracer:
         with contextlib.suppress(BaseException):
             self._prepare()  # type: ignore[misc]
 
+    def root(self) -> tuple[int, int] | None:
+        """The command's process (pid, start) once the trace has shown it."""
+        conv = self.converter
+        pid, start = conv.root, conv.root_start
+        return None if pid is None or start is None else (pid, start)
+
     def put(self, events: list[Event]) -> None:
-        """More events for the sink, after the trace's (before :meth:`wait_stored`)."""
+        """More events for the sink, in order with the trace's (before
+        :meth:`wait_stored`); from any thread."""
         self._writer.put(events)
 
     def wait_stored(self, result: TraceResult) -> TraceResult:
