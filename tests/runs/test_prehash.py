@@ -148,3 +148,22 @@ def test_a_run_records_the_content_at_its_end(tmp_path: Path, store):
     for name in ("out.txt", "kept.txt"):
         final = hash_file(str(tmp_path / name))
         assert final is not None and sha[str(tmp_path / name)] == final.sha256
+
+
+def test_hashing_and_keeping_a_file_leave_its_access_time_alone(tmp_path: Path):
+    """Looking at a run's files must not change what other tools see of them: a read would
+    set the access time of a file whose atime is older than its mtime (relatime)."""
+    from ursprung_graph.content.store import ContentStore
+
+    f = tmp_path / "out.txt"
+    f.write_text("result\n")
+    st = f.stat()
+    os.utime(f, ns=(st.st_mtime_ns - 10**12, st.st_mtime_ns))  # atime well before mtime
+    before = f.stat().st_atime_ns
+    v = hash_file(str(f))
+    assert v is not None and v.sha256 is not None
+    assert ContentStore(tmp_path / "content").put(str(f), v.sha256)
+    assert f.stat().st_atime_ns == before
+    with f.open("rb") as fh:  # an ordinary read does set it here (else the test says nothing)
+        fh.read()
+    assert f.stat().st_atime_ns != before

@@ -69,6 +69,25 @@ def still(version: FileVersion, hashed_at: int, now: os.stat_result) -> bool:
     return max(ident.mtime, ident.ctime) + (COARSE_TICK_NS if coarse else TICK_NS) < hashed_at
 
 
+def open_unobtrusively(path: str, flags: int = 0) -> int | None:
+    """A read-only descriptor of ``path`` (a name in the text form of
+    :mod:`..schema.names`) that leaves its access time alone where the system lets us
+    (``O_NOATIME``: the file's owner, or root): looking at a run's files must not change
+    what other tools see of them. None if it cannot be opened."""
+    name = name_to_bytes(path)
+    flags |= os.O_RDONLY | os.O_CLOEXEC
+    try:
+        return os.open(name, flags | os.O_NOATIME)
+    except PermissionError:  # not the owner: O_NOATIME is refused, the file may be readable
+        pass
+    except OSError:
+        return None
+    try:
+        return os.open(name, flags)
+    except OSError:
+        return None
+
+
 def hash_file(path: str, limit: int = RunsConfig().hash_limit) -> FileVersion | None:
     """The version of the regular file at ``path`` (a name in the text form of
     :mod:`..schema.names`) now; None if it is gone or not a regular
@@ -76,9 +95,8 @@ def hash_file(path: str, limit: int = RunsConfig().hash_limit) -> FileVersion | 
     this is on the way between the command's end and ``ursprung run``'s. ``O_NONBLOCK``
     makes opening a FIFO return at once (it is then skipped) instead of waiting for a
     writer."""
-    try:
-        fd = os.open(name_to_bytes(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+    fd = open_unobtrusively(path, os.O_NONBLOCK)
+    if fd is None:
         return None
     try:
         st = os.fstat(fd)

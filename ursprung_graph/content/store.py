@@ -18,8 +18,7 @@ import tempfile
 from pathlib import Path
 
 from ..home import private_dir
-from ..schema.names import name_to_bytes
-from .hashing import CHUNK
+from .hashing import CHUNK, open_unobtrusively
 
 #: Stored content is read-only and readable by its owner only.
 BLOB_MODE = 0o400
@@ -43,10 +42,17 @@ class ContentStore:
         target = self.path_of(sha256)
         if target.is_file():
             return True
-        fd, tmp = tempfile.mkstemp(dir=private_dir(target.parent), prefix=".tmp-")
+        src_fd = open_unobtrusively(path)
+        if src_fd is None:
+            return False
+        try:
+            fd, tmp = tempfile.mkstemp(dir=private_dir(target.parent), prefix=".tmp-")
+        except OSError:
+            os.close(src_fd)
+            return False
         try:
             digest = hashlib.sha256()
-            with open(name_to_bytes(path), "rb") as src, os.fdopen(fd, "wb") as dst:
+            with open(src_fd, "rb") as src, os.fdopen(fd, "wb") as dst:
                 while chunk := src.read(CHUNK):
                     digest.update(chunk)
                     dst.write(chunk)
