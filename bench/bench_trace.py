@@ -64,18 +64,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 URSPRUNG = str(Path(sys.executable).parent / "ursprung")
 
-IDLE = """
-import sys, time
-time.sleep(float(sys.argv[1]))
-"""
-
-CPU_FIXED = """
-import sys
-x = 0
-for i in range(int(sys.argv[1])):
-    x = (x * 31 + i) % 1000003
-print(x)
-"""
 
 
 def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
@@ -140,7 +128,7 @@ def measure(name: str, argv: list[str], work: Path, env: dict[str, str], repeat:
     return out
 
 
-from bench_tracers import AGG, GEN, tracers_main  # noqa: E402  (one copy of the workloads)
+from bench_tracers import AGG, CPU, GEN, IDLE, tracers_main  # noqa: E402  (one copy of the workloads)
 
 
 def main() -> int:
@@ -166,7 +154,7 @@ def main() -> int:
     work.mkdir()
     (work / "gen.py").write_text(GEN)
     (work / "agg.py").write_text(AGG)
-    (work / "cpu.py").write_text(CPU_FIXED)
+    (work / "cpu.py").write_text(CPU)
     (work / "idle.py").write_text(IDLE)
     py = sys.executable
     # Bytecode as an installed package has it: without it (PYTHONDONTWRITEBYTECODE, a

@@ -16,7 +16,9 @@ time medians:
   deploy/auditd/ursprung.rules filtered to that uid (audit enabled for this mode only).
 
 Workloads: ``files_tmpfs`` / ``files_disk`` (3,000 small files written, then read, in
-/dev/shm and on the root file system) and ``cpu`` (a pure-Python loop).
+/dev/shm and on the root file system), ``cpu`` (a pure-Python loop) and ``idle`` (a 2 s
+sleep: each mode's fixed cost, and from it the CPU-bound ratio without the machine's
+round-to-round drift, which is larger than 2% here).
 
 Node-wide (``node``): the file-heavy workload on tmpfs plain, while ``ursprung collect ebpf``
 traces the whole node (publishing to a Tansu Kafka broker), and while auditd runs with the
@@ -75,6 +77,15 @@ for i in range(int(sys.argv[1])):
     x = (x * 31 + i) % 1000003
 print(x)
 """
+
+#: A program that makes no system calls for as long as it sleeps: what a tracer costs it is
+#: its fixed cost (start, attach, end), as on a CPU-bound one, without the CPU's drift.
+IDLE = """
+import sys, time
+time.sleep(float(sys.argv[1]))
+"""
+
+IDLE_SECONDS = 2.0
 
 Command = tuple[list[str], dict[str, str]]
 
@@ -262,8 +273,8 @@ def tracers_main() -> int:
     parser.add_argument("--files", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--cpu-iterations", type=int, default=10_000_000)
-    parser.add_argument("--workloads", default="files_tmpfs,files_disk,cpu",
-                        help="Comma-separated subset of files_tmpfs, files_disk, cpu.")
+    parser.add_argument("--workloads", default="files_tmpfs,files_disk,cpu,idle",
+                        help="Comma-separated subset of files_tmpfs, files_disk, cpu, idle.")
     parser.add_argument("--warmups", type=int, default=1,
                         help="Uncounted rounds before the measured ones.")
     parser.add_argument("--no-node", action="store_true", help="Skip the node-wide part.")
@@ -283,7 +294,7 @@ def tracers_main() -> int:
     env.pop("URSPRUNG_STORE", None)
     work = root / "work"
     work.mkdir()
-    for name, text in (("gen.py", GEN), ("agg.py", AGG), ("cpu.py", CPU)):
+    for name, text in (("gen.py", GEN), ("agg.py", AGG), ("cpu.py", CPU), ("idle.py", IDLE)):
         (work / name).write_text(text)
     py = sys.executable
     reprozip = None if args.node_only else reprozip_bin(root)
@@ -365,6 +376,12 @@ def _per_command(args: argparse.Namespace, work: Path, shm: Path, env: dict[str,
             results["cpu"] = measure(tracer_modes(argv, work, env, "cpu", reprozip, True),
                                      work, args.repeat, lambda: None, around, args.warmups)
             _report("cpu", results["cpu"])
+        if "idle" in wanted:
+            argv = [py, str(work / "idle.py"), str(IDLE_SECONDS)]
+            results["idle"] = measure(tracer_modes(argv, work, env, "idle", None, False),
+                                      work, 3 * args.repeat, lambda: None, around,
+                                      args.warmups)
+            _report("idle", results["idle"])
 
 
 def _report(name: str, r: dict) -> None:
@@ -400,6 +417,17 @@ def _targets(results: dict[str, dict]) -> dict:
                            ("run_ebpf", "ursprung run --tracer ebpf")):
             checks[f"cpu.{mode}_1.02"] = r[mode] <= 1.02
             lines.append(f"cpu: {what} {r[mode]:.3f}x (target <= 1.02)")
+    if "idle" in results:
+        m = results["idle"]["median"]
+        # on the CPU-bound run when there is one, else on the issue's 5.6 s of computation
+        at = results["cpu"]["median"]["plain"] if "cpu" in results else 5.6
+        for mode, what in (("ebpf", "the eBPF tracer alone"),
+                           ("run_ebpf", "ursprung run --tracer ebpf"), ("strace", "strace")):
+            fixed = m[mode] - m["plain"]
+            checks[f"cpu_from_fixed.{mode}_1.02"] = 1 + fixed / at <= 1.02
+            lines.append(f"cpu, from the fixed cost: {what} {fixed:+.3f} s on an idle "
+                         f"program -> {1 + fixed / at:.3f}x on the {at:.1f} s CPU-bound run "
+                         "(target <= 1.02)")
     if "node" in results:
         m = results["node"]["median"]
         e, a = m["collect_ebpf"] - m["plain"], m["auditd"] - m["plain"]
