@@ -12,6 +12,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from tests.runs.helpers import ursprung
 from ursprung_graph.content.hashing import hash_file
 from ursprung_graph.pipeline.record import RecordedRun, record_run
 from ursprung_graph.query.runs import latest_versions, run_facts
@@ -55,11 +56,11 @@ def _observed(store, run_id: str) -> tuple[bool, dict[str, list[tuple[int, str]]
 
 
 @needs_strace
-def test_versions_are_stored_while_the_command_runs(tmp_path: Path, store) -> None:
-    check_live_versions(store, tmp_path, "strace")
+def test_versions_are_stored_while_the_command_runs(tmp_path: Path, store, settings) -> None:
+    check_live_versions(store, tmp_path, "strace", settings)
 
 
-def check_live_versions(store, tmp_path: Path, tracer: str) -> None:
+def check_live_versions(store, tmp_path: Path, tracer: str, settings=None) -> None:
     """While the command waits, the test finds the run (without an end) and the versions of
     what it wrote in the store; the run's versions at the end are the final contents."""
     (tmp_path / "work.py").write_text(SCRIPT)
@@ -80,6 +81,9 @@ def check_live_versions(store, tmp_path: Path, tracer: str) -> None:
         first = hash_file(str(result))
         assert first is not None and seen[str(result)] == [(seen[str(result)][0][0],
                                                             first.sha256)]
+        if settings is not None:  # and `runs show` says it has no end yet
+            shown = ursprung(settings, "runs", "show", "live1")
+            assert shown.returncode == 0 and b"no end yet" in shown.stdout, shown.stderr
     finally:
         (tmp_path / "go.1").touch()
         runner.join(120)

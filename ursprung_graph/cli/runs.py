@@ -108,8 +108,11 @@ def show_cmd(run_id: str, as_json: bool) -> None:
                          ("user", facts.user), ("start", _when(facts.start)),
                          ("end", _when(facts.end)),
                          ("duration", _seconds(facts.duration)),
-                         ("exit code", facts.exit_code)):
+                         ("exit code", "-" if facts.exit_code is None else facts.exit_code)):
         click.echo(f"  {label:10} {_text(value)}")
+    if facts.end is None and facts.origin == "trace":
+        click.echo("  (no end yet: still running, or its recorder was stopped before the end; "
+                   "its processes and files are attributed when it ends)")
     for section, values in (("params", facts.params), ("environment", facts.environment),
                             ("metrics", facts.metrics)):
         if values:
