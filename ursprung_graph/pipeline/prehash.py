@@ -74,7 +74,6 @@ class EarlyHashes:
         self._times: dict[str, int] = {}  # path -> early hashes taken
         self.taken = 0  # early hashes taken
         self.reused = 0  # of them, used at the end
-        self.published = 0  # early hashes stored while the command ran
         self.hashed_late = 0
         self._thread = threading.Thread(target=self._run, name="ursprung-prehash",
                                         daemon=True)
@@ -135,7 +134,6 @@ class EarlyHashes:
             while (batch := self._settled()) is not None:
                 hashed = [h for path in batch if (h := self._hash(path)) is not None]
                 if hashed and self._publish is not None and self._publish(hashed):
-                    self.published += len(hashed)
                     for path, version, _ in hashed:
                         self._published[path] = version
             if self._stopped:

@@ -44,6 +44,7 @@ from ..collectors.trace.runner import (
 )
 from ..config import RunsConfig
 from ..content import ContentStore
+from ..content.hashing import FileVersion
 from ..ingest.runs import params_of
 from ..query.classify import Classifier, matcher
 from ..query.runs import RunFiles
@@ -145,10 +146,7 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
     files = ledger.run_files(result.start, result.end, here, classifier)
     root = ProcessInfo(pid=root_pid, start=root_start)
     source = tracing.source
-
-    def event(kind: Kind, seq: str, **kw: Any) -> Event:
-        return Event(v=SCHEMA_VERSION, source=source, host=host, ts=result.end,
-                     seq=f"run:{run_id}:{seq}", kind=kind, proc=root, **kw)
+    events = RunEvents(source, host, run_id, root)
 
     info = msgspec.structs.replace(info, start=result.start, end=result.end,
                                    exit_code=result.returncode,
@@ -163,7 +161,7 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
         tracing.put(gaps)
     try:
         versions, stored, already = _queue_facts(tracing, files, config, content_root,
-                                                 run_id, event, info, cache, early)
+                                                 events, info, cache, early)
     except BaseException:
         tracing.wait_stored(result)  # what the run did is stored even so
         raise
@@ -201,6 +199,29 @@ def run_gaps(result: TraceResult, run_id: str, source: str, host: str,
             for i, (ts, count) in enumerate(result.gaps)]
 
 
+@dataclass(frozen=True, slots=True)
+class RunEvents:
+    """Makes the run's own events (``run`` and ``version``), from its tracer (``source``)
+    and root process, with sequence names unique within the run."""
+
+    source: str
+    host: str
+    run_id: str
+    root: ProcessInfo
+
+    def run(self, seq: str, ts: int, info: RunInfo) -> Event:
+        return self._event(Kind.RUN, seq, ts, run=info)
+
+    def version(self, seq: str, ts: int, path: str, v: FileVersion, *,
+                stored: bool = False) -> Event:
+        return self._event(Kind.VERSION, seq, ts, file=FileRef(path), version=VersionInfo(
+            run=self.run_id, size=v.size, mtime=v.mtime, sha256=v.sha256, stored=stored))
+
+    def _event(self, kind: Kind, seq: str, ts: int, **fields: Any) -> Event:
+        return Event(v=SCHEMA_VERSION, source=self.source, host=self.host, ts=ts,
+                     seq=f"run:{self.run_id}:{seq}", kind=kind, proc=self.root, **fields)
+
+
 class LiveRun:
     """What a run stores while its command runs: the versions :mod:`.prehash` hashed, as
     ``version`` events at the time of their hash, into the tracer's queue (in order with
@@ -212,7 +233,7 @@ class LiveRun:
         self.info = info
         self.host = host
         self.tracer: Tracer | EbpfTracer | None = None
-        self._announced = False
+        self._events: RunEvents | None = None  # once the run is announced
         self._count = 0
 
     def attach(self, tracer: Tracer | EbpfTracer) -> None:
@@ -226,22 +247,17 @@ class LiveRun:
         root = None if tracer is None else tracer.root()
         if tracer is None or root is None or tracer.started is None:
             return False
-        proc = ProcessInfo(pid=root[0], start=root[1])
-        events: list[Event] = []
-        if not self._announced:
-            run = msgspec.structs.replace(self.info, start=tracer.started)
-            events.append(Event(v=SCHEMA_VERSION, source=tracer.source, host=self.host,
-                                ts=tracer.started, seq=f"run:{self.info.id}:start",
-                                kind=Kind.RUN, proc=proc, run=run))
-            self._announced = True
+        queued: list[Event] = []
+        make = self._events
+        if make is None:
+            make = self._events = RunEvents(tracer.source, self.host, self.info.id,
+                                            ProcessInfo(pid=root[0], start=root[1]))
+            queued.append(make.run("start", tracer.started,
+                                   msgspec.structs.replace(self.info, start=tracer.started)))
         for path, v, at in hashed:
-            events.append(Event(v=SCHEMA_VERSION, source=tracer.source, host=self.host, ts=at,
-                                seq=f"run:{self.info.id}:e{self._count}", kind=Kind.VERSION,
-                                proc=proc, file=FileRef(path),
-                                version=VersionInfo(run=self.info.id, size=v.size,
-                                                    mtime=v.mtime, sha256=v.sha256)))
+            queued.append(make.version(f"e{self._count}", at, path, v))
             self._count += 1
-        tracer.put(events)
+        tracer.put(queued)
         return True
 
 
@@ -269,11 +285,13 @@ def _trace(mode: str, argv: Sequence[str], sink: StoreSink, *,
 
 
 def _queue_facts(tracer: Tracer | EbpfTracer, files: RunFiles, config: RunsConfig,
-                 content_root: Path | None, run_id: str, event: Callable[..., Event],
-                 info: RunInfo, cache: Path | None, early: EarlyHashes) -> tuple[int, int, int]:
-    """Queue the run (once its environment is known) and its versions (as they are hashed,
-    held back until the run is queued, whose node their edges need); returns how many
-    versions, stored contents, and versions stored while the command ran."""
+                 content_root: Path | None, events: RunEvents, info: RunInfo,
+                 cache: Path | None, early: EarlyHashes) -> tuple[int, int, int]:
+    """Queue the run (once its environment is known) and its versions at its end (as they
+    are hashed, held back until the run is queued, whose node their edges need); returns
+    how many versions, stored contents, and versions stored while the command ran."""
+    assert info.end is not None
+    end = info.end
     with ThreadPoolExecutor(max_workers=1) as pool:
         probing = pool.submit(environment_of, files, probe=True, cache=cache)
         held: list[Event] = []
@@ -283,7 +301,7 @@ def _queue_facts(tracer: Tracer | EbpfTracer, files: RunFiles, config: RunsConfi
             nonlocal queued
             if not queued and (probing.done() or not versions):
                 environment = probing.result()
-                tracer.put([event(Kind.RUN, "run", run=msgspec.structs.replace(
+                tracer.put([events.run("run", end, msgspec.structs.replace(
                     info, environment={**environment, **info.environment}))])
                 queued = True
             if queued:
@@ -292,13 +310,13 @@ def _queue_facts(tracer: Tracer | EbpfTracer, files: RunFiles, config: RunsConfi
             else:
                 held.extend(versions)
 
-        counts = _versions(files, config, content_root, run_id, event, put, early)
+        counts = _versions(files, config, content_root, events, end, put, early)
         put([])  # the run, if its environment came last, and what waited for it
     return counts
 
 
-def _versions(files: RunFiles, config: RunsConfig, content_root: Path | None, run_id: str,
-              event: Callable[..., Event], put: Callable[[list[Event]], None],
+def _versions(files: RunFiles, config: RunsConfig, content_root: Path | None,
+              events: RunEvents, end: int, put: Callable[[list[Event]], None],
               early: EarlyHashes) -> tuple[int, int, int]:
     """Each observed file's version now (programs, inputs, outputs), handed to ``put`` in
     chunks unless it was stored while the command ran, and the bytes of some of them in
@@ -321,9 +339,7 @@ def _versions(files: RunFiles, config: RunsConfig, content_root: Path | None, ru
             count += 1
             already += 1
             continue
-        versions.append(event(Kind.VERSION, f"v{count}", file=FileRef(f.path),
-                              version=VersionInfo(run=run_id, size=v.size, mtime=v.mtime,
-                                                  sha256=v.sha256, stored=keep)))
+        versions.append(events.version(f"v{count}", end, f.path, v, stored=keep))
         count += 1
         if len(versions) >= VERSION_CHUNK:
             put(versions)
