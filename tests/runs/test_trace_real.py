@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from ursprung_graph.collectors.trace.runner import TraceUnavailable, trace
+from ursprung_graph.collectors.trace.runner import (
+    STAMP_NAME,
+    TraceUnavailable,
+    check_tracing,
+    strace_path,
+    trace,
+)
 from ursprung_graph.schema.event import Kind
 
 from .helpers import cli_env, ursprung
@@ -172,6 +178,60 @@ def test_forbidden_ptrace_runs_nothing(tmp_path: Path, settings):
     assert out.returncode != 0
     assert b"cannot trace" in out.stderr, out.stderr
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_passed_probe_is_remembered_until_what_it_depends_on_changes(tmp_path: Path):
+    """The probe (strace tracing ``true``) runs once; a changed strace binary probes again."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "strace"
+    fake.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        echo x >> {calls}
+        while [ $# -gt 0 ]; do [ "$1" = -o ] && echo 'execve("/bin/true")' > "$2"; shift; done
+    """))
+    fake.chmod(0o755)
+    cache = tmp_path / "cache"
+    check_tracing(str(fake), cache_dir=cache)
+    check_tracing(str(fake), cache_dir=cache)
+    assert calls.read_text().count("x") == 1 and (cache / STAMP_NAME).exists()
+    fake.write_text(fake.read_text() + "# another strace\n")
+    check_tracing(str(fake), cache_dir=cache)
+    assert calls.read_text().count("x") == 2
+    check_tracing(str(fake))  # no cache: always probes
+    assert calls.read_text().count("x") == 3
+
+
+STAMP_UNDER_DENY = textwrap.dedent("""
+    import sys
+    from ursprung_graph.collectors.trace.runner import tracing_stamp
+    open(sys.argv[2], "w").write(tracing_stamp(sys.argv[1]))
+""")
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the filter names x86_64's ptrace")
+def test_a_remembered_probe_that_no_longer_holds_runs_nothing(tmp_path: Path, settings):
+    """Should ptrace be forbidden in a way the remembered probe cannot see, strace traces
+    nothing and kills the command before it starts: nothing runs, the error says so, and
+    the probe is forgotten."""
+    deny = tmp_path / "deny.py"
+    deny.write_text(DENY_PTRACE)
+    stamper = tmp_path / "stamp.py"
+    stamper.write_text(STAMP_UNDER_DENY)
+    cache = settings.home / "cache"
+    cache.mkdir(exist_ok=True)
+    subprocess.run([sys.executable, str(deny), sys.executable, str(stamper), strace_path(),
+                    str(cache / STAMP_NAME)], check=True, timeout=60)
+    from .helpers import URSPRUNG
+
+    out = subprocess.run(
+        [sys.executable, str(deny), URSPRUNG, "run", "--tracer", "strace", "--", "touch",
+         str(tmp_path / "ran")],
+        cwd=tmp_path, env=cli_env(settings), capture_output=True, timeout=120)
+    assert out.returncode != 0
+    assert b"could not trace the command" in out.stderr, out.stderr
+    assert b"Traceback" not in out.stderr
+    assert not (tmp_path / "ran").exists()
+    assert not (cache / STAMP_NAME).exists()
 
 
 def test_command_not_found_is_127_and_runs_nothing(tmp_path: Path, settings):

@@ -12,7 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 import click
 
 from ..collectors.linux import default_host
-from ..collectors.trace.runner import TraceUnavailable, check_tracing, strace_path
+from ..collectors.trace.runner import (
+    TraceUnavailable,
+    check_tracing,
+    forget_tracing,
+    strace_path,
+)
 from ..config import Settings
 from ..pipeline.record import record_run
 from ..store import GraphStore, StoreError, embedded_server, open_store
@@ -84,6 +89,7 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
                                   observe=None if engine is None else engine.observe,
                                   stdout=stdout)
     except TraceUnavailable as exc:
+        forget_tracing(settings.home / "cache")  # the next run probes again
         raise click.ClickException(str(exc)) from exc
     finally:
         for s in opened:
@@ -159,8 +165,9 @@ def _checked(settings: Settings, strace: str | None,
             server.start()
         return connect
 
+    cache = settings.home / "cache"
     with ThreadPoolExecutor(max_workers=1) as pool:
-        checking = pool.submit(check_tracing, strace) if strace else None
+        checking = pool.submit(check_tracing, strace, cache_dir=cache) if strace else None
         store: Callable[[], GraphStore] | GraphStore | None = None
         failure: StoreError | None = None
         try:

@@ -16,7 +16,7 @@ from ..schema import graph as g
 from ..schema.event import DeadLetter, Event, Kind
 from ..store.cypher import Cypher
 from .gaps import GapRows
-from .rows import chunked
+from .rows import chunked, chunked_groups
 from .runs import RunRows
 
 _MIN_FIRST = "CASE WHEN {v}.first IS NULL OR r.first < {v}.first THEN r.first ELSE {v}.first END"
@@ -88,13 +88,18 @@ UPSERT_DEAD_LETTERS = Cypher(
 
 
 def _edge_statement(edge: g.EdgeType) -> Cypher:
+    """Edges of one type, grouped by their source: a row is ``{src, edges}`` and each of
+    its edges ``[target key, first, last]``, so the source is parsed and looked up once
+    per group (a process writing 3,000 files: once, not 3,000 times)."""
     # Labels and types come from the schema's constants, never from input.
     return Cypher(
         "UNWIND $rows AS r "
         f"MATCH (a:{edge.source} {{key: r.src}}) "
-        f"MATCH (b:{edge.target} {{key: r.dst}}) "
+        "UNWIND r.edges AS x "
+        f"MATCH (b:{edge.target} {{key: x[0]}}) "
         f"MERGE (a)-[e:{edge.name}]->(b) "
-        f"SET {_span('e')}"
+        "SET e.first = CASE WHEN e.first IS NULL OR x[1] < e.first THEN x[1] ELSE e.first END, "
+        "e.last = CASE WHEN e.last IS NULL OR x[2] > e.last THEN x[2] ELSE e.last END"
     )
 
 
@@ -267,11 +272,10 @@ class Batch:
         ]
         for statement, rows in node_rows:
             chunked(out, statement, list(rows.values()))
-        by_type: dict[g.EdgeType, list[dict[str, Any]]] = {}
+        by_type: dict[g.EdgeType, dict[str, list[tuple[str, int, int]]]] = {}
         for (edge, src, dst), (first, last) in self.edges.items():
-            by_type.setdefault(edge, []).append(
-                {"src": src, "dst": dst, "first": first, "last": last})
-        for edge, edge_rows in by_type.items():
-            chunked(out, UPSERT_EDGES[edge], edge_rows)
+            by_type.setdefault(edge, {}).setdefault(src, []).append((dst, first, last))
+        for edge, sources in by_type.items():
+            chunked_groups(out, UPSERT_EDGES[edge], sources)
         out.extend(self.runs.statements())
         return out

@@ -9,7 +9,11 @@ runs, the parser never waits for the store, and the tracee never waits for eithe
 file, unlike a pipe, does not push back).
 
 Before anything runs, :func:`check_tracing` makes sure strace exists and may trace here
-(it traces ``true``): a missing strace or a ptrace ban fails clearly and runs nothing.
+(it traces ``true``): a missing strace or a ptrace ban fails clearly and runs nothing. A
+probe that passed is remembered until what it depends on changes (:func:`tracing_stamp`:
+the boot, strace's binary, the user, Yama's ptrace scope, this process's seccomp and
+capabilities); should strace still fail to trace, it traces nothing, kills the command
+before its first instruction, and :meth:`Tracer.run` raises :class:`TraceUnavailable`.
 
 strace flags: ``-f`` (children and threads), ``--seccomp-bpf`` (only the traced syscalls
 stop the tracee), ``-ttt`` (epoch times in microseconds), ``-q`` (no attach notes, but exit
@@ -88,9 +92,60 @@ def strace_command(strace: str, output: str, argv: Sequence[str],
     return [*strace_args(strace, output), *restore, "--", *argv], environ
 
 
-def check_tracing(strace: str, env: dict[str, str] | None = None) -> None:
+#: The name of the remembered probe in the cache directory.
+STAMP_NAME = "strace-traces"
+#: What of /proc/self/status bears on whether this process may ptrace.
+_STATUS_FIELDS = ("Uid:", "CapEff:", "NoNewPrivs:", "Seccomp:")
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def tracing_stamp(strace: str) -> str:
+    """What a passed probe depends on: the same text, the same answer."""
+    try:
+        st = os.stat(strace)
+        binary = f"{os.path.realpath(strace)} {st.st_size} {st.st_mtime_ns} {st.st_ino}"
+    except OSError:
+        binary = strace
+    status = [line for line in _read("/proc/self/status").splitlines()
+              if line.startswith(_STATUS_FIELDS)]
+    return "\n".join([
+        _read("/proc/sys/kernel/random/boot_id").strip(), binary,
+        _read("/proc/sys/kernel/yama/ptrace_scope").strip(), *status]) + "\n"
+
+
+def forget_tracing(cache_dir: Path) -> None:
+    """Forget a remembered probe (strace failed to trace after all)."""
+    with contextlib.suppress(OSError):
+        (cache_dir / STAMP_NAME).unlink()
+
+
+def check_tracing(strace: str, env: dict[str, str] | None = None, *,
+                  cache_dir: Path | None = None) -> None:
     """Trace ``true`` once; raise TraceUnavailable with strace's own words if that fails
-    (ptrace forbidden by a seccomp profile, Yama, a container...)."""
+    (ptrace forbidden by a seccomp profile, Yama, a container...). With ``cache_dir``, a
+    probe that passed is remembered there, and not run again while its
+    :func:`tracing_stamp` holds."""
+    stamp = tracing_stamp(strace) if cache_dir is not None else ""
+    if cache_dir is not None and _read(str(cache_dir / STAMP_NAME)) == stamp:
+        return
+    _probe(strace, env)
+    if cache_dir is not None:
+        with contextlib.suppress(OSError):
+            cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".stamp-")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(stamp)
+            os.replace(tmp, cache_dir / STAMP_NAME)
+
+
+def _probe(strace: str, env: dict[str, str] | None) -> None:
     true = shutil.which("true") or "/bin/true"
     with tempfile.TemporaryDirectory(prefix="ursprung-probe-") as tmp:
         out = os.path.join(tmp, "probe.trace")
@@ -343,6 +398,13 @@ class Tracer:
             shutil.rmtree(tmp, ignore_errors=True)
         returncode = 128 - code if code < 0 else code
         conv = self.converter
+        if conv.calls == 0 and code != 0:
+            # strace traced nothing: it could not start or attach, and then it kills the
+            # command before its first instruction. Its own message is on stderr.
+            self._writer.close()
+            raise TraceUnavailable(
+                f"strace could not trace the command (exit status {returncode}; its message "
+                "is above); the command was not run")
         return TraceResult(
             returncode=returncode, start=start, end=end, root_pid=conv.root,
             root_start=conv.root_start, members=list(conv.members), calls=conv.calls,
