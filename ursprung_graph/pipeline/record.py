@@ -351,9 +351,8 @@ def _versions(files: RunFiles, config: RunsConfig, content_root: Path | None,
 
 def _matches(path: str, patterns: tuple[str, ...]) -> bool:
     """Whether the file's name or its whole path matches one of the fnmatch ``patterns``."""
-    pattern = matcher(patterns)
-    return pattern.match(os.path.basename(path)) is not None \
-        or pattern.match(path) is not None
+    test = matcher(patterns)
+    return test(os.path.basename(path)) or test(path)
 
 
 def _default_pipeline(argv: Sequence[str]) -> str:

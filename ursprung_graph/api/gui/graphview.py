@@ -115,7 +115,7 @@ class Filters:
         if not self.noise:
             return False
         noise = matcher(self.noise)
-        return any(noise.match(t) for t in _texts(node))
+        return any(noise(t) for t in _texts(node))
 
 
 def _texts(node: LineageNode) -> list[str]:
