@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 
 def modes(argv: list[str], work: Path, env: dict[str, str], baseline: Path | None,
           reprozip: str | None) -> dict[str, tuple[list[str], dict[str, str]]]:
-    from ursprung_graph.collectors.trace.runner import strace_command, strace_path
+    from ursprung_graph.collectors.trace.launch import strace_command, strace_path
 
     traced, traced_env = strace_command(strace_path(), str(work / "bench.trace"), argv, env)
     run = [URSPRUNG, "run", "--tracer", "strace", "--pipeline", "bench-cost", "--", *argv]

@@ -80,7 +80,7 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float
 def strace_run(argv: list[str], trace_file: Path,
                env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
     """strace exactly as `ursprung run` starts it (flags and environment)."""
-    from ursprung_graph.collectors.trace.runner import strace_command, strace_path
+    from ursprung_graph.collectors.trace.launch import strace_command, strace_path
 
     return strace_command(strace_path(), str(trace_file), argv, env)
 

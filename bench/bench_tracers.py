@@ -224,7 +224,7 @@ def measure(modes: dict[str, Command], cwd: Path, repeat: int, reset: Callable[[
 
 def tracer_modes(argv: list[str], work: Path, env: dict[str, str], name: str,
                  reprozip: str | None, audit: bool) -> dict[str, Command]:
-    from ursprung_graph.collectors.trace.runner import strace_command, strace_path
+    from ursprung_graph.collectors.trace.launch import strace_command, strace_path
 
     traced, traced_env = strace_command(strace_path(), str(work / "bench.trace"), argv, env)
     run = [URSPRUNG, "run", "--pipeline", f"bench-{name}"]

@@ -18,9 +18,7 @@ value is reported with where it came from, e.g. ``ursprung.toml: kafka.partition
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,8 +56,11 @@ class Settings:
     @property
     def checkpoint_dir(self) -> Path:
         """Checkpoints say what one store's graph holds, so they are kept per graph."""
-        store = "embedded" if not self.store_url else hashlib.sha256(
-            self.store_url.encode()).hexdigest()[:16]
+        if not self.store_url:
+            return self.home / "checkpoints" / "embedded" / self.graph
+        import hashlib  # here: OpenSSL's import is for the commands that need it
+
+        store = hashlib.sha256(self.store_url.encode()).hexdigest()[:16]
         return self.home / "checkpoints" / store / self.graph
 
 
@@ -255,6 +256,8 @@ def load_config(path: str | os.PathLike[str] | None = None,
     file = _config_path(path, env)
     data: dict[str, Any] = {}
     if file is not None:
+        import tomllib  # here: only a configuration file needs the parser
+
         try:
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:

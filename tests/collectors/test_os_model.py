@@ -12,7 +12,8 @@ from ursprung_graph.collectors.os_model import (
     Syscall,
     SyscallRecord,
 )
-from ursprung_graph.collectors.trace import TRACED_SYSCALLS, TraceModel
+from ursprung_graph.collectors.trace.convert import TraceModel
+from ursprung_graph.collectors.trace.launch import TRACED_SYSCALLS
 from ursprung_graph.schema.event import Kind
 
 S = 10**9

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from ursprung_graph.collectors.trace.runner import (
+from ursprung_graph.collectors.trace.launch import (
     STAMP_NAME,
     TraceUnavailable,
     check_tracing,
     strace_path,
-    trace,
 )
+from ursprung_graph.collectors.trace.runner import trace
 from ursprung_graph.schema.event import Kind
 
 from .helpers import cli_env, ursprung
@@ -203,7 +203,7 @@ def test_a_passed_probe_is_remembered_until_what_it_depends_on_changes(tmp_path:
 
 STAMP_UNDER_DENY = textwrap.dedent("""
     import sys
-    from ursprung_graph.collectors.trace.runner import tracing_stamp
+    from ursprung_graph.collectors.trace.launch import tracing_stamp
     open(sys.argv[2], "w").write(tracing_stamp(sys.argv[1]))
 """)
 

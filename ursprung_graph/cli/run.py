@@ -12,14 +12,15 @@ from concurrent.futures import ThreadPoolExecutor
 import click
 
 from ..collectors.linux import default_host
-from ..collectors.trace.runner import (
+from ..collectors.trace.launch import (
+    Launched,
     TraceUnavailable,
     check_tracing,
     forget_tracing,
+    launch,
     strace_path,
 )
 from ..config import Settings
-from ..pipeline.record import record_run
 from ..store import GraphStore, StoreError, embedded_server, open_store
 from .common import config_or_fail, printable, rule_engine, rules_option
 
@@ -81,13 +82,21 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
     try:
         store = _checked(settings, strace, opened)
         with rule_engine(rules, store, loaded) as engine, stdout_capture(engine) as stdout:
-            recorded = record_run(store, list(command), host=host or default_host(),
-                                  pipeline=pipeline, params=params, config=config,
-                                  content_root=settings.home / "content",
-                                  cache_dir=settings.home / "cache", check=False,
-                                  tracer=tracer,
-                                  observe=None if engine is None else engine.observe,
-                                  stdout=stdout)
+            # strace and the command start now; the recorder is imported while it runs
+            launched = launch(strace, command, stdout=stdout) if strace else None
+            try:
+                from ..pipeline.record import record_run
+
+                recorded = record_run(store, list(command), host=host or default_host(),
+                                      pipeline=pipeline, params=params, config=config,
+                                      content_root=settings.home / "content",
+                                      cache_dir=settings.home / "cache", check=False,
+                                      tracer=tracer,
+                                      observe=None if engine is None else engine.observe,
+                                      stdout=stdout, launched=launched)
+            except BaseException:
+                _let_finish(launched)
+                raise
     except TraceUnavailable as exc:
         forget_tracing(settings.home / "cache")  # the next run probes again
         raise click.ClickException(str(exc)) from exc
@@ -108,6 +117,14 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
                    f"exit status {t.returncode}; traced by {t.tracer}; all stored "
                    f"{recorded.after / 1e9:.2f} s after the command ended", err=True)
     _exit(recorded.returncode)
+
+
+def _let_finish(launched: Launched | None) -> None:
+    """A command started before recording failed: it runs to its end all the same (the
+    error is reported then), and nothing of it is left behind."""
+    if launched is not None:
+        launched.wait()
+        launched.close()
 
 
 def _tracer(mode: str) -> str:

@@ -35,13 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..collectors.trace.runner import (
-    CHUNK_EVENTS,
-    CHUNK_SECONDS,
-    Tracer,
-    TraceResult,
-    TraceUnavailable,
-)
+from ..collectors.trace.launch import Launched, TraceUnavailable
+from ..collectors.trace.runner import CHUNK_EVENTS, CHUNK_SECONDS, Tracer, TraceResult
 from ..config import RunsConfig
 from ..content import ContentStore
 from ..content.hashing import FileVersion
@@ -103,12 +98,14 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
                run_id: str | None = None, check: bool = True,
                cache_dir: Path | None = None, tracer: str = "strace",
                observe: Callable[[Sequence[Event]], None] | None = None,
-               stdout: int | None = None) -> RecordedRun:
+               stdout: int | None = None, launched: Launched | None = None) -> RecordedRun:
     """Trace ``argv`` and record it as a run. Returns when everything is in the store.
 
     ``store`` may be a function that opens it: it is called once the command has started,
     and a failure is reported like a failed write (``RecordedRun.error``). ``tracer``:
-    ``strace``, ``ebpf``, or ``auto`` (eBPF where it works, else strace)."""
+    ``strace``, ``ebpf``, or ``auto`` (eBPF where it works, else strace). ``launched``: the
+    command already started under strace (:func:`~ursprung_graph.collectors.trace.launch.
+    launch`, with these ``argv``, ``cwd``, ``env`` and ``stdout``), which is then followed."""
     config = config or RunsConfig()
     run_id = run_id or uuid.uuid4().hex
     cwd = os.path.abspath(cwd or os.getcwd())
@@ -134,7 +131,7 @@ def record_run(store: GraphStore | Callable[[], GraphStore], argv: Sequence[str]
     try:
         tracing, result = _trace(tracer, argv, sink, host=host, cwd=cwd, env=env,
                                  check=check, observe=seen, prepare=sink.open,
-                                 stdout=stdout, attach=running.attach,
+                                 stdout=stdout, attach=running.attach, launched=launched,
                                  chunk_events=CHUNK_EVENTS if live else 1 << 62,
                                  chunk_seconds=CHUNK_SECONDS if live else float("inf"))
     finally:
@@ -262,11 +259,13 @@ class LiveRun:
 
 
 def _trace(mode: str, argv: Sequence[str], sink: StoreSink, *,
-           attach: Callable[[Tracer | EbpfTracer], None],
+           attach: Callable[[Tracer | EbpfTracer], None], launched: Launched | None = None,
            **kw: Any) -> tuple[Tracer | EbpfTracer, TraceResult]:
     """Run the command under the chosen tracer (handed to ``attach`` before it runs);
     ``auto`` falls back to strace when eBPF cannot work here (not root, no bpftrace, the
     program does not load) before anything ran."""
+    if launched is not None and mode != "strace":
+        raise ValueError("a command launched under strace is traced by strace")
     if mode in ("ebpf", "auto"):
         from ..collectors.ebpf.runner import EbpfTracer
 
@@ -281,7 +280,7 @@ def _trace(mode: str, argv: Sequence[str], sink: StoreSink, *,
         raise ValueError(f"unknown tracer {mode!r} (auto, ebpf or strace)")
     strace = Tracer(argv, sink, **kw)
     attach(strace)
-    return strace, strace.run()
+    return strace, strace.run(launched)
 
 
 def _queue_facts(tracer: Tracer | EbpfTracer, files: RunFiles, config: RunsConfig,

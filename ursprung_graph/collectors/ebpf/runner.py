@@ -26,15 +26,14 @@ import time
 from collections.abc import Callable, Sequence
 
 from ...schema.event import Event, GapWindow
+from ..trace.launch import ForwardSignals, TraceUnavailable
 from ..trace.runner import (
     CHUNK_EVENTS,
     CHUNK_SECONDS,
     HURRY_EVENTS,
     ChunkWriter,
-    ForwardSignals,
     Sink,
     TraceResult,
-    TraceUnavailable,
 )
 from .adapter import CallConverter
 from .capture import RING_KB, Capture, EbpfUnavailable, check_ebpf

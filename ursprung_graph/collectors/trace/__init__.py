@@ -1,10 +1,7 @@
-"""The local tracer behind `ursprung run`: strace output -> audit-shaped syscall events ->
-the auditd OS model -> normalized events (see `convert`), run by `runner`, recorded as a
-pipeline run by `record`."""
+"""The local tracer behind `ursprung run`: `launch` starts strace and the command (and checks
+first that tracing works), `runner` follows the trace while it runs: strace output
+(`strace`) -> audit-shaped syscall events -> the auditd OS model -> normalized events
+(`convert`). `pipeline.record` records it as a pipeline run.
 
-from .convert import TraceConverter, TraceModel
-from .runner import TraceResult, TraceUnavailable, check_tracing, trace
-from .strace import TRACED_SYSCALLS, StraceParser
-
-__all__ = ["TRACED_SYSCALLS", "StraceParser", "TraceConverter", "TraceModel", "TraceResult",
-           "TraceUnavailable", "check_tracing", "trace"]
+The package imports nothing itself: `launch` must stay light (the command starts before
+the rest is imported)."""

@@ -2,49 +2,31 @@
 
 The command runs as strace's child with the caller's stdin, stdout and stderr untouched;
 strace writes its trace to a file in a private temporary directory (``-o``), never to the
-command's streams. Two threads work while the command runs: one tails that file, parses
-and converts it (and shows every event to an observer, the run ledger); the other hands
-the events to a sink (the store) in chunks. So a long pipeline is in the graph while it
-runs, the parser never waits for the store, and the tracee never waits for either (a
-file, unlike a pipe, does not push back).
-
-Before anything runs, :func:`check_tracing` makes sure strace exists and may trace here
-(it traces ``true``): a missing strace or a ptrace ban fails clearly and runs nothing. A
-probe that passed is remembered until what it depends on changes (:func:`tracing_stamp`:
-the boot, strace's binary, the user, Yama's ptrace scope, this process's seccomp and
-capabilities); should strace still fail to trace, it traces nothing, kills the command
-before its first instruction, and :meth:`Tracer.run` raises :class:`TraceUnavailable`.
-
-strace flags: ``-f`` (children and threads), ``--seccomp-bpf`` (only the traced syscalls
-stop the tracee), ``-ttt`` (epoch times in microseconds), ``-q`` (no attach notes, but exit
-lines, which tell how processes ended), ``-s 4096`` (whole paths and arguments),
-``-e signal=none`` (no signal lines) and ``-e trace=`` the syscalls of
-:data:`~ursprung_graph.collectors.trace.strace.TRACED_SYSCALLS`; strace itself runs with
-``TZ=UTC`` and gives the command the caller's ``TZ`` back (:func:`strace_command`).
+command's streams (:mod:`.launch` starts them, and checks first that tracing works). Two
+threads work while the command runs: one tails that file, parses and converts it (and
+shows every event to an observer, the run ledger); the other hands the events to a sink
+(the store) in chunks. So a long pipeline is in the graph while it runs, the parser never
+waits for the store, and the tracee never waits for either (a file, unlike a pipe, does
+not push back).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import signal
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ...schema.event import Event
 from ...schema.names import name_from_os
 from .convert import TraceConverter
-from .strace import TRACED_SYSCALLS, StraceParser
+from .launch import Launched, TraceUnavailable, check_tracing, launch, strace_path
+from .strace import StraceParser
 
 Sink = Callable[[list[Event]], None]
 
-STRING_LIMIT = 4096
 #: While the command runs, events go to the store when this many have gathered or the
 #: oldest has waited this long. The store works on the core the command leaves free, so
 #: that little is left to store when the command ends (what is waiting then is what the
@@ -56,112 +38,6 @@ CHUNK_SECONDS = 0.25
 POLL_SECONDS = 0.02
 HURRY_EVENTS = 500
 MAX_WAIT = 3600.0  # longer delays (no chunking by time) wait for a notification
-
-
-class TraceUnavailable(RuntimeError):
-    """Tracing cannot work here; nothing was run."""
-
-
-def strace_path(path: str | None = None) -> str:
-    found = shutil.which("strace", path=path)
-    if found is None:
-        raise TraceUnavailable(
-            "strace was not found on PATH, so the command cannot be traced and was not run "
-            "(install it: apt-get install strace)")
-    return found
-
-
-def strace_args(strace: str, output: str) -> list[str]:
-    return [strace, "-f", "--seccomp-bpf", "-ttt", "-q", "-s", str(STRING_LIMIT),
-            "-e", "signal=none", "-e", "trace=" + ",".join(TRACED_SYSCALLS), "-o", output]
-
-
-def strace_command(strace: str, output: str, argv: Sequence[str],
-                   env: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
-    """strace's command line and environment for tracing ``argv``.
-
-    strace formats every line's time through localtime(), and glibc then stats
-    /etc/localtime twice per traced syscall unless ``TZ`` is set. So strace runs with
-    ``TZ=UTC`` (the ``-ttt`` epoch times do not depend on it) and hands the command the
-    caller's own ``TZ`` back with ``-E`` (or removes it if the caller had none): the
-    command's environment is the caller's, unchanged."""
-    environ = dict(os.environ if env is None else env)
-    tz = environ.get("TZ")
-    environ["TZ"] = "UTC"
-    restore = ["-E", "TZ" if tz is None else f"TZ={tz}"]
-    return [*strace_args(strace, output), *restore, "--", *argv], environ
-
-
-#: The name of the remembered probe in the cache directory.
-STAMP_NAME = "strace-traces"
-#: What of /proc/self/status bears on whether this process may ptrace.
-_STATUS_FIELDS = ("Uid:", "CapEff:", "NoNewPrivs:", "Seccomp:")
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return fh.read()
-    except OSError:
-        return ""
-
-
-def tracing_stamp(strace: str) -> str:
-    """What a passed probe depends on: the same text, the same answer."""
-    try:
-        st = os.stat(strace)
-        binary = f"{os.path.realpath(strace)} {st.st_size} {st.st_mtime_ns} {st.st_ino}"
-    except OSError:
-        binary = strace
-    status = [line for line in _read("/proc/self/status").splitlines()
-              if line.startswith(_STATUS_FIELDS)]
-    return "\n".join([
-        _read("/proc/sys/kernel/random/boot_id").strip(), binary,
-        _read("/proc/sys/kernel/yama/ptrace_scope").strip(), *status]) + "\n"
-
-
-def forget_tracing(cache_dir: Path) -> None:
-    """Forget a remembered probe (strace failed to trace after all)."""
-    with contextlib.suppress(OSError):
-        (cache_dir / STAMP_NAME).unlink()
-
-
-def check_tracing(strace: str, env: dict[str, str] | None = None, *,
-                  cache_dir: Path | None = None) -> None:
-    """Trace ``true`` once; raise TraceUnavailable with strace's own words if that fails
-    (ptrace forbidden by a seccomp profile, Yama, a container...). With ``cache_dir``, a
-    probe that passed is remembered there, and not run again while its
-    :func:`tracing_stamp` holds."""
-    stamp = tracing_stamp(strace) if cache_dir is not None else ""
-    if cache_dir is not None and _read(str(cache_dir / STAMP_NAME)) == stamp:
-        return
-    _probe(strace, env)
-    if cache_dir is not None:
-        with contextlib.suppress(OSError):
-            cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".stamp-")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(stamp)
-            os.replace(tmp, cache_dir / STAMP_NAME)
-
-
-def _probe(strace: str, env: dict[str, str] | None) -> None:
-    true = shutil.which("true") or "/bin/true"
-    with tempfile.TemporaryDirectory(prefix="ursprung-probe-") as tmp:
-        out = os.path.join(tmp, "probe.trace")
-        try:
-            argv, environ = strace_command(strace, out, [true], env)
-            probe = subprocess.run(argv, capture_output=True, text=True, timeout=30,
-                                   env=environ, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise TraceUnavailable(f"strace could not be started: {exc}; nothing was run") \
-                from exc
-        traced = os.path.exists(out) and "execve(" in Path(out).read_text(errors="replace")
-    if probe.returncode != 0 or not traced:
-        why = (probe.stderr or probe.stdout).strip() or f"exit status {probe.returncode}"
-        raise TraceUnavailable(
-            f"strace cannot trace processes here (is ptrace forbidden?): {why}; "
-            "the command was not run")
 
 
 @dataclass(slots=True)
@@ -179,35 +55,6 @@ class TraceResult:
     lost: int = 0  # records the tracer dropped (eBPF: the kernel's buffer was full)
     gaps: list[tuple[int, int]] = field(default_factory=list)  # (ts, records lost)
     tracer: str = "strace"  # what traced it (eBPF: which back end)
-
-
-class ForwardSignals:
-    """While the command runs, Ctrl-C and friends are for the command (it gets them from the
-    terminal itself); ursprung keeps going so that it can record how the run ended. A Python
-    handler, unlike SIG_IGN, is reset by exec, so the command does not inherit it."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)
-
-    def __init__(self) -> None:
-        self.saved: dict[int, object] = {}
-        self.child: subprocess.Popen | None = None
-
-    def __enter__(self) -> ForwardSignals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                self.saved[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: object) -> None:
-        # SIGTERM/SIGHUP sent to ursprung alone: pass them on to strace (which passes them
-        # to the command); SIGINT/SIGQUIT come from the terminal, which told the command.
-        if signum in (signal.SIGTERM, signal.SIGHUP) and self.child is not None:
-            with contextlib.suppress(OSError):
-                self.child.send_signal(signum)
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self.saved.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
 
 
 class ChunkWriter:
@@ -359,31 +206,21 @@ class Tracer:
                 observe(events)
             writer.put(events)
 
-    def run(self) -> TraceResult:
-        tmp = tempfile.mkdtemp(prefix="ursprung-trace-")
-        output = os.path.join(tmp, "trace")
-        Path(output).touch(mode=0o600)
-        pumper = threading.Thread(target=self._pump, args=(output,), name="ursprung-trace",
-                                  daemon=True)
-        argv, env = strace_command(self.strace, output, self.argv, self.env)
-        start = self.started = time.time_ns()
+    def run(self, launched: Launched | None = None) -> TraceResult:
+        """Run the command (or follow it, when ``launched`` already started it with this
+        tracer's argv, cwd and environment) until it has ended and its trace is parsed."""
+        if launched is None:
+            launched = launch(self.strace, self.argv, cwd=self.cwd, env=self.env,
+                              stdout=self._stdout)
+        pumper = threading.Thread(target=self._pump, args=(launched.output,),
+                                  name="ursprung-trace", daemon=True)
+        start = self.started = launched.start
         try:
-            with ForwardSignals() as forward:
-                try:
-                    child = subprocess.Popen(argv, cwd=self.cwd, env=env, stdout=self._stdout)
-                except OSError as exc:
-                    raise TraceUnavailable(f"strace could not be started: {exc}") from exc
-                forward.child = child
-                pumper.start()
-                if self._prepare is not None:
-                    threading.Thread(target=self._prepare_quietly, name="ursprung-prepare",
-                                     daemon=True).start()
-                while True:
-                    try:
-                        code = child.wait()
-                        break
-                    except KeyboardInterrupt:  # a second Ctrl-C before our handler was in place
-                        continue
+            pumper.start()
+            if self._prepare is not None:
+                threading.Thread(target=self._prepare_quietly, name="ursprung-prepare",
+                                 daemon=True).start()
+            code = launched.wait()
             end = time.time_ns()
             self._done.set()
             pumper.join()
@@ -395,7 +232,7 @@ class Tracer:
             raise
         finally:
             self._done.set()
-            shutil.rmtree(tmp, ignore_errors=True)
+            launched.close()
         returncode = 128 - code if code < 0 else code
         conv = self.converter
         if conv.calls == 0 and code != 0:

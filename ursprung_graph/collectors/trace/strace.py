@@ -25,16 +25,6 @@ from dataclasses import dataclass
 
 from ...schema.names import name_from_bytes
 
-#: The syscalls the tracer asks strace for: what the OS model understands, plus chdir.
-TRACED_SYSCALLS = (
-    "execve", "execveat", "fork", "vfork", "clone", "clone3", "exit_group",
-    "open", "openat", "openat2", "creat", "close",
-    "rename", "renameat", "renameat2", "unlink", "unlinkat", "rmdir",
-    "link", "linkat", "symlink", "symlinkat", "truncate", "ftruncate",
-    "connect", "accept", "accept4", "bind",
-    "pipe", "pipe2", "dup", "dup2", "dup3", "fcntl", "chdir", "fchdir",
-)
-
 _LINE = re.compile(r"(\d+) +(\d+)\.(\d+) (.*)\Z", re.S)
 _UNFINISHED = " <unfinished ...>"
 _RESUMED = re.compile(r"<\.\.\. ([a-z0-9_]+) resumed>(.*)\Z", re.S)
