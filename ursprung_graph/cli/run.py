@@ -7,7 +7,6 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import click
 
@@ -19,6 +18,7 @@ from ..collectors.trace.launch import (
     forget_tracing,
     launch,
     strace_path,
+    tracing_known,
 )
 from ..config import Settings
 from ..store import GraphStore, StoreError, embedded_server, open_store
@@ -183,19 +183,28 @@ def _checked(settings: Settings, strace: str | None,
         return connect
 
     cache = settings.home / "cache"
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        checking = pool.submit(check_tracing, strace, cache_dir=cache) if strace else None
-        store: Callable[[], GraphStore] | GraphStore | None = None
-        failure: StoreError | None = None
+    if strace is not None and tracing_known(strace, cache):
+        strace = None  # a probe passed, and nothing it depends on changed
+    store: Callable[[], GraphStore] | GraphStore | None = None
+    failure: StoreError | None = None
+    if strace is None:
         try:
             store = check_store()
         except StoreError as exc:
             failure = exc
-        try:
-            if checking is not None:
+    else:
+        from concurrent.futures import ThreadPoolExecutor  # only to probe meanwhile
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            checking = pool.submit(check_tracing, strace, cache_dir=cache)
+            try:
+                store = check_store()
+            except StoreError as exc:
+                failure = exc
+            try:
                 checking.result()
-        except TraceUnavailable as exc:
-            raise click.ClickException(str(exc)) from exc
+            except TraceUnavailable as exc:
+                raise click.ClickException(str(exc)) from exc
     if failure is not None or store is None:
         raise click.ClickException(f"{failure}; the command was not run") from failure
     return store

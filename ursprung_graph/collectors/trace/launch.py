@@ -117,15 +117,20 @@ def forget_tracing(cache_dir: Path) -> None:
         (cache_dir / STAMP_NAME).unlink()
 
 
+def tracing_known(strace: str, cache_dir: Path) -> bool:
+    """Whether a probe of ``strace`` passed and nothing it depends on changed since."""
+    return _read(str(cache_dir / STAMP_NAME)) == tracing_stamp(strace)
+
+
 def check_tracing(strace: str, env: dict[str, str] | None = None, *,
                   cache_dir: Path | None = None) -> None:
     """Trace ``true`` once; raise TraceUnavailable with strace's own words if that fails
     (ptrace forbidden by a seccomp profile, Yama, a container...). With ``cache_dir``, a
     probe that passed is remembered there, and not run again while its
     :func:`tracing_stamp` holds."""
-    stamp = tracing_stamp(strace) if cache_dir is not None else ""
-    if cache_dir is not None and _read(str(cache_dir / STAMP_NAME)) == stamp:
+    if cache_dir is not None and tracing_known(strace, cache_dir):
         return
+    stamp = tracing_stamp(strace) if cache_dir is not None else ""
     _probe(strace, env)
     if cache_dir is not None:
         with contextlib.suppress(OSError):
