@@ -165,16 +165,25 @@ DENY_PTRACE = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(platform.machine() != "x86_64", reason="the filter names x86_64's ptrace")
-def test_forbidden_ptrace_runs_nothing(tmp_path: Path, settings):
+def denied(tmp_path: Path, *argv: str, **kw) -> subprocess.CompletedProcess[bytes]:
+    """``argv`` run with ptrace(2) forbidden."""
     deny = tmp_path / "deny.py"
     deny.write_text(DENY_PTRACE)
+    return subprocess.run([sys.executable, str(deny), *argv], **kw)
+
+
+def run_touch_denied(tmp_path: Path, settings) -> subprocess.CompletedProcess[bytes]:
+    """`ursprung run -- touch ran`, with ptrace forbidden."""
     from .helpers import URSPRUNG
 
-    out = subprocess.run(
-        [sys.executable, str(deny), URSPRUNG, "run", "--tracer", "strace", "--", "touch",
-         str(tmp_path / "ran")],
-        cwd=tmp_path, env=cli_env(settings), capture_output=True, timeout=120)
+    return denied(tmp_path, URSPRUNG, "run", "--tracer", "strace", "--", "touch",
+                  str(tmp_path / "ran"), cwd=tmp_path, env=cli_env(settings),
+                  capture_output=True, timeout=120)
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the filter names x86_64's ptrace")
+def test_forbidden_ptrace_runs_nothing(tmp_path: Path, settings):
+    out = run_touch_denied(tmp_path, settings)
     assert out.returncode != 0
     assert b"cannot trace" in out.stderr, out.stderr
     assert not (tmp_path / "ran").exists()
@@ -213,20 +222,13 @@ def test_a_remembered_probe_that_no_longer_holds_runs_nothing(tmp_path: Path, se
     """Should ptrace be forbidden in a way the remembered probe cannot see, strace traces
     nothing and kills the command before it starts: nothing runs, the error says so, and
     the probe is forgotten."""
-    deny = tmp_path / "deny.py"
-    deny.write_text(DENY_PTRACE)
     stamper = tmp_path / "stamp.py"
     stamper.write_text(STAMP_UNDER_DENY)
     cache = settings.home / "cache"
     cache.mkdir(exist_ok=True)
-    subprocess.run([sys.executable, str(deny), sys.executable, str(stamper), strace_path(),
-                    str(cache / STAMP_NAME)], check=True, timeout=60)
-    from .helpers import URSPRUNG
-
-    out = subprocess.run(
-        [sys.executable, str(deny), URSPRUNG, "run", "--tracer", "strace", "--", "touch",
-         str(tmp_path / "ran")],
-        cwd=tmp_path, env=cli_env(settings), capture_output=True, timeout=120)
+    denied(tmp_path, sys.executable, str(stamper), strace_path(), str(cache / STAMP_NAME),
+           check=True, timeout=60)
+    out = run_touch_denied(tmp_path, settings)
     assert out.returncode != 0
     assert b"could not trace the command" in out.stderr, out.stderr
     assert b"Traceback" not in out.stderr

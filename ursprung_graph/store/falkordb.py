@@ -281,11 +281,10 @@ def as_lists(statement: Cypher, params: dict[str, Any] | None
     """The text and parameters a write sends: ``$rows`` as lists where the statement allows
     it and every row has its fields (else as they are)."""
     form = list_rows(statement)
-    rows = params.get("rows") if params else None
-    if form is None or not rows or params is None:
+    if form is None or not params or not params.get("rows"):
         return statement.encode(), params
     try:
-        lists = list(map(form.values, rows))
+        lists = list(map(form.values, params["rows"]))
     except (KeyError, TypeError):
         return statement.encode(), params
     return form.text, {**params, "rows": lists}

@@ -128,17 +128,19 @@ def check_tracing(strace: str, env: dict[str, str] | None = None, *,
     (ptrace forbidden by a seccomp profile, Yama, a container...). With ``cache_dir``, a
     probe that passed is remembered there, and not run again while its
     :func:`tracing_stamp` holds."""
-    if cache_dir is not None and tracing_known(strace, cache_dir):
+    if cache_dir is None:
+        _probe(strace, env)
         return
-    stamp = tracing_stamp(strace) if cache_dir is not None else ""
+    stamp = tracing_stamp(strace)
+    if _read(str(cache_dir / STAMP_NAME)) == stamp:
+        return
     _probe(strace, env)
-    if cache_dir is not None:
-        with contextlib.suppress(OSError):
-            cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".stamp-")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(stamp)
-            os.replace(tmp, cache_dir / STAMP_NAME)
+    with contextlib.suppress(OSError):
+        cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".stamp-")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(stamp)
+        os.replace(tmp, cache_dir / STAMP_NAME)
 
 
 def _probe(strace: str, env: dict[str, str] | None) -> None:
@@ -160,8 +162,6 @@ def _probe(strace: str, env: dict[str, str] | None) -> None:
             "the command was not run")
 
 
-
-
 class ForwardSignals:
     """While the command runs, Ctrl-C and friends are for the command (it gets them from the
     terminal itself); ursprung keeps going so that it can record how the run ended. A Python
@@ -173,11 +173,20 @@ class ForwardSignals:
         self.saved: dict[int, object] = {}
         self.child: subprocess.Popen | None = None
 
-    def __enter__(self) -> ForwardSignals:
+    def install(self) -> ForwardSignals:
+        """Take the signals over (from the main thread; elsewhere Python cannot)."""
         if threading.current_thread() is threading.main_thread():
             for sig in self.SIGNALS:
                 self.saved[sig] = signal.signal(sig, self._handle)
         return self
+
+    def restore(self) -> None:
+        """Give the signals back to the handlers they had."""
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+    def __enter__(self) -> ForwardSignals:
+        return self.install()
 
     def _handle(self, signum: int, frame: object) -> None:
         # SIGTERM/SIGHUP sent to ursprung alone: pass them on to strace (which passes them
@@ -187,8 +196,7 @@ class ForwardSignals:
                 self.child.send_signal(signum)
 
     def __exit__(self, *exc: object) -> None:
-        for sig, handler in self.saved.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
+        self.restore()
 
 
 @dataclass(slots=True)
@@ -211,7 +219,7 @@ class Launched:
                 continue
 
     def close(self) -> None:
-        self.signals.__exit__()
+        self.signals.restore()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -223,13 +231,13 @@ def launch(strace: str, argv: Sequence[str], *, cwd: str | None = None,
     output = os.path.join(directory, "trace")
     Path(output).touch(mode=0o600)
     full, environ = strace_command(strace, output, argv, env)
-    signals = ForwardSignals().__enter__()
+    signals = ForwardSignals().install()
     start = time.time_ns()
     try:
         child = subprocess.Popen(full, cwd=os.path.abspath(cwd or os.getcwd()), env=environ,
                                  stdout=stdout)
     except OSError as exc:
-        signals.__exit__()
+        signals.restore()
         shutil.rmtree(directory, ignore_errors=True)
         raise TraceUnavailable(f"strace could not be started: {exc}") from exc
     signals.child = child
