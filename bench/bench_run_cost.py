@@ -35,7 +35,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench_tracers import AGG, GEN, URSPRUNG, reprozip_bin, wall
+from bench_tracers import AGG, GEN, URSPRUNG, Scratch, reprozip_bin, wall
 
 HERE = Path(__file__).resolve().parent
 
@@ -63,14 +63,18 @@ def measure(commands: dict[str, tuple[list[str], dict[str, str]]], cwd: Path, re
     (the store's first writes, cold caches)."""
     runs: dict[str, list[float]] = {m: [] for m in commands}
     load = [os.getloadavg()[0]]
-    for round_ in range(warmups + repeat):
-        for mode, (argv, env) in commands.items():
-            shutil.rmtree(data, ignore_errors=True)
-            os.sync()  # the previous mode's writes are not written back during this one
-            took = wall(argv, cwd, env)
-            if round_ >= warmups:
-                runs[mode].append(took)
-        load.append(os.getloadavg()[0])
+    scratch = Scratch(data)
+    try:
+        scratch.settle()
+        for round_ in range(warmups + repeat):
+            for mode, (argv, env) in commands.items():
+                scratch.reset()
+                took = wall(argv, cwd, env)
+                if round_ >= warmups:
+                    runs[mode].append(took)
+            load.append(os.getloadavg()[0])
+    finally:
+        scratch.clear()
     med = {m: statistics.median(v) for m, v in runs.items()}
     out: dict = {"runs": runs, "median": med, "load": load,
                  "ratio": {m: med[m] / med["plain"] for m in med}}

@@ -15,6 +15,8 @@ interpreter times ``params_header`` over all the statements (best of 5).
         [--tmpfs] [--pipelining]
 
 ``--baseline``: a checkout of older code (its C extension built or copied in).
+``--own-statements``: each tree writes the statements its own `record_run` made (a
+capture per tree), so that a change of the statements' text is measured too.
 ``--pipelining``: also this tree with each write's statements pipelined (all sent, then
 all replies read) and in MULTI/EXEC, through `store.resp` directly (not what the store
 does: what the choice was measured with). Prints a table, writes bench/out/store_write.json.
@@ -117,14 +119,15 @@ def server_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def capture(root: Path, files: int) -> tuple[Path, int, int]:
-    work = root / "work"
+def capture(root: Path, files: int, tree: Path, name: str) -> tuple[Path, int, int]:
+    """``tree``'s statements for one traced run of the workload."""
+    work = root / f"work-{name}"
     work.mkdir()
-    for name, text in (("gen.py", GEN), ("agg.py", AGG)):
-        (work / name).write_text(text)
+    for script, text in (("gen.py", GEN), ("agg.py", AGG)):
+        (work / script).write_text(text)
     shm = Path(tempfile.mkdtemp(prefix="ursprung-bench-", dir="/dev/shm"))
-    out = root / "writes.msgpack"
-    env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+    out = root / f"writes-{name}.msgpack"
+    env = {**os.environ, "PYTHONPATH": str(tree)}
     try:
         subprocess.run([sys.executable, "-c", CAPTURE, str(out), str(work), str(shm / "d"),
                         str(files)], check=True, env=env, cwd=work)
@@ -144,15 +147,18 @@ def main() -> int:
                         help="A checkout of older code to time side by side (PYTHONPATH).")
     parser.add_argument("--tmpfs", action="store_true", help="The store's data on /dev/shm.")
     parser.add_argument("--pipelining", action="store_true")
+    parser.add_argument("--own-statements", action="store_true",
+                        help="Each tree writes the statements its own record_run made.")
     parser.add_argument("--out", type=Path, default=HERE / "out" / "store_write.json")
     args = parser.parse_args()
     trees = {"this": HERE.parent}
     if args.baseline is not None:
         trees["baseline"] = args.baseline.resolve()
-    modes = {name: (tree, "store") for name, tree in trees.items()}
+    modes = {name: (tree, "store", name if args.own_statements else "this")
+             for name, tree in trees.items()}
     if args.pipelining:
-        modes["this-pipelined"] = (HERE.parent, "pipeline")
-        modes["this-multi"] = (HERE.parent, "multi")
+        modes["this-pipelined"] = (HERE.parent, "pipeline", "this")
+        modes["this-multi"] = (HERE.parent, "multi", "this")
     import compileall
 
     for tree in trees.values():  # bytecode as an installed package has it
@@ -167,16 +173,19 @@ def main() -> int:
     runs: dict[str, list[dict]] = {m: [] for m in modes}
     load = [os.getloadavg()[0]]
     try:
-        path, statements, chunks = capture(root, args.files)
-        print(f"{statements} statements in {chunks} writes, "
-              f"{path.stat().st_size / 2**20:.1f} MiB of msgpack", flush=True)
+        captured = {name: capture(root, args.files, trees[name], name)
+                    for name in sorted({m[2] for m in modes.values()})}
+        for name, (path, statements, chunks) in captured.items():
+            print(f"{name}: {statements} statements in {chunks} writes, "
+                  f"{path.stat().st_size / 2**20:.1f} MiB of msgpack", flush=True)
         server.start()
         pid = server.pid()
         assert pid is not None
         for round_ in range(args.repeat):
-            for mode, (tree, how) in modes.items():
+            for mode, (tree, how, made_by) in modes.items():
                 env = {**os.environ, "PYTHONPATH": str(tree)}
                 cpu0 = server_cpu(pid)
+                path = captured[made_by][0]
                 out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(home),
                                       f"b{round_}{mode}", how], env=env, cwd=root,
                                      capture_output=True, text=True, check=False)
@@ -196,6 +205,7 @@ def main() -> int:
                                                                   "server_cpu")}
            for m, rs in runs.items()}
     where = "tmpfs" if args.tmpfs else "disk"
+    statements = {name: c[1] for name, c in captured.items()}
     print(f"open + schema + {statements} statements ({where}), medians of {args.repeat}; "
           f"load {min(load):.2f}-{max(load):.2f}")
     print(f"{'mode':16} {'client CPU':>11} {'wall':>9} {'server CPU':>11} "
@@ -205,7 +215,8 @@ def main() -> int:
               f"{m['header'] * 1000:11.1f} ms  {','.join(runs[mode][0]['imported']) or '-'}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"files": args.files, "repeat": args.repeat, "where": where,
-                                    "statements": statements, "writes": chunks,
+                                    "statements": statements,
+                                    "writes": {name: c[2] for name, c in captured.items()},
                                     "baseline": str(trees.get("baseline", "")),
                                     "load": load, "median": med, "runs": runs}, indent=2) + "\n")
     print(f"written {args.out}")

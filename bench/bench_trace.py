@@ -128,7 +128,7 @@ def measure(name: str, argv: list[str], work: Path, env: dict[str, str], repeat:
     return out
 
 
-from bench_tracers import AGG, CPU, GEN, IDLE, tracers_main  # noqa: E402  (one copy of the workloads)
+from bench_tracers import AGG, CPU, GEN, IDLE, Scratch, tracers_main  # noqa: E402  (one copy of the workloads)
 
 
 def main() -> int:
@@ -166,13 +166,12 @@ def main() -> int:
         subprocess.run([URSPRUNG, "db", "start"], env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-        def reset_files() -> None:
-            shutil.rmtree(work / "d", ignore_errors=True)
-
+        scratch = Scratch(work / "d")
+        scratch.settle()
         file_heavy = ["sh", "-c", f'"{py}" gen.py d {args.files} && "{py}" agg.py d sum.txt']
         baseline = args.baseline.resolve() if args.baseline else None
         results = {
-            "file_heavy": measure("files", file_heavy, work, env, args.repeat, reset_files,
+            "file_heavy": measure("files", file_heavy, work, env, args.repeat, scratch.reset,
                                   baseline),
             "cpu_bound": measure("cpu", [py, "cpu.py", str(args.cpu_iterations)], work, env,
                                  args.repeat, lambda: None, baseline),
