@@ -65,7 +65,7 @@ def measure(commands: dict[str, tuple[list[str], dict[str, str]]], cwd: Path, re
     load = [os.getloadavg()[0]]
     scratch = Scratch(data)
     try:
-        scratch.settle()
+        settled = scratch.settle()
         for round_ in range(warmups + repeat):
             for mode, (argv, env) in commands.items():
                 scratch.reset()
@@ -76,7 +76,7 @@ def measure(commands: dict[str, tuple[list[str], dict[str, str]]], cwd: Path, re
     finally:
         scratch.clear()
     med = {m: statistics.median(v) for m, v in runs.items()}
-    out: dict = {"runs": runs, "median": med, "load": load,
+    out: dict = {"runs": runs, "median": med, "load": load, "settle_wait": settled,
                  "ratio": {m: med[m] / med["plain"] for m in med}}
     for mode in ("run", "baseline"):
         if mode in runs:

@@ -18,7 +18,7 @@ def chunked(out: Statements, statement: Cypher, rows: list[dict[str, Any]]) -> N
 
 
 def chunked_groups(out: Statements, statement: Cypher,
-                   groups: dict[str, list[tuple[str, int, int]]]) -> None:
+                   groups: dict[str, list[tuple[Any, ...]]]) -> None:
     """Append ``statement`` over rows ``{src, edges}`` (the edges of one source), at most
     ``ROWS_PER_STATEMENT`` edges per statement; a larger group is cut in parts."""
     rows: list[dict[str, Any]] = []
