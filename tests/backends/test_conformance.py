@@ -218,3 +218,48 @@ def test_dump_of_one_import_is_equal_on_both_backends(falkordb_backend: Backend,
     assert len(fnodes) > 300 and len(fedges) > 1000
     assert fnodes == nnodes
     assert fedges == nedges
+
+
+def _write_batches(store: GraphStore, batches: list[list]) -> None:
+    from ursprung_graph.ingest.upserts import Batch
+
+    for events in batches:
+        batch = Batch()
+        for ev in events:
+            batch.add(ev)
+        store.write(batch.statements())
+
+
+def test_a_file_of_many_edges_in_one_batch_is_one_node_with_the_batch_span(
+        backend: Backend) -> None:
+    """Edges from processes carry their file (ingest/upserts.FILE_EDGE_TYPES): a file
+    written and read by two processes in one batch, and renamed, is one node whose span
+    is that of all its events, exactly as when each event is written on its own."""
+    from tests.events import S, Script
+
+    s = Script()
+    p1, p2 = s.proc(10, argv=["/bin/a"]), s.proc(11, argv=["/bin/b"])
+    s.write(3, p1, "/w/x")
+    s.read(5, p2, "/w/x")
+    s.read(7, p1, "/w/x")
+    s.write(8, p2, "/w/y")
+    s.rename(9, p2, "/w/y", "/w/z")
+    s.read(12, p2, "/w/x")
+    store = backend.store
+    _write_batches(store, [s.events[:-1], s.events[-1:]])
+    together = dump(store)
+    files = store.read(Cypher("MATCH (f:File) RETURN f.path AS path, f.first AS first, "
+                              "f.last AS last ORDER BY path"))
+    assert files == [{"path": "/w/x", "first": 3 * S, "last": 12 * S},
+                     {"path": "/w/y", "first": 8 * S, "last": 9 * S},
+                     {"path": "/w/z", "first": 9 * S, "last": 9 * S}]
+    edges = store.read(Cypher("MATCH (p:Process)-[e]->(f:File {path: '/w/x'}) "
+                              "RETURN p.pid AS pid, type(e) AS t, e.first AS first, "
+                              "e.last AS last ORDER BY pid, t"))
+    assert edges == [{"pid": 10, "t": "READ", "first": 7 * S, "last": 7 * S},
+                     {"pid": 10, "t": "WROTE", "first": 3 * S, "last": 3 * S},
+                     {"pid": 11, "t": "READ", "first": 5 * S, "last": 12 * S}]
+    store.clear()
+    store.ensure_schema()
+    _write_batches(store, [[ev] for ev in reversed(s.events)])  # one by one, backwards
+    assert dump(store) == together
