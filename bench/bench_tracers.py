@@ -208,16 +208,25 @@ class Scratch:
     system time that grew with every round and buried the tracers' costs. Then the previous
     run's writes are flushed (``sync``), so that none is written back during the next one.
     The deletions of an earlier run of a bench (or of the test suite) are still there for
-    up to six minutes: :meth:`settle` waits them out.
+    up to six minutes: :meth:`settle` waits them out, the benches' own for certain (each
+    :meth:`clear` on the temporary directory's file system leaves the time in
+    :data:`DELETED`), others as far as a probe shows them.
     """
 
-    #: Creating a file takes 30-60 us here, 0.5-1 ms after mass deletions.
+    #: Creating a file takes 30-100 us here, 0.2-1.2 ms after mass deletions.
     SLOW_CREATE = 200e-6
+    #: How long ext4 passes over a deleted inode: 60 s, 360 s while its block is dirty.
+    RECENT = 360.0
+    #: When a bench last deleted its data on the temporary directory's file system.
+    DELETED = Path(tempfile.gettempdir()) / "ursprung-bench-deleted"
 
     def __init__(self, data: Path) -> None:
         self.data = data
         self.aside = data.with_name(data.name + ".done")
         self.count = 0
+
+    def _beside_tmp(self) -> bool:
+        return os.stat(self.data.parent).st_dev == os.stat(self.DELETED.parent).st_dev
 
     def create_cost(self, files: int = 300) -> float:
         """Seconds per file to create ``files`` empty files beside the data (kept aside
@@ -235,10 +244,20 @@ class Scratch:
         as it should be; returns the seconds waited. Once it was slow, it has to be cheap
         twice, ``pause`` apart (the deletions' minute runs out over a while)."""
         waited = 0.0
+        if self._beside_tmp() and self.DELETED.exists():
+            left = self.DELETED.stat().st_mtime + self.RECENT - time.time()
+            if left > 0:
+                print(f"  a bench deleted its files in {self.DELETED.parent} "
+                      f"{self.RECENT - left:.0f} s ago: waiting {left:.0f} s until ext4 "
+                      "reuses their inodes", flush=True)
+                time.sleep(left)
+                waited += left
         cost = self.create_cost()
         passes = 0
-        while (cost > self.SLOW_CREATE or (waited and passes < 2)) and waited < limit:
-            if waited == 0:
+        slow = told = cost > self.SLOW_CREATE
+        while (cost > self.SLOW_CREATE or (slow and passes < 2)) and waited < limit:
+            if told:
+                told = False
                 print(f"  creating a file in {self.data.parent} takes {cost * 1e6:.0f} us "
                       "(recent mass deletions on a journal-less ext4?): waiting up to "
                       f"{limit:.0f} s for it to pass", flush=True)
@@ -261,8 +280,11 @@ class Scratch:
         os.sync()
 
     def clear(self) -> None:
+        mark = self.aside.exists() and self._beside_tmp()
         shutil.rmtree(self.data, ignore_errors=True)
         shutil.rmtree(self.aside, ignore_errors=True)
+        if mark:
+            self.DELETED.touch()
 
 
 # ---------------------------------------------------------------------------- the matrix
