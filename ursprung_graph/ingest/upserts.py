@@ -9,6 +9,7 @@ leaves the graph unchanged.
 
 from __future__ import annotations
 
+import operator
 import posixpath
 from typing import Any
 
@@ -110,6 +111,7 @@ UPSERT_DEAD_LETTERS = Cypher(
 #: statement set the same values whichever comes first.
 FILE_EDGE_TYPES = frozenset(e for e in g.EDGE_TYPES
                             if e.source == g.PROCESS and e.target == g.FILE)
+_file_fields = operator.itemgetter(*FILE_FIELDS)
 _CARRIED = {"key": "x[0]", **{name: f"x[{3 + i}]" for i, name in enumerate(FILE_FIELDS)},
             "first": f"x[{3 + len(FILE_FIELDS)}]", "last": f"x[{4 + len(FILE_FIELDS)}]"}
 
@@ -313,8 +315,8 @@ class Batch:
         for (edge, src, dst), (first, last) in self.edges.items():
             if edge in FILE_EDGE_TYPES:
                 f = files[dst]
-                row: tuple[Any, ...] = (dst, first, last, f["path"], f["host"], f["fs"],
-                                        f["name"], f["first"], f["last"])
+                row: tuple[Any, ...] = (dst, first, last, *_file_fields(f), f["first"],
+                                        f["last"])
             else:
                 row = (dst, first, last)
             by_type.setdefault(edge, {}).setdefault(src, []).append(row)
