@@ -21,6 +21,7 @@ from ..schema import graph as g
 from ..schema.event import Event, Kind
 from ..store.cypher import Cypher
 from .rows import chunked
+from .spans import FILE_FIELDS, merge_file, widen
 
 #: A run's identity facts are set when its node is created: every event of a run carries the
 #: same ones. Its environment and metrics keep the fuller of the values seen (the longer JSON
@@ -62,18 +63,13 @@ LINK_RUN_PROCESSES = Cypher(
 #: properties on creation for a fraction of what a separate update costs it.
 UPSERT_VERSIONS = Cypher(
     "UNWIND $rows AS r "
-    "MERGE (f:File {key: r.file}) "
-    "ON CREATE SET f.path = r.path, f.host = r.host, f.fs = r.fs, f.name = r.name, "
-    "f.first = r.at, f.last = r.last "
-    "ON MATCH SET f.first = CASE WHEN f.first IS NULL OR r.at < f.first THEN r.at "
-    "ELSE f.first END, "
-    "f.last = CASE WHEN f.last IS NULL OR r.last > f.last THEN r.last ELSE f.last END "
-    "MERGE (v:Version {key: r.key}) "
+    + merge_file("f", {"key": "r.file", **{name: f"r.{name}" for name in FILE_FIELDS},
+                       "first": "r.at", "last": "r.last"})
+    + " MERGE (v:Version {key: r.key}) "
     "ON CREATE SET v.path = r.path, v.sha256 = r.sha256, v.size = r.size, v.mtime = r.mtime, "
     "v.stored = r.stored, v.first = r.at, v.last = r.last "
     "ON MATCH SET v.stored = CASE WHEN r.stored THEN true ELSE coalesce(v.stored, false) END, "
-    "v.first = CASE WHEN v.first IS NULL OR r.at < v.first THEN r.at ELSE v.first END, "
-    "v.last = CASE WHEN v.last IS NULL OR r.last > v.last THEN r.last ELSE v.last END "
+    f"{widen('v', 'r.at', 'r.last')} "
     "MERGE (f)-[:HAS_VERSION]->(v) "
     "WITH v, r "
     "MATCH (x:PipelineRun {key: r.run}) "

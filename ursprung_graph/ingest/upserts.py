@@ -19,41 +19,13 @@ from ..store.cypher import Cypher
 from .gaps import GapRows
 from .rows import chunked, chunked_groups
 from .runs import RunRows
-
-
-def _span(v: str, first: str = "r.first", last: str = "r.last") -> str:
-    """Widen ``v``'s span to take in ``first`` and ``last`` (expressions)."""
-    return (f"{v}.first = CASE WHEN {v}.first IS NULL OR {first} < {v}.first THEN {first} "
-            f"ELSE {v}.first END, "
-            f"{v}.last = CASE WHEN {v}.last IS NULL OR {last} > {v}.last THEN {last} "
-            f"ELSE {v}.last END")
-
-
-def _on_merge(v: str, created: str, first: str = "r.first", last: str = "r.last") -> str:
-    """What a MERGEd node of a span gets: ``created`` and the row's span when it is new, its
-    span widened when it exists. The same effect as setting the span after the MERGE, and
-    FalkorDB sets properties on creation for less (a new file: 39 -> 29 us a row)."""
-    return (f"ON CREATE SET {created}, {v}.first = {first}, {v}.last = {last} "
-            f"ON MATCH SET {_span(v, first, last)}")
-
-
-#: What a file row holds besides its key and span.
-FILE_FIELDS = ("path", "host", "fs", "name")
-
-
-def _merge_file(v: str, field: dict[str, str]) -> str:
-    """MERGE the file whose ``key``, FILE_FIELDS, ``first`` and ``last`` are the
-    expressions ``field`` gives."""
-    created = ", ".join(f"{v}.{name} = {field[name]}" for name in FILE_FIELDS)
-    return (f"MERGE ({v}:{g.FILE} {{key: {field['key']}}}) "
-            + _on_merge(v, created, field["first"], field["last"]))
-
+from .spans import FILE_FIELDS, merge_file, on_merge, widen
 
 UPSERT_PROCESSES = Cypher(
     "UNWIND $rows AS r "
     "MERGE (h:Host {name: r.host}) "
     "MERGE (p:Process {key: r.key}) "
-    f"{_on_merge('p', 'p.host = r.host, p.pid = r.pid, p.start = r.start')} "
+    f"{on_merge('p', 'p.host = r.host, p.pid = r.pid, p.start = r.start')} "
     f"MERGE (p)-[:{g.RAN_ON.name}]->(h)"
 )
 
@@ -80,19 +52,19 @@ UPDATE_PROCESS_END = Cypher(
 
 UPSERT_FILES = Cypher(
     "UNWIND $rows AS r "
-    + _merge_file("f", {name: f"r.{name}" for name in ("key", *FILE_FIELDS, "first", "last")})
+    + merge_file("f", {name: f"r.{name}" for name in ("key", *FILE_FIELDS, "first", "last")})
 )
 
 UPSERT_PIPES = Cypher(
     "UNWIND $rows AS r "
     "MERGE (x:Pipe {key: r.key}) "
-    f"{_on_merge('x', 'x.host = r.host, x.id = r.id')}"
+    f"{on_merge('x', 'x.host = r.host, x.id = r.id')}"
 )
 
 UPSERT_ENDPOINTS = Cypher(
     "UNWIND $rows AS r "
     "MERGE (x:Endpoint {key: r.key}) "
-    + _on_merge("x", "x.host = r.host, x.family = r.family, x.address = r.address, "
+    + on_merge("x", "x.host = r.host, x.family = r.family, x.address = r.address, "
                 "x.port = r.port")
 )
 
@@ -122,7 +94,7 @@ def _edge_statement(edge: g.EdgeType) -> Cypher:
     source is parsed and looked up once per group (a process writing 3,000 files: once,
     not 3,000 times)."""
     # Labels and types come from the schema's constants, never from input.
-    target = (_merge_file("b", _CARRIED) + " " if edge in FILE_EDGE_TYPES
+    target = (merge_file("b", _CARRIED) + " " if edge in FILE_EDGE_TYPES
               else f"MATCH (b:{edge.target} {{key: x[0]}}) ")
     return Cypher(
         "UNWIND $rows AS r "
@@ -130,7 +102,7 @@ def _edge_statement(edge: g.EdgeType) -> Cypher:
         "UNWIND r.edges AS x "
         + target
         + f"MERGE (a)-[e:{edge.name}]->(b) "
-        f"SET {_span('e', 'x[1]', 'x[2]')}"
+        f"SET {widen('e', 'x[1]', 'x[2]')}"
     )
 
 

@@ -288,6 +288,8 @@ def as_lists(statement: Cypher, params: dict[str, Any] | None
     except (KeyError, TypeError):
         return statement.encode(), params
     return form.text, {**params, "rows": lists}
+
+
 _JSON_KEY = re.compile(rb'[{,]"([A-Za-z_][A-Za-z0-9_]*)":')
 
 
