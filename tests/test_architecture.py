@@ -17,7 +17,7 @@ PACKAGE = "ursprung_graph"
 
 #: Rank of each top-level part: a module may import parts of its own rank or lower.
 RANKS = {
-    "errors": 0, "home": 0, "__init__": 0, "__main__": 6,
+    "errors": 0, "home": 0, "locations": 0, "__init__": 0, "__main__": 6,
     "config": 1, "schema": 1,
     "store": 2, "content": 2,
     "collectors": 3, "ingest": 3, "query": 3, "rules": 3, "winnower": 3,

@@ -7,14 +7,14 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from ursprung_graph.cli import main
+from ursprung_graph.cli.group import cli
 
 DATA = Path(__file__).resolve().parent / "data"
 OUTPUT = "/tmp/ursprung-fixture/final/result.txt"
 
 
 def run(*args: str, input: bytes | None = None):
-    return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
 
 
 def test_import_then_lineage_json_contract(settings) -> None:
@@ -56,10 +56,10 @@ def test_ambiguous_path_asks_for_host(settings) -> None:
     log = str(DATA / "pipeline.audit.log")
     run("import", "--host", "a", "--no-progress", log)
     run("import", "--host", "b", "--no-progress", "--from-start", log)
-    result = CliRunner().invoke(main, ["lineage", OUTPUT])
+    result = CliRunner().invoke(cli, ["lineage", OUTPUT])
     assert result.exit_code == 2 and "--host" in result.output and "a, b" in result.output
     assert run("lineage", OUTPUT, "--host", "b", "--json").exit_code == 0
-    missing = CliRunner().invoke(main, ["lineage", "/no/such/file"])
+    missing = CliRunner().invoke(cli, ["lineage", "/no/such/file"])
     assert missing.exit_code == 7 and "no file /no/such/file" in missing.output  # NotFound
 
 
@@ -73,7 +73,7 @@ def test_cypher_is_read_only_and_parameterized(settings) -> None:
                  f"p={OUTPUT}")
     assert result.output.splitlines() == ["name", "result.txt"], run(
         "cypher", "MATCH (f:File) RETURN f.path AS p, f.host AS h LIMIT 3").output
-    refused = CliRunner().invoke(main, ["cypher", "MATCH (n) DETACH DELETE n"])
+    refused = CliRunner().invoke(cli, ["cypher", "MATCH (n) DETACH DELETE n"])
     assert refused.exit_code == 5 and "read-only" in refused.output  # StoreError
     count = run("cypher", "MATCH (n:Process) RETURN count(n) AS n", "--json")
     assert json.loads(count.output)[0]["n"] > 100
@@ -114,5 +114,5 @@ def test_lineage_as_of_and_control_characters(settings, store) -> None:
     early = run("lineage", "/d/out", "--as-of", "1970-01-01T00:00:05").output
     assert "/d/late_in" not in early and "/d/in" in early
     assert run("lineage", "/d/out", "--as-of", str(5 * 10**9)).output == early
-    bad = CliRunner().invoke(main, ["lineage", "/d/out", "--as-of", "yesterday"])
+    bad = CliRunner().invoke(cli, ["lineage", "/d/out", "--as-of", "yesterday"])
     assert bad.exit_code == 2 and "ISO 8601" in bad.output

@@ -12,7 +12,7 @@ import click
 import pytest
 import yaml
 
-from ursprung_graph.cli import main
+from ursprung_graph.cli.group import cli
 from ursprung_graph.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ def expand(text: str) -> str:
 
 def resolve(args: list[str]) -> tuple[click.Command, list[str]]:
     """The click command an argv names, and the arguments left for it."""
-    command: click.Command = main
+    command: click.Command = cli
     args = list(args)
     while isinstance(command, click.Group) and args:
         sub = command.get_command(click.Context(command), args[0])

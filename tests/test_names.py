@@ -139,7 +139,7 @@ def test_a_name_is_found_by_what_the_user_types(settings, store, tmp_path: Path)
     """`ursprung lineage` takes the path as the shell passes it (bytes) and finds it."""
     from click.testing import CliRunner
 
-    from ursprung_graph.cli import main
+    from ursprung_graph.cli.group import cli
 
     raw = b"/data/r\xe9sum\xe9 \\ final.txt"
     source = AuditdSource("h")
@@ -150,7 +150,7 @@ def test_a_name_is_found_by_what_the_user_types(settings, store, tmp_path: Path)
     source.flush("t", out)
     write_events(store, out.events, out.dead, "h")
     before = dump(store)
-    result = CliRunner().invoke(main, ["lineage", os.fsdecode(raw)])
+    result = CliRunner().invoke(cli, ["lineage", os.fsdecode(raw)])
     assert result.exit_code == 0, result.output
     assert "r\\xe9sum\\xe9 \\\\ final.txt" in result.output
     assert dump(store) == before

@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 from click.testing import CliRunner
 
-from ursprung_graph.cli import main
+from ursprung_graph.cli.group import cli
 from ursprung_graph.query.classify import Classifier
 from ursprung_graph.query.runs import RunFile
 from ursprung_graph.query.types import FileVersion, RunFacts, RunFileFact, RunSummary
@@ -72,14 +72,14 @@ def test_lineage_hides_what_the_configured_rule_calls_system(
         batch.add(ev)
     store.write(batch.statements())
     run = CliRunner().invoke
-    default = run(main, ["lineage", "/d/out"], catch_exceptions=False).output
+    default = run(cli, ["lineage", "/d/out"], catch_exceptions=False).output
     assert "/d/sys/tool.cfg" in default and "/etc/passwd" not in default
     assert "1 system files" in default
     config = tmp_path / "ursprung.toml"  # the [runs] table of the one configuration file
     config.write_text('[runs]\nsystem_prefixes = ["/d/sys/"]\nignore_patterns = []\n')
     monkeypatch.setenv("URSPRUNG_CONFIG", str(config))
-    configured = run(main, ["lineage", "/d/out"], catch_exceptions=False).output
-    listed = run(main, ["lineage", "/d/out", "--all"], catch_exceptions=False).output
+    configured = run(cli, ["lineage", "/d/out"], catch_exceptions=False).output
+    listed = run(cli, ["lineage", "/d/out", "--all"], catch_exceptions=False).output
     assert "/d/sys/tool.cfg" not in configured and "/etc/passwd" in configured
     assert "/d/sys/tool.cfg" in listed
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ursprung_graph.cli import main
+from ursprung_graph.cli.group import cli
 from ursprung_graph.config import load_config
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -22,7 +22,7 @@ def test_a_runs_section_is_part_of_the_one_configuration(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "ursprung.toml").write_text(
         '[runs]\nparam_env = ["LR"]\nstore_limit = 4096\n\n[collect]\npair_seconds = 5.0\n')
-    result = CliRunner().invoke(main, ["db", "status"])
+    result = CliRunner().invoke(cli, ["db", "status"])
     assert result.exit_code == 0, result.output
     config = load_config()
     assert config.runs.param_env == ("LR",) and config.runs.store_limit == 4096
@@ -34,7 +34,7 @@ def test_configuration_errors_are_one_line_with_their_own_exit_status(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "ursprung.toml").write_text('[runs]\nhash_limit = "big"\n')
     for command in (["db", "status"], ["runs", "list"], ["lineage", "/x"]):
-        result = CliRunner().invoke(main, command)
+        result = CliRunner().invoke(cli, command)
         assert result.exit_code == 3, (command, result.output)
         assert result.exception is None or isinstance(result.exception, SystemExit)
         lines = result.output.strip().splitlines()
@@ -54,12 +54,12 @@ def test_a_small_log_that_grows_is_resumed_not_read_again(settings, tmp_path: Pa
     log.write_bytes(b"".join(lines[:first]))
     assert log.stat().st_size < 4096
     runner = CliRunner()
-    one = runner.invoke(main, ["import", "--host", "g", "--no-progress", str(log)])
+    one = runner.invoke(cli, ["import", "--host", "g", "--no-progress", str(log)])
     assert one.exit_code == 0 and f"imported {first} audit records" in one.output, one.output
     with log.open("ab") as fh:
         fh.write(b"".join(lines[first:second]))
     assert log.stat().st_size < 4096
-    two = runner.invoke(main, ["import", "--host", "g", "--no-progress", str(log)])
+    two = runner.invoke(cli, ["import", "--host", "g", "--no-progress", str(log)])
     assert two.exit_code == 0, two.output
     assert f"imported {second - first} audit records" in two.output, two.output
     assert "resumed at byte" in two.output

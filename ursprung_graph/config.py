@@ -27,12 +27,11 @@ from typing import Any
 import msgspec
 
 from .errors import UrsprungError
+from .locations import ENV_PREFIX, config_path, home_dir
 
-ENV_PREFIX = "URSPRUNG_"
 #: URL schemes of the stores (FalkorDB; Neo4j routing and direct, with TLS variants).
 STORE_SCHEMES = ("falkordb://", "falkordb+unix://", "neo4j://", "neo4j+s://", "neo4j+ssc://",
                  "bolt://", "bolt+s://", "bolt+ssc://")
-CONFIG_FILE = "ursprung.toml"
 
 
 class ConfigError(UrsprungError, ValueError):
@@ -69,7 +68,7 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class StoreConfig(_Section):
-    home: str | None = None  # None: ~/.local/share/ursprung
+    home: str | None = None  # None: locations.DEFAULT_HOME
     url: str | None = None  # None: the embedded FalkorDB under home
     graph: str = "ursprung"
     #: Neo4j (``neo4j://``, ``bolt://``, ``+s`` for TLS): credentials and database.
@@ -185,8 +184,7 @@ class Config(_Section):
 
     @property
     def settings(self) -> Settings:
-        home = Path(self.store.home or Path.home() / ".local/share/ursprung")
-        return Settings(home=home.expanduser().resolve(), store_url=self.store.url or None,
+        return Settings(home=home_dir(self.store.home), store_url=self.store.url or None,
                         graph=self.store.graph, store_user=self.store.user,
                         store_password=self.store.password,
                         store_database=self.store.database,
@@ -208,15 +206,6 @@ _SHORT_ENV = {"HOME": ("store", "home"), "STORE": ("store", "url"), "GRAPH": ("s
 _NOT_KEYS = {"CONFIG"}
 #: Short names whose (comma-separated) names are added to a list of the file's.
 _ADDING_ENV = {"PARAM_ENV": ("runs", "param_env")}
-
-
-def _config_path(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
-    if path is not None:
-        return Path(path)
-    if env.get(ENV_PREFIX + "CONFIG"):
-        return Path(env[ENV_PREFIX + "CONFIG"])
-    default = Path(CONFIG_FILE)
-    return default if default.is_file() else None
 
 
 def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
@@ -253,7 +242,7 @@ def load_config(path: str | os.PathLike[str] | None = None,
                 env: Mapping[str, str] | None = None) -> Config:
     """The validated configuration; raises ConfigError saying what is wrong and where."""
     env = os.environ if env is None else env
-    file = _config_path(path, env)
+    file = config_path(path, env)
     data: dict[str, Any] = {}
     if file is not None:
         import tomllib  # here: only a configuration file needs the parser

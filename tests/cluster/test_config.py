@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ursprung_graph.cli import main
+from ursprung_graph.cli.group import cli
 from ursprung_graph.config import ConfigError, load_config, load_settings
 
 
@@ -72,8 +72,8 @@ def test_missing_file_and_old_callers(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_cli_reports_a_bad_config(tmp_path: Path) -> None:
     toml = tmp_path / "bad.toml"
     toml.write_text("[ingest]\nbatch_events = -1\n")
-    r = CliRunner().invoke(main, ["ingest", "--from", "kafka://127.0.0.1:1",
+    r = CliRunner().invoke(cli, ["ingest", "--from", "kafka://127.0.0.1:1",
                                   "--config", str(toml)])
     assert r.exit_code != 0 and "ingest.batch_events must be > 0" in r.output
-    r = CliRunner().invoke(main, ["ingest", "--from", "http://x"])
+    r = CliRunner().invoke(cli, ["ingest", "--from", "http://x"])
     assert r.exit_code != 0 and "kafka://HOST:PORT" in r.output

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.events import Script
-from ursprung_graph.cli import main
+from ursprung_graph.cli.group import cli
 from ursprung_graph.ingest.upserts import Batch
 from ursprung_graph.store.base import StoreError
 
@@ -86,7 +86,7 @@ def test_a_directory_says_so(home: Path, tmp_path: Path) -> None:
 
 
 def test_parameter_name_with_a_backtick(store) -> None:
-    result = CliRunner().invoke(main, ["cypher", "RETURN $x AS x", "--param", "a`b=1"])
+    result = CliRunner().invoke(cli, ["cypher", "RETURN $x AS x", "--param", "a`b=1"])
     assert result.exit_code == 2 and "not a parameter name" in result.output
     with pytest.raises(StoreError, match="parameter name"):
         store.read("RETURN 1 AS x", {"a` = 1 MATCH (n) DETACH DELETE n //": 1})
@@ -96,20 +96,20 @@ def test_gzip_logs_are_read(settings, tmp_path: Path) -> None:
     plain = DATA / "two_runs.audit.log"
     rotated = tmp_path / "audit.log.1.gz"
     rotated.write_bytes(gzip.compress(plain.read_bytes()))
-    result = CliRunner().invoke(main, ["import", "--host", "n1", "--no-progress",
+    result = CliRunner().invoke(cli, ["import", "--host", "n1", "--no-progress",
                                        str(rotated)])
     assert result.exit_code == 0, result.output
     assert "12,617 audit records" in result.output and " 0 dead letters" in result.output
     corrupt = tmp_path / "cut.log.gz"
     corrupt.write_bytes(rotated.read_bytes()[:5000])
-    cut = CliRunner().invoke(main, ["import", "--host", "n1", "--no-progress", str(corrupt)])
+    cut = CliRunner().invoke(cli, ["import", "--host", "n1", "--no-progress", str(corrupt)])
     assert cut.exit_code == 9 and "gzip data is corrupt" in cut.output
 
 
 def test_nothing_understood_fails_with_a_hint(settings, tmp_path: Path) -> None:
     noise = tmp_path / "noise.bin"
     noise.write_bytes(random.Random(16).randbytes(64 << 10))
-    result = CliRunner().invoke(main, ["import", "--host", "n1", "--no-progress", str(noise)])
+    result = CliRunner().invoke(cli, ["import", "--host", "n1", "--no-progress", str(noise)])
     assert result.exit_code == 12, result.output
     assert "nothing in" in result.output and "audit log" in result.output
 
@@ -129,15 +129,15 @@ def test_relative_paths_and_closest_known(store, tmp_path: Path,
     (tmp_path / "out").mkdir()
     monkeypatch.chdir(tmp_path / "out")
     for given in ("result.txt", "./result.txt", "../out/result.txt"):
-        shown = CliRunner().invoke(main, ["lineage", given, "--json"])
+        shown = CliRunner().invoke(cli, ["lineage", given, "--json"])
         assert shown.exit_code == 0, shown.output
         assert json.loads(shown.output)["root"].endswith(f":{result}")
-    typo = CliRunner().invoke(main, ["lineage", "resutl.txt"])
+    typo = CliRunner().invoke(cli, ["lineage", "resutl.txt"])
     assert typo.exit_code == 7
     assert f"no file {tmp_path}/out/resutl.txt in the graph; closest known: {result}" \
         in typo.output
     (tmp_path / "new").mkdir()
     monkeypatch.chdir(tmp_path / "new")
-    elsewhere = CliRunner().invoke(main, ["lineage", "result.txt"])
+    elsewhere = CliRunner().invoke(cli, ["lineage", "result.txt"])
     assert elsewhere.exit_code == 7
     assert f"closest known: {other}, {result}" in elsewhere.output

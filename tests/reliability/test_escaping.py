@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.events import HOST, S, Script
-from ursprung_graph.cli import main
 from ursprung_graph.cli.common import printable, unprintable
+from ursprung_graph.cli.group import cli
 from ursprung_graph.ingest.upserts import Batch
 from ursprung_graph.schema.event import SCHEMA_VERSION, Event, Kind, ProcessInfo, RunInfo
 from ursprung_graph.schema.names import name_from_bytes, name_from_text
@@ -50,7 +50,7 @@ def _graph(store) -> None:
 
 
 def _cli(*args: str) -> str:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -98,7 +98,7 @@ def test_lineage_runs_show_list_compare_escape_every_name(store) -> None:
 
 def test_error_messages_are_escaped(store) -> None:
     _graph(store)
-    result = CliRunner().invoke(main, ["lineage", "/d/no\x1b]0;TITLE\x07"])
+    result = CliRunner().invoke(cli, ["lineage", "/d/no\x1b]0;TITLE\x07"])
     assert result.exit_code == 7
     _clean(result.output)
     assert "no\\x1b]0;TITLE\\x07" in result.output

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from click.testing import CliRunner
 
-from ursprung_graph.cli import main
+from ursprung_graph.cli.group import cli
 from ursprung_graph.store.base import ReadRefused
 from ursprung_graph.store.cypher import Cypher
 from ursprung_graph.store.readguard import check_read
@@ -54,7 +54,7 @@ def test_load_csv_is_refused_and_never_connects(store, listener) -> None:
     for query in (f"LOAD CSV FROM '{web}/x.csv' AS row RETURN row",
                   f"load /* comment */ csv with headers from '{web}/y.csv' AS r RETURN r",
                   f"MATCH (n) WITH count(n) AS c LOAD CSV FROM '{web}/z' AS r RETURN r, c"):
-        result = CliRunner().invoke(main, ["cypher", query])
+        result = CliRunner().invoke(cli, ["cypher", query])
         assert result.exit_code == 11, result.output
         assert "LOAD CSV is refused" in result.output and "Traceback" not in result.output
         with pytest.raises(ReadRefused):  # the store's own guard: the API and reports too

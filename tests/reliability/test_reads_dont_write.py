@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ursprung_graph.cli import main
+from ursprung_graph.cli.group import cli
 from ursprung_graph.store.embedded import EmbeddedServer
 from ursprung_graph.store.falkordb import FalkorDBStore
 
@@ -41,13 +41,13 @@ def test_reads_leave_the_append_only_file_alone(home: Path,
     monkeypatch.setenv("URSPRUNG_GRAPH", "g")
     monkeypatch.delenv("URSPRUNG_STORE", raising=False)
     runner = CliRunner()
-    assert runner.invoke(main, ["import", "--host", "h", "--no-progress", str(LOG)]
+    assert runner.invoke(cli, ["import", "--host", "h", "--no-progress", str(LOG)]
                          ).exit_code == 0
-    path = json.loads(runner.invoke(main, ["cypher", A_FILE, "--json"]).output)[0]["p"]
+    path = json.loads(runner.invoke(cli, ["cypher", A_FILE, "--json"]).output)[0]["p"]
     before = _aof_bytes(home)
     for args in (["cypher", COUNT], ["lineage", path], ["lineage", path, "--direction", "down"],
                  ["runs", "list"], ["cypher", "RETURN 1 AS x", "--json"]):
-        result = runner.invoke(main, args)
+        result = runner.invoke(cli, args)
         assert result.exit_code == 0, (args, result.output)
     assert _aof_bytes(home) == before
     # a later writer does not write the schema again (its marker is there)

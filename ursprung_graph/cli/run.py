@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
@@ -24,6 +25,10 @@ from ..collectors.trace.launch import (
 from ..config import Settings
 from ..store import GraphStore, StoreError, embedded_server, open_store
 from .common import config_or_fail, printable, rule_engine, rules_option
+from .early import take as take_early
+
+if TYPE_CHECKING:
+    from ..pipeline.record import RecordedRun
 
 #: The recorder allocates hundreds of thousands of short-lived objects (events, rows), few
 #: of them in cycles: with Python's default thresholds the cyclic collector ran about 150
@@ -72,7 +77,34 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
     is not run at all.
     """
     gc.set_threshold(*GC_THRESHOLDS)
-    params = _param(param_values)
+    launched = take_early(command)  # running already if nothing could stop it (early.py)
+    try:
+        recorded = _record(command, launched, pipeline=pipeline, params=_param(param_values),
+                           host=host, tracer=tracer, rules=rules)
+    except BaseException:
+        _let_finish(launched)
+        raise
+    if recorded.error:
+        click.echo(f"ursprung run: {printable(recorded.error)}", err=True)
+    if id_file:
+        with open(id_file, "w", encoding="utf-8") as fh:
+            fh.write(recorded.id + "\n")
+    if verbose:
+        t = recorded.trace
+        click.echo(f"ursprung run: recorded run {recorded.id}: {len(t.members)} processes, "
+                   f"{t.events} events, {recorded.versions} file versions "
+                   f"({recorded.hashed_early} hashed and {recorded.stored_early} stored while "
+                   f"it ran, {recorded.stored} contents kept), "
+                   f"exit status {t.returncode}; traced by {t.tracer}; all stored "
+                   f"{recorded.after / 1e9:.2f} s after the command ended", err=True)
+    _exit(recorded.returncode)
+
+
+def _record(command: tuple[str, ...], launched: Launched | None, *, pipeline: str | None,
+            params: dict[str, str], host: str | None, tracer: str,
+            rules: tuple[str, ...]) -> RecordedRun:
+    """Check that the command may run, start it (unless ``launched``: started already, by
+    the same checks), and record it."""
     loaded = config_or_fail(None)
     settings, config = loaded.settings, loaded.runs
     tracer = _tracer(tracer)
@@ -90,19 +122,20 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
     try:
         store = _checked(settings, strace, opened)
         with rule_engine(rules, store, loaded) as engine, stdout_capture(engine) as stdout:
-            # strace and the command start now; the recorder is imported while it runs
-            launched = launch(strace, command, stdout=stdout) if strace else None
+            if launched is None and strace:
+                # strace and the command start now; the recorder is imported while it runs
+                launched = launch(strace, command, stdout=stdout)
             try:
                 from ..pipeline.record import record_run
 
                 gc.freeze()  # what the imports made stays: no collection looks at it
-                recorded = record_run(store, list(command), host=host or default_host(),
-                                      pipeline=pipeline, params=params, config=config,
-                                      content_root=settings.home / "content",
-                                      cache_dir=settings.home / "cache", check=False,
-                                      tracer=tracer,
-                                      observe=None if engine is None else engine.observe,
-                                      stdout=stdout, launched=launched)
+                return record_run(store, list(command), host=host or default_host(),
+                                  pipeline=pipeline, params=params, config=config,
+                                  content_root=settings.home / "content",
+                                  cache_dir=settings.home / "cache", check=False,
+                                  tracer=tracer,
+                                  observe=None if engine is None else engine.observe,
+                                  stdout=stdout, launched=launched)
             except BaseException:
                 _let_finish(launched)
                 raise
@@ -112,25 +145,11 @@ def run_cmd(pipeline: str | None, param_values: tuple[str, ...], host: str | Non
     finally:
         for s in opened:
             s.close()
-    if recorded.error:
-        click.echo(f"ursprung run: {printable(recorded.error)}", err=True)
-    if id_file:
-        with open(id_file, "w", encoding="utf-8") as fh:
-            fh.write(recorded.id + "\n")
-    if verbose:
-        t = recorded.trace
-        click.echo(f"ursprung run: recorded run {recorded.id}: {len(t.members)} processes, "
-                   f"{t.events} events, {recorded.versions} file versions "
-                   f"({recorded.hashed_early} hashed and {recorded.stored_early} stored while "
-                   f"it ran, {recorded.stored} contents kept), "
-                   f"exit status {t.returncode}; traced by {t.tracer}; all stored "
-                   f"{recorded.after / 1e9:.2f} s after the command ended", err=True)
-    _exit(recorded.returncode)
 
 
 def _let_finish(launched: Launched | None) -> None:
     """A command started before recording failed: it runs to its end all the same (the
-    error is reported then), and nothing of it is left behind."""
+    error is reported then), and nothing of it is left behind (again: nothing happens)."""
     if launched is not None:
         launched.wait()
         launched.close()

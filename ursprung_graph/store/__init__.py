@@ -9,18 +9,21 @@ the interface would pay, and `ursprung run` opens its store while the command ru
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse, urlunparse
 
-from ..config import Settings
 from ..home import check_home
 from .base import GraphStore, StoreError, StoreUnavailable
 from .embedded import EmbeddedServer
+
+if TYPE_CHECKING:  # the settings' type only: the configuration's parser is not needed here
+    from ..config import Settings
 
 __all__ = ["GraphStore", "StoreError", "StoreUnavailable", "embedded_server", "open_store"]
 
 
 def embedded_server(settings: Settings) -> EmbeddedServer:
-    return EmbeddedServer(settings.home / "falkordb")
+    return EmbeddedServer.of_home(settings.home)
 
 
 def open_store(settings: Settings, *, autostart: bool = True, quiet: bool = False) -> GraphStore:

@@ -55,6 +55,11 @@ class EmbeddedServer:
 
     root: Path
 
+    @classmethod
+    def of_home(cls, home: Path) -> EmbeddedServer:
+        """The embedded server of the home ``home``."""
+        return cls(home / "falkordb")
+
     @property
     def socket(self) -> Path:
         return self.root / "falkordb.sock"
