@@ -3,10 +3,13 @@ launch`), and a command so started runs to its end even when recording fails."""
 
 from __future__ import annotations
 
+import glob
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -57,41 +60,63 @@ def test_a_started_command_ends_even_when_recording_fails(
 
 # ------------------------------------------------------------------ started before the CLI
 
-#: Argument lists `ursprung run` may be given, each parsed by ``early.parse`` and by click.
+#: Argument lists `ursprung run` may be given, each parsed by ``early.parse`` and by click,
+#: with whether the early start may take them (else they go the ordinary way).
 SHAPES = [
-    ["run", "--", "sh", "-c", "true"],
-    ["run", "sh", "-c", "true"],
-    ["run", "--pipeline", "p", "--param", "a=1", "--param=b=2", "--", "python", "x.py"],
-    ["run", "--tracer", "strace", "-v", "--host=h", "--id-file", "/tmp/id", "true", "--x"],
-    ["run", "--verbose", "--pipeline", "-odd", "--", "--weird-name"],
-    ["run", "--tracer=auto", "--", "true", "--", "x"],
-    ["run", "--pipeline", "p"],  # no command
-    ["run", "--rules", "r.rules", "--", "true"],
-    ["run", "--help"],
-    ["run", "--tracer", "ebpf", "--", "true"],
-    ["run", "-vv", "--", "true"],
-    ["run", "--pipe", "p", "--", "true"],
-    ["run", "--param", "novalue", "--", "true"],
-    ["run", "--param", "=1", "--", "true"],
-    ["run", "--verbose=yes", "--", "true"],
-    ["run", "--host"],
-    ["runs", "list"],
-    [],
+    (["run", "--", "sh", "-c", "true"], True),
+    (["run", "sh", "-c", "true"], True),
+    (["run", "--pipeline", "p", "--param", "a=1", "--param=b=2", "--", "python", "x"], True),
+    (["run", "--tracer", "strace", "-v", "--host=h", "--id-file", "run.id", "true", "-x"],
+     True),
+    (["run", "--verbose", "--pipeline", "-odd", "--", "--weird-name"], True),
+    (["run", "--tracer=auto", "--", "true", "--", "x"], True),
+    (["run", "--pipeline", "--", "true"], True),  # "--" is the pipeline's name
+    (["run", "--id-file=", "--", "true"], True),
+    (["run", "", "x"], True),  # parsed alike; no such program, so not started early
+    (["run", "--", "--", "x"], True),
+    (["run", "--tracer", "ebpf", "--tracer", "strace", "true"], True),  # the last one wins
+    (["run", "--tracer", "strace", "--tracer", "ebpf", "true"], False),
+    (["run", "--pipeline", "p"], False),  # no command
+    (["run", "--rules", "r.rules", "--", "true"], False),
+    (["run", "--help"], False),
+    (["run", "--tracer", "ebpf", "--", "true"], False),
+    (["run", "-vv", "--", "true"], False),
+    (["run", "-v=x", "--", "true"], False),
+    (["run", "-", "true"], False),
+    (["run", "--pipe", "p", "--", "true"], False),
+    (["run", "--param", "novalue", "--", "true"], False),
+    (["run", "--param", "=1", "--", "true"], False),
+    (["run", "--verbose=yes", "--", "true"], False),
+    (["run", "--host"], False),
+    (["runs", "list"], False),
+    ([], False),
 ]
-#: Of them, the ones the early start must leave to the ordinary way.
-NOT_EARLY = {6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}
 
 
-def test_the_early_parse_is_clicks_where_it_answers() -> None:
+@pytest.fixture(autouse=True)
+def _nothing_started_is_left() -> Iterator[None]:
+    from ursprung_graph.cli import early
+
+    yield
+    early.finish()  # a command a failed test started early ends with it
+
+
+def _trace_dirs() -> set[str]:
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "ursprung-trace-*")))
+
+
+def test_the_early_parse_is_clicks_where_it_answers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ursprung_graph.cli import early
     from ursprung_graph.cli.run import run_cmd
 
+    monkeypatch.chdir(tmp_path)  # --id-file run.id: click looks at it
     options = {name: not p.is_flag for p in run_cmd.params if isinstance(p, click.Option)
                for name in p.opts}
     assert {name: options.get(name) for name in early.OPTIONS} == early.OPTIONS
-    for i, args in enumerate(SHAPES):
+    for args, expected in SHAPES:
         parsed = early.parse(args)
-        assert (parsed is None) == (i in NOT_EARLY), args
+        assert (parsed is not None) == expected, args
         if parsed is None:
             continue
         ctx = run_cmd.make_context("run", list(args[1:]))
@@ -111,6 +136,34 @@ def test_only_the_default_configuration_starts_early(
         assert not defaults_only({name: "x"}), name
     (tmp_path / "ursprung.toml").write_text("[runs]\nhash_limit = 1\n")
     assert not defaults_only({})
+
+
+def test_what_could_stop_a_run_leaves_it_to_the_ordinary_way(
+        settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ursprung_graph.cli.early import RunArgs, strace_to_start
+    from ursprung_graph.collectors.trace.launch import check_tracing, strace_path
+
+    monkeypatch.chdir(tmp_path)
+    check_tracing(strace_path(), cache_dir=settings.home / "cache")
+    env = {"PATH": os.environ["PATH"], "URSPRUNG_HOME": str(settings.home)}
+    plain = RunArgs(("true",), "strace")
+    assert strace_to_start(plain, env) == strace_path()
+    (tmp_path / "a-dir").mkdir()
+    refused = {
+        "a directory as --id-file": (RunArgs(("true",), "strace", "a-dir"), env),
+        "no such program": (RunArgs(("no-such-program-here",), "strace"), env),
+        "shell completion": (plain, {**env, "_URSPRUNG_COMPLETE": "bash_complete"}),
+        "no store running": (plain, {**env, "URSPRUNG_HOME": str(tmp_path / "h")}),
+        "no strace on PATH": (plain, {**env, "PATH": str(tmp_path)}),
+    }
+    for why, (run, given) in refused.items():
+        assert strace_to_start(run, given) is None, why
+    monkeypatch.setattr(os, "geteuid", lambda: 0)  # root: --tracer auto may choose eBPF
+    assert strace_to_start(RunArgs(("true",)), env) is None
+    assert strace_to_start(plain, env) == strace_path()
+    monkeypatch.undo()
+    (settings.home / "cache" / "strace-traces").unlink()  # no probe remembered
+    assert strace_to_start(plain, env) is None
 
 
 def _launch_probe(*args: str) -> list[str]:
@@ -172,8 +225,29 @@ def test_a_command_started_early_that_is_not_the_one_parsed_is_an_error(
     env = {"PATH": os.environ["PATH"], "URSPRUNG_HOME": str(settings.home)}
     check_tracing(strace_path(), cache_dir=settings.home / "cache")
     marker = tmp_path / "ran"
+    before = _trace_dirs()
     assert early.start(["run", "--tracer", "strace", "sh", "-c", f"touch {marker}"], env)
+    assert _trace_dirs() != before  # its trace is being written
     with pytest.raises(UrsprungError, match="started"):
         early.take(["sh", "-c", "something else"])
-    assert marker.exists()  # it ran to its end
+    assert marker.exists() and _trace_dirs() == before  # it ran to its end; nothing is left
     assert early.take(["sh", "-c", f"touch {marker}"]) is None
+
+
+def test_a_command_started_early_ends_when_a_check_fails_after_all(
+        settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from ursprung_graph.cli import early
+    from ursprung_graph.collectors.trace.launch import check_tracing, strace_path
+
+    monkeypatch.chdir(tmp_path)
+    check_tracing(strace_path(), cache_dir=settings.home / "cache")
+    marker = tmp_path / "ran"
+    command = ["sh", "-c", f"sleep 0.3; touch {marker}"]
+    before = _trace_dirs()
+    assert early.start(["run", "--tracer", "strace", *command],
+                       {"PATH": os.environ["PATH"], "URSPRUNG_HOME": str(settings.home)})
+    monkeypatch.setenv("URSPRUNG_RUNS_HASH_LIMIT", "lots")  # appears meanwhile
+    result = CliRunner().invoke(cli, ["run", "--tracer", "strace", *command])
+    assert result.exit_code == 1 and "runs.hash_limit" in result.output, result.output
+    assert "Traceback" not in result.output
+    assert marker.exists() and _trace_dirs() == before

@@ -11,10 +11,17 @@ import sys
 
 def main() -> None:
     """`ursprung`: the command line, after `ursprung run`'s command has started if it may."""
-    if sys.argv[1:2] == ["run"]:
-        from .early import start
+    if sys.argv[1:2] != ["run"]:
+        from .group import cli
 
-        start(sys.argv[1:])
-    from .group import cli
+        cli()
+        return
+    from . import early
 
-    cli()
+    early.start(sys.argv[1:])
+    try:
+        from .group import cli
+
+        cli()
+    finally:
+        early.finish()  # a command started that `run` never took (it failed to start)

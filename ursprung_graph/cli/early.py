@@ -11,7 +11,7 @@ command at once when nothing that `ursprung run` checks first could stop it:
 * the tracer is strace (``--tracer strace``, or ``auto`` without root);
 * strace is on PATH and a probe of it passed before (:func:`~ursprung_graph.collectors.
   trace.launch.tracing_known`), the command's program exists, the embedded store runs;
-* no rules (they could capture the command's stdout).
+* no rules (they could capture the command's stdout), no shell completion asked of click.
 
 Anything else (another option or form, ``--help``, a configuration file, root...) goes the
 ordinary way, where the same checks say what is wrong before the command runs. `ursprung
@@ -107,6 +107,8 @@ def strace_to_start(run: RunArgs, env: Mapping[str, str]) -> str | None:
     ordinary checks."""
     if run.tracer == "auto" and os.geteuid() == 0:
         return None  # eBPF may be chosen: its checks come first
+    if any(name.startswith("_") and name.endswith("_COMPLETE") for name in env):
+        return None  # click's shell completion: nothing is to run
     if not defaults_only(env) or not _writable(run.id_file):
         return None
     program = run.command[0]
@@ -150,6 +152,16 @@ def start(args: Sequence[str], env: Mapping[str, str] | None = None) -> bool:
     return True
 
 
+def finish() -> None:
+    """A command :func:`start` started that was never taken (the program ended before
+    `ursprung run` could follow it): it runs to its end, and nothing of it is left."""
+    global _started
+    if _started is not None:
+        launched = _started[1]
+        _started = None
+        launched.finish()
+
+
 def take(command: Sequence[str]) -> Launched | None:
     """The command started by :func:`start` (once). One that is not ``command`` (the
     parsers disagree: a bug) runs to its end and is reported."""
@@ -159,8 +171,7 @@ def take(command: Sequence[str]) -> Launched | None:
     started, launched = _started
     _started = None
     if started != tuple(command):
-        launched.wait()
-        launched.close()
+        launched.finish()
         raise UrsprungError(f"ursprung run started {list(started)} but was asked to run "
                            f"{list(command)}")
     return launched

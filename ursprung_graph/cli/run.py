@@ -120,7 +120,9 @@ def _record(command: tuple[str, ...], launched: Launched | None, *, pipeline: st
         sys.exit(127)
     opened: list[GraphStore] = []  # closed here, whatever happens
     try:
-        store = _checked(settings, strace, opened)
+        # a command started already is traced already: only the store is checked then
+        store = _checked(settings, None if launched else strace, opened,
+                         started=launched is not None)
         with rule_engine(rules, store, loaded) as engine, stdout_capture(engine) as stdout:
             if launched is None and strace:
                 # strace and the command start now; the recorder is imported while it runs
@@ -149,10 +151,9 @@ def _record(command: tuple[str, ...], launched: Launched | None, *, pipeline: st
 
 def _let_finish(launched: Launched | None) -> None:
     """A command started before recording failed: it runs to its end all the same (the
-    error is reported then), and nothing of it is left behind (again: nothing happens)."""
+    error is reported then), and nothing of it is left behind."""
     if launched is not None:
-        launched.wait()
-        launched.close()
+        launched.finish()
 
 
 def _tracer(mode: str) -> str:
@@ -186,15 +187,16 @@ def stdout_capture(engine):
         tee.close()
 
 
-def _checked(settings: Settings, strace: str | None,
-             opened: list[GraphStore]) -> Callable[[], GraphStore] | GraphStore:
+def _checked(settings: Settings, strace: str | None, opened: list[GraphStore], *,
+             started: bool = False) -> Callable[[], GraphStore] | GraphStore:
     """Check, before anything runs, that tracing works here and that the store is there.
 
     Both are checked at the same time. The embedded store is checked by its server's
     answer (starting it if needed) and connected to once the command runs (connecting and
     reading its schema marker cost the command nothing then). A store given by URL is
     connected to now, so that a wrong address stops us before the command runs. A tracing
-    problem is reported first."""
+    problem is reported first. ``started``: the command runs already (cli/early.py), and
+    a failure says so."""
 
     def connect() -> GraphStore:
         store = open_store(settings, quiet=True)
@@ -234,7 +236,8 @@ def _checked(settings: Settings, strace: str | None,
             except TraceUnavailable as exc:
                 raise click.ClickException(str(exc)) from exc
     if failure is not None or store is None:
-        raise click.ClickException(f"{failure}; the command was not run") from failure
+        outcome = "the command ran unrecorded" if started else "the command was not run"
+        raise click.ClickException(f"{failure}; {outcome}") from failure
     return store
 
 

@@ -222,6 +222,13 @@ class Launched:
         self.signals.restore()
         shutil.rmtree(self.directory, ignore_errors=True)
 
+    def finish(self) -> int:
+        """Let it run to its end, unfollowed, and leave nothing of it (again: nothing
+        happens); its exit status."""
+        code = self.wait()
+        self.close()
+        return code
+
 
 def launch(strace: str, argv: Sequence[str], *, cwd: str | None = None,
            env: dict[str, str] | None = None, stdout: int | None = None) -> Launched:
