@@ -112,7 +112,7 @@ def strace_to_start(run: RunArgs, env: Mapping[str, str]) -> str | None:
     if not defaults_only(env) or not _writable(run.id_file):
         return None
     program = run.command[0]
-    if "/" not in program and shutil.which(program) is None:
+    if "/" not in program and shutil.which(program, path=env.get("PATH")) is None:
         return None
     try:
         strace = strace_path(env.get("PATH"))
