@@ -146,12 +146,12 @@ def test_what_could_stop_a_run_leaves_it_to_the_ordinary_way(
     monkeypatch.chdir(tmp_path)
     check_tracing(strace_path(), cache_dir=settings.home / "cache")
     env = {"PATH": os.environ["PATH"], "URSPRUNG_HOME": str(settings.home)}
-    plain = RunArgs(("true",), "strace")
+    plain = RunArgs(("true",), "strace", None)
     assert strace_to_start(plain, env) == strace_path()
     (tmp_path / "a-dir").mkdir()
     refused = {
         "a directory as --id-file": (RunArgs(("true",), "strace", "a-dir"), env),
-        "no such program": (RunArgs(("no-such-program-here",), "strace"), env),
+        "no such program": (RunArgs(("no-such-program-here",), "strace", None), env),
         "shell completion": (plain, {**env, "_URSPRUNG_COMPLETE": "bash_complete"}),
         "no store running": (plain, {**env, "URSPRUNG_HOME": str(tmp_path / "h")}),
         "no strace on PATH": (plain, {**env, "PATH": str(tmp_path)}),
@@ -159,7 +159,7 @@ def test_what_could_stop_a_run_leaves_it_to_the_ordinary_way(
     for why, (run, given) in refused.items():
         assert strace_to_start(run, given) is None, why
     monkeypatch.setattr(os, "geteuid", lambda: 0)  # root: --tracer auto may choose eBPF
-    assert strace_to_start(RunArgs(("true",)), env) is None
+    assert strace_to_start(RunArgs(("true",), "auto", None), env) is None
     assert strace_to_start(plain, env) == strace_path()
     monkeypatch.undo()
     (settings.home / "cache" / "strace-traces").unlink()  # no probe remembered

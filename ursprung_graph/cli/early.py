@@ -49,8 +49,8 @@ class RunArgs:
     """The options of an `ursprung run` that this module may start early."""
 
     command: tuple[str, ...]
-    tracer: str = "auto"
-    id_file: str | None = None
+    tracer: str
+    id_file: str | None
 
 
 def parse(args: Sequence[str]) -> RunArgs | None:
@@ -111,8 +111,7 @@ def strace_to_start(run: RunArgs, env: Mapping[str, str]) -> str | None:
         return None  # click's shell completion: nothing is to run
     if not defaults_only(env) or not _writable(run.id_file):
         return None
-    program = run.command[0]
-    if "/" not in program and shutil.which(program, path=env.get("PATH")) is None:
+    if not program_found(run.command[0], env.get("PATH")):
         return None
     try:
         strace = strace_path(env.get("PATH"))
@@ -124,6 +123,11 @@ def strace_to_start(run: RunArgs, env: Mapping[str, str]) -> str | None:
     if not EmbeddedServer.of_home(home).is_running():
         return None
     return strace
+
+
+def program_found(program: str, path: str | None) -> bool:
+    """Whether the command's program can be run: a path, or a name found on ``path``."""
+    return "/" in program or shutil.which(program, path=path) is not None
 
 
 def _writable(path: str | None) -> bool:

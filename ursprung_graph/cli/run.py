@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -25,6 +24,7 @@ from ..collectors.trace.launch import (
 from ..config import Settings
 from ..store import GraphStore, StoreError, embedded_server, open_store
 from .common import config_or_fail, printable, rule_engine, rules_option
+from .early import program_found
 from .early import take as take_early
 
 if TYPE_CHECKING:
@@ -114,9 +114,8 @@ def _record(command: tuple[str, ...], launched: Launched | None, *, pipeline: st
             strace = strace_path(os.environ.get("PATH"))
         except TraceUnavailable as exc:
             raise click.ClickException(str(exc)) from exc
-    program = command[0]
-    if "/" not in program and shutil.which(program) is None:
-        click.echo(f"ursprung run: {program}: command not found", err=True)
+    if not program_found(command[0], os.environ.get("PATH")):
+        click.echo(f"ursprung run: {command[0]}: command not found", err=True)
         sys.exit(127)
     opened: list[GraphStore] = []  # closed here, whatever happens
     try:
